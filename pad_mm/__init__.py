@@ -1,0 +1,19 @@
+"""pad_mm: PAD-Nets (pixel-wise adaptive dilation) for OpenMMLab.
+
+``pad_mm.ops`` needs torch only. Importing ``pad_mm`` itself, when the
+OpenMMLab packages are installed, registers everything (the ``PADConv``
+conv layer, ``PADBackbone``, hooks, datasets, metrics) and applies the
+mmengine compatibility fixes; configs do it with
+``custom_imports = dict(imports=['pad_mm'], allow_failed_imports=False)``.
+"""
+from .version import __version__
+
+try:
+    import mmengine  # noqa: F401
+except ImportError:  # torch-only use of pad_mm.ops
+    HAS_OPENMMLAB = False
+else:
+    HAS_OPENMMLAB = True
+    from . import datasets, engine, models  # noqa: F401  (registration)
+
+__all__ = ['__version__', 'HAS_OPENMMLAB']

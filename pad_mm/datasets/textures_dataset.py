@@ -1,0 +1,58 @@
+"""mmseg dataset class for the generated PAD-Textures set."""
+from __future__ import annotations
+
+import os.path as osp
+
+from mmengine.dist import barrier, get_dist_info
+from mmseg.datasets import BaseSegDataset
+from mmseg.registry import DATASETS
+
+from .textures import TEXTURE_CLASSES, ensure_textures_dataset
+
+__all__ = ['PADTexturesDataset']
+
+
+@DATASETS.register_module()
+class PADTexturesDataset(BaseSegDataset):
+    """PAD-Textures (see :mod:`pad_mm.datasets.textures`).
+
+    Args:
+        generate: parameters of :func:`ensure_textures_dataset` (``seed``,
+            ``num_train``, ``num_val``, ``size``); the set is written under
+            ``data_root`` when it is absent or was made with other
+            parameters. ``None`` reads ``data_root`` as it is.
+        **kwargs: as ``BaseSegDataset`` (``data_root``, ``data_prefix``,
+            ``pipeline``, ...).
+    """
+    METAINFO = dict(
+        classes=TEXTURE_CLASSES,
+        palette=[[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200],
+                 [245, 130, 48]])
+
+    def __init__(self,
+                 img_suffix: str = '.png',
+                 seg_map_suffix: str = '.png',
+                 generate: dict | None = None,
+                 **kwargs) -> None:
+        if generate is not None:
+            data_root = kwargs.get('data_root')
+            if not data_root:
+                raise ValueError('PADTexturesDataset: generate needs '
+                                 'data_root (where to write the set)')
+            if not isinstance(generate, dict):
+                raise TypeError('PADTexturesDataset.generate must be a dict '
+                                'of generator parameters or None, got '
+                                f'{generate!r}')
+            rank, _ = get_dist_info()
+            if rank == 0:
+                ensure_textures_dataset(data_root, **generate)
+            barrier()
+        elif kwargs.get('data_root') and not osp.isdir(kwargs['data_root']):
+            raise FileNotFoundError(
+                f"PADTexturesDataset: data_root {kwargs['data_root']!r} does "
+                'not exist; set generate=dict(...) to create it')
+        super().__init__(
+            img_suffix=img_suffix,
+            seg_map_suffix=seg_map_suffix,
+            reduce_zero_label=False,
+            **kwargs)

@@ -1,0 +1,403 @@
+"""``PADConv2d``: a drop-in ``nn.Conv2d`` with pixel-wise adaptive dilation.
+
+Registered as ``'PADConv'`` in mmengine's root ``MODELS`` registry (like
+mmcv's ``'DCNv2'`` and ``'SAC'``), so ``mmcv.cnn.build_conv_layer(
+dict(type='PADConv', dilations=(1, 2, 4)), ...)`` works from any scope.
+
+State-dict layout of one adaptive layer (D = number of dilation options,
+C = input channels). The keys of ``nn.Conv2d`` are unchanged, so a vanilla
+checkpoint loads with only the ``prior.*`` keys missing::
+
+    weight                     [C_out, C/groups, k, k]   (as nn.Conv2d)
+    bias                       [C_out]                   (if bias=True)
+    prior.input_weight         [D, C, 1, 1]   U_h of eqs. 3/4 (all modes)
+    prior.input_bias           [D]
+    prior.hidden_weight        [D, D, 1, 1]   W_h      ('recurrent', 'gated')
+    prior.hidden_bias          [D]                     ('recurrent', 'gated')
+    prior.gate_input_weight    [D, C, 1, 1]   U_a of eq. 5       ('gated')
+    prior.gate_input_bias      [D]                               ('gated')
+    prior.gate_hidden_weight   [D, D, 1, 1]   W_a of eq. 5       ('gated')
+
+A non-adaptive layer (e.g. 1x1) has exactly the keys of ``nn.Conv2d``.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn import build_activation_layer
+from mmengine.logging import print_log
+from mmengine.registry import MODELS
+from torch import Tensor
+
+from pad_mm.ops import (available_impls, check_dilations, check_tau,
+                        gumbel_softmax, hard_probs, pad_conv2d)
+
+__all__ = [
+    'PADConv2d', 'PADPrior', 'PADProbe', 'PADChain', 'link_chain',
+    'AGGREGATIONS', 'TRAIN_MODES', 'EVAL_MODES'
+]
+
+AGGREGATIONS = ('markov', 'recurrent', 'gated')
+TRAIN_MODES = ('gumbel', 'gumbel_hard')
+EVAL_MODES = ('hard', 'soft', 'gumbel')
+
+_LOGGED_NON_ADAPTIVE: set[str] = set()
+
+
+def _check_choice(value: object, allowed: Sequence[str], name: str) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f'{name} must be one of {list(allowed)}, got '
+                         f'{value!r}')
+    return value
+
+
+class PADPrior(nn.Module):
+    """Hidden-prior generator h^l (eqs. 3-5), D channels per pixel.
+
+    ``markov``:    h = f(U_h x)
+    ``recurrent``: h = f(W_h h_prev + U_h x)
+    ``gated``:     a = sigmoid(W_a h_prev + U_a x);
+                   h = f(a * (W_h h_prev) + (1 - a) * (U_h x))
+
+    All U/W are 1x1 kernels with D output channels; U acts on the layer's
+    input with the conv's stride so h has the conv's output size.
+    Parameters are plain tensors (not ``nn.Conv2d`` children) so that
+    backbone ``init_cfg`` rules such as ``Kaiming(layer='Conv2d')`` do not
+    overwrite the prior initialisation.
+
+    Shapes: x [N, C, H, W], h_prev [N, D, H', W'] or None -> [N, D, H_out,
+    W_out].
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 num_dilations: int,
+                 stride: int = 1,
+                 aggregation: str = 'markov',
+                 act_cfg: dict | None = None,
+                 init_index: int = 0,
+                 init_margin: float = 2.0) -> None:
+        super().__init__()
+        self.aggregation = _check_choice(aggregation, AGGREGATIONS,
+                                         'aggregation')
+        self.in_channels = in_channels
+        self.num_dilations = D = num_dilations
+        self.stride = stride
+        self.init_index = init_index
+        self.init_margin = init_margin
+        self.act = nn.Identity() if act_cfg is None else \
+            build_activation_layer(act_cfg)
+        self.input_weight = nn.Parameter(torch.empty(D, in_channels, 1, 1))
+        self.input_bias = nn.Parameter(torch.empty(D))
+        if aggregation in ('recurrent', 'gated'):
+            self.hidden_weight = nn.Parameter(torch.empty(D, D, 1, 1))
+            self.hidden_bias = nn.Parameter(torch.empty(D))
+        if aggregation == 'gated':
+            self.gate_input_weight = nn.Parameter(
+                torch.empty(D, in_channels, 1, 1))
+            self.gate_input_bias = nn.Parameter(torch.empty(D))
+            self.gate_hidden_weight = nn.Parameter(torch.empty(D, D, 1, 1))
+        self.reset_parameters()
+
+    @property
+    def uses_hidden(self) -> bool:
+        """Whether h_prev enters the computation (not for Markov)."""
+        return self.aggregation != 'markov'
+
+    def reset_parameters(self) -> None:
+        """Zero weights; biases give logit ``init_margin`` to the initial
+        dilation and 0 to the others, so argmax picks it everywhere."""
+        favour = torch.zeros(self.num_dilations)
+        favour[self.init_index] = self.init_margin
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                p.zero_()
+            self.input_bias.copy_(favour)
+            if self.aggregation == 'gated':
+                # a * b_W + (1 - a) * b_U == margin for any gate a
+                self.hidden_bias.copy_(favour)
+
+    def forward(self, x: Tensor, h_prev: Tensor | None = None) -> Tensor:
+        ux = F.conv2d(x, self.input_weight, self.input_bias, self.stride)
+        if self.aggregation == 'markov':
+            return self.act(ux)
+        if h_prev is None:
+            h_prev = ux.new_zeros(ux.shape[0], self.num_dilations,
+                                  *ux.shape[2:])
+        elif h_prev.shape[-2:] != ux.shape[-2:]:
+            h_prev = F.interpolate(
+                h_prev, size=ux.shape[-2:], mode='bilinear',
+                align_corners=False)
+        h_prev = h_prev.to(ux.dtype)
+        wh = F.conv2d(h_prev, self.hidden_weight, self.hidden_bias)
+        if self.aggregation == 'recurrent':
+            return self.act(wh + ux)
+        gate = torch.sigmoid(
+            F.conv2d(x, self.gate_input_weight, self.gate_input_bias,
+                     self.stride) + F.conv2d(h_prev, self.gate_hidden_weight))
+        return self.act(gate * wh + (1 - gate) * ux)
+
+    def extra_repr(self) -> str:
+        return (f'{self.in_channels}->{self.num_dilations}, stride='
+                f'{self.stride}, aggregation={self.aggregation!r}')
+
+
+class PADProbe(nn.Module):
+    """Identity point where the hidden priors and dilation probabilities of
+    a PAD layer pass; register a forward hook on it to record them
+    (inputs ``(logits, probs)``, both [N, D, H_out, W_out]). Stateless."""
+
+    def forward(self, logits: Tensor, probs: Tensor) -> Tensor:
+        return probs
+
+
+class PADChain:
+    """Carries h^{l-1} between the ordered PAD layers of one chain during
+    one forward pass. The first layer always starts from h = 0 and the last
+    one clears the state, so nothing leaks between forward passes."""
+
+    def __init__(self, name: str, length: int) -> None:
+        self.name = name
+        self.length = length
+        self._h: Tensor | None = None
+        self._step = -1
+
+    def read(self, index: int) -> Tensor | None:
+        if index == 0:
+            self._h, self._step = None, -1
+            return None
+        if self._step != index - 1:
+            raise RuntimeError(
+                f'PAD chain {self.name!r}: layer {index} ran before layer '
+                f'{index - 1} in this forward pass; the layers of a chain '
+                'must run in chain order (activation checkpointing that '
+                're-runs a chain layer is not supported)')
+        return self._h
+
+    def write(self, index: int, h: Tensor) -> None:
+        if index == self.length - 1:
+            self._h, self._step = None, -1
+        else:
+            self._h, self._step = h, index
+
+    def __repr__(self) -> str:
+        return f'PADChain(name={self.name!r}, length={self.length})'
+
+
+@MODELS.register_module('PADConv')
+class PADConv2d(nn.Conv2d):
+    """3x3 (any odd k) conv whose dilation is chosen per output pixel.
+
+    The dilation at each pixel is sampled from ``dilations`` (multiples of
+    this conv's own ``dilation``) by Gumbel-Softmax over hidden priors
+    produced by :class:`PADPrior`.
+
+    Args:
+        in_channels, out_channels, kernel_size, stride, padding, dilation,
+        groups, bias, padding_mode: as ``nn.Conv2d``.
+        dilations: dilation options as multiples of ``dilation``; e.g. a
+            conv built with ``dilation=2`` and ``dilations=(1, 2, 4)``
+            chooses among 2, 4 and 8.
+        tau: Gumbel-Softmax temperature (> 0), annealed by
+            ``PADTauHook``.
+        train_mode: ``'gumbel'`` (soft sample) or ``'gumbel_hard'``
+            (straight-through one-hot).
+        eval_mode: ``'hard'`` (argmax of the priors), ``'soft'`` (softmax of
+            the priors, no noise) or ``'gumbel'`` (noisy sample).
+        aggregation: ``'markov'``, ``'recurrent'`` or ``'gated'`` (eqs. 3-5).
+        act_cfg: activation f of eqs. 3/4 (mmcv activation config), None for
+            identity.
+        init_dilation: the option (a member of ``dilations``) that the
+            initial priors favour; 1 = the conv's native dilation, so a
+            freshly converted model in ``eval_mode='hard'`` equals the
+            vanilla one.
+        init_margin: logit margin of ``init_dilation`` at initialisation
+            (> 0).
+        impl: PAD implementation, ``'auto'`` or a name of
+            ``pad_mm.ops.available_impls()`` (``'reference'`` forces the
+            one-conv-per-dilation ground truth).
+
+    A conv that cannot be made adaptive (kernel 1x1 or even, non-square
+    kernel/stride/dilation, padding other than ``dilation*(k-1)//2``,
+    padding_mode other than 'zeros') is built as a plain conv and says so
+    once in the log; ``self.adaptive`` tells which.
+
+    Shapes: [N, C_in, H, W] -> [N, C_out, H_out, W_out].
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] = 1,
+                 padding: int | tuple[int, int] | str = 0,
+                 dilation: int | tuple[int, int] = 1,
+                 groups: int = 1,
+                 bias: bool = True,
+                 padding_mode: str = 'zeros',
+                 device=None,
+                 dtype=None,
+                 *,
+                 dilations: Sequence[int] = (1, 2, 4),
+                 tau: float = 1.0,
+                 train_mode: str = 'gumbel',
+                 eval_mode: str = 'hard',
+                 aggregation: str = 'markov',
+                 act_cfg: dict | None = None,
+                 init_dilation: int = 1,
+                 init_margin: float = 2.0,
+                 impl: str = 'auto') -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride,
+                         padding, dilation, groups, bias, padding_mode,
+                         device, dtype)
+        self.dilations = check_dilations(dilations, 'dilations')
+        self.tau = check_tau(tau, 'tau')
+        self.train_mode = _check_choice(train_mode, TRAIN_MODES, 'train_mode')
+        self.eval_mode = _check_choice(eval_mode, EVAL_MODES, 'eval_mode')
+        self.aggregation = _check_choice(aggregation, AGGREGATIONS,
+                                         'aggregation')
+        if init_dilation not in self.dilations:
+            raise ValueError(f'init_dilation must be one of dilations='
+                             f'{self.dilations}, got {init_dilation!r}')
+        if isinstance(init_margin, bool) or not isinstance(
+                init_margin, (int, float)) or not math.isfinite(
+                    init_margin) or init_margin <= 0:
+            raise ValueError(f'init_margin must be a finite number > 0, got '
+                             f'{init_margin!r}')
+        _check_choice(impl, available_impls(), 'impl')
+        self.impl = impl
+        self.init_dilation = init_dilation
+        self._chain: PADChain | None = None
+        self._chain_index = 0
+
+        reason = self._non_adaptive_reason()
+        self.adaptive = reason is None
+        if not self.adaptive:
+            if reason not in _LOGGED_NON_ADAPTIVE:
+                _LOGGED_NON_ADAPTIVE.add(reason)
+                print_log(
+                    f'PADConv: {reason}; such convs are built as plain '
+                    'convs (this message is shown once per reason)',
+                    logger='current')
+            return
+        self.prior = PADPrior(
+            in_channels,
+            len(self.dilations),
+            stride=self.stride[0],
+            aggregation=aggregation,
+            act_cfg=act_cfg,
+            init_index=self.dilations.index(init_dilation),
+            init_margin=float(init_margin))
+        if device is not None or dtype is not None:
+            self.prior.to(device=device, dtype=dtype)
+        self.probe = PADProbe()
+
+    def _non_adaptive_reason(self) -> str | None:
+        k, s, d, p = (self.kernel_size, self.stride, self.dilation,
+                      self.padding)
+        if k[0] != k[1] or k[0] % 2 == 0 or k[0] == 1:
+            return f'kernel_size={k} is not an odd square kernel > 1'
+        if s[0] != s[1]:
+            return f'stride={s} is not square'
+        if d[0] != d[1]:
+            return f'dilation={d} is not square'
+        if isinstance(p, str):
+            if p != 'same' or s[0] != 1:
+                return f'padding={p!r} with stride {s}'
+        elif p[0] != p[1] or p[0] != d[0] * (k[0] - 1) // 2:
+            return (f'padding={p} differs from dilation*(k-1)//2='
+                    f'{d[0] * (k[0] - 1) // 2}')
+        if self.padding_mode != 'zeros':
+            return f"padding_mode={self.padding_mode!r} is not 'zeros'"
+        return None
+
+    @property
+    def abs_dilations(self) -> tuple[int, ...]:
+        """Absolute dilation options: ``dilations`` times ``dilation``."""
+        return tuple(m * self.dilation[0] for m in self.dilations)
+
+    @property
+    def chain(self) -> PADChain | None:
+        return self._chain
+
+    def init_weights(self) -> None:
+        """Re-apply the prior initialisation (called by mmengine after a
+        parent's ``init_cfg`` ran)."""
+        if self.adaptive:
+            self.prior.reset_parameters()
+
+    @property
+    def mode(self) -> str:
+        """The sampling mode in effect now (train_mode or eval_mode)."""
+        return self.train_mode if self.training else self.eval_mode
+
+    def sample(self, logits: Tensor) -> Tensor:
+        """Dilation probabilities [N, D, H, W] from priors [N, D, H, W]."""
+        mode = self.mode
+        if mode == 'hard':
+            return hard_probs(logits)
+        if mode == 'soft':
+            return gumbel_softmax(logits, self.tau, noise=False)
+        return gumbel_softmax(
+            logits, self.tau, hard=(mode == 'gumbel_hard'), noise=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.adaptive:
+            return super().forward(x)
+        uses_chain = self.prior.uses_hidden
+        if uses_chain and self._chain is None:
+            raise RuntimeError(
+                f"PADConv2d(aggregation={self.aggregation!r}) needs h^(l-1) "
+                'from the previous layer of its chain but is not linked to '
+                "one: place it with PADBackbone(pad_cfg=...) or "
+                'pad_mm.models.link_chain([...])')
+        h_prev = self._chain.read(self._chain_index) if uses_chain else None
+        logits = self.prior(x, h_prev)
+        if uses_chain:
+            self._chain.write(self._chain_index, logits)
+        probs = self.probe(logits, self.sample(logits))
+        return pad_conv2d(x, self.weight, self.bias, probs,
+                          self.abs_dilations, self.stride[0], self.groups,
+                          impl=self.impl)
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()
+        if not self.adaptive:
+            return s + ', adaptive=False'
+        return (s + f', dilations={self.dilations}, tau={self.tau:g}, '
+                f'train_mode={self.train_mode!r}, eval_mode='
+                f'{self.eval_mode!r}, aggregation={self.aggregation!r}')
+
+
+def link_chain(layers: Sequence[PADConv2d], name: str = 'chain') -> PADChain:
+    """Link PAD layers, in forward order, into one aggregation chain.
+
+    All layers must be adaptive and share ``aggregation`` and the number of
+    dilation options D (h^{l-1} has D channels).
+    """
+    if len(layers) == 0:
+        raise ValueError(f'chain {name!r}: layers must not be empty')
+    first = layers[0]
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, PADConv2d) or not layer.adaptive:
+            raise ValueError(f'chain {name!r}: layer {i} ({layer!r}) is not '
+                             'an adaptive PADConv2d')
+        if layer.aggregation != first.aggregation:
+            raise ValueError(
+                f'chain {name!r}: all layers need the same aggregation, '
+                f'layer 0 has {first.aggregation!r}, layer {i} has '
+                f'{layer.aggregation!r}')
+        if len(layer.dilations) != len(first.dilations):
+            raise ValueError(
+                f'chain {name!r}: incompatible layers: layer 0 has '
+                f'{len(first.dilations)} dilation options, layer {i} has '
+                f'{len(layer.dilations)}; h^(l-1) must have the same D')
+    chain = PADChain(name, len(layers))
+    for i, layer in enumerate(layers):
+        layer._chain = chain
+        layer._chain_index = i
+    return chain

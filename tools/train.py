@@ -1,0 +1,85 @@
+"""Train a pad_mm (or any mmseg / mmpretrain) config.
+
+The task comes from the config's ``default_scope`` (mmseg: segmentation,
+mmpretrain: classification). Flags follow mmseg's ``tools/train.py``.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
+
+from mmengine.config import Config, DictAction  # noqa: E402
+
+import pad_mm  # noqa: E402,F401  (registers modules, applies fixes)
+from pad_mm.engine.runner_utils import (apply_amp,  # noqa: E402
+                                        apply_cpu_distributed, build_runner,
+                                        set_work_dir)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train a PAD model')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from the latest checkpoint in the work_dir, or from '
+        'the given checkpoint')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='enable automatic-mixed-precision training')
+    parser.add_argument(
+        '--amp-dtype',
+        default='float16',
+        choices=['float16', 'bfloat16'],
+        help='dtype of --amp (float16 uses dynamic loss scaling)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings in the config, key=value pairs')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f'config: no such file {args.config!r}')
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    set_work_dir(cfg, args.config, args.work_dir)
+    if args.amp:
+        apply_amp(cfg, args.amp_dtype)
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        if not osp.isfile(args.resume):
+            raise FileNotFoundError(
+                f'--resume: no such checkpoint {args.resume!r}')
+        cfg.resume = True
+        cfg.load_from = args.resume
+    apply_cpu_distributed(cfg)
+    runner = build_runner(cfg)
+    runner.train()
+    return runner
+
+
+if __name__ == '__main__':
+    main()
