@@ -14,6 +14,7 @@ except ImportError:  # torch-only use of pad_mm.ops
     HAS_OPENMMLAB = False
 else:
     HAS_OPENMMLAB = True
-    from . import datasets, engine, models  # noqa: F401  (registration)
+    from . import (datasets, engine, evaluation, models,  # noqa: F401
+                   visualization)  # (registration)
 
 __all__ = ['__version__', 'HAS_OPENMMLAB']

@@ -1,4 +1,5 @@
 """OpenMMLab layer: the registered PAD conv, conversion, backbones."""
+from . import backbones, heads  # noqa: F401  (registration)
 from .convert import PADBackbone, convert_to_pad
 from .layers import (AGGREGATIONS, EVAL_MODES, TRAIN_MODES, PADChain,
                      PADConv2d, PADPrior, PADProbe, link_chain)

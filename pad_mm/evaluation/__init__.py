@@ -1,0 +1,1 @@
+"""Metrics (registered in the mmseg / mmpretrain METRICS registries)."""

@@ -1,0 +1,1 @@
+"""Drawing dilation maps, receptive fields and activations."""
