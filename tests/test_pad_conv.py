@@ -229,3 +229,38 @@ def test_non_adaptive_conv_is_plain():
 def test_bad_layer_arguments(kwargs, match):
     with pytest.raises((ValueError, TypeError), match=match):
         PADConv2d(3, 3, 3, padding=1, **kwargs)
+
+
+def test_no_grad_and_eval_are_deterministic():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1),
+                        nn.Conv2d(4, 4, 3, padding=1))
+    convert_to_pad(net, dict(layers=['0', '1'], aggregation='recurrent'))
+    for m in net:
+        _randomise_prior(m)
+    net.eval()
+    x = torch.randn(1, 3, 9, 9)
+    with torch.no_grad():
+        a = net(x)
+    b = net(x)
+    torch.testing.assert_close(a, b)
+    assert b.requires_grad and not a.requires_grad
+
+
+@pytest.mark.parametrize('bias', [True, False])
+def test_inplace_relu_after_pad_conv(bias):
+    """VGG/ConvModule put ReLU(inplace=True) right after the conv: the PAD
+    output must not be a view that autograd forbids modifying."""
+    torch.manual_seed(0)
+    layer = PADConv2d(8, 8, 3, padding=1, bias=bias).train()
+    ref = PADConv2d(8, 8, 3, padding=1, bias=bias, impl='reference').train()
+    ref.load_state_dict(layer.state_dict())
+    x = torch.randn(2, 8, 10, 10)
+    grads = []
+    for m in (layer, ref):
+        torch.manual_seed(1)  # same Gumbel noise
+        xi = x.clone().requires_grad_()
+        y = torch.relu_(m(xi))
+        (y * torch.arange(y.numel()).view_as(y).sin()).sum().backward()
+        grads.append(xi.grad)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-5)

@@ -46,10 +46,13 @@ STEP4=(mmsegmentation==1.2.2 mmpretrain==1.2.0 ftfy regex "matplotlib>=3.7"
        "pytest>=7" "onnx>=1.15" "onnxruntime>=1.17" "tensorboard>=2.14")
 if [ -n "$(missing "${STEP4[@]}")" ]; then $PIP "${STEP4[@]}"; fi
 # 5. pad_mm itself, editable (configs find it through custom_imports)
-if ! $PY - <<'PYEOF' 2>/dev/null
+# (checked from another directory: the repo root itself is on sys.path here)
+if ! (cd / && $PY - "$PWD" <<'PYEOF' 2>/dev/null
 import os, sys, pad_mm
-sys.exit(0 if os.path.dirname(os.path.dirname(os.path.abspath(pad_mm.__file__))) == os.getcwd() else 1)
+root = os.path.dirname(os.path.dirname(os.path.abspath(pad_mm.__file__)))
+sys.exit(0 if os.path.samefile(root, sys.argv[1]) else 1)
 PYEOF
+)
 then
   $PIP --no-deps --no-build-isolation -e .
 fi

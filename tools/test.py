@@ -10,7 +10,11 @@ from mmengine.config import Config, DictAction  # noqa: E402
 
 import pad_mm  # noqa: E402,F401
 from pad_mm.engine.runner_utils import (apply_cpu_distributed,  # noqa: E402
-                                        build_runner, set_work_dir, task_of)
+                                        build_runner, cpu_amp_cfg,
+                                        set_work_dir, task_of)
+from pad_mm.engine.validate import (PADConfigError,  # noqa: E402
+                                    PADConfigFileError, validate_cfg_options,
+                                    validate_config, validate_work_dir)
 
 
 def parse_args(argv=None):
@@ -47,32 +51,50 @@ def main(argv=None):
     for name, path in (('config', args.config),
                        ('checkpoint', args.checkpoint)):
         if not osp.isfile(path):
-            raise FileNotFoundError(f'{name}: no such file {path!r}')
+            raise PADConfigFileError(name, path, 'an existing file',
+                                     'no such file')
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
+        validate_cfg_options(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        validate_work_dir(args.work_dir, '--work-dir')
     set_work_dir(cfg, args.config, args.work_dir)
+    cpu_amp_cfg(cfg)
     cfg.load_from = args.checkpoint
     task = task_of(cfg)
     if args.out:
+        if task == 'seg' and osp.isfile(args.out):
+            raise PADConfigFileError('--out', args.out,
+                                     'a directory for the label maps (seg)',
+                                     'exists and is a file')
+        if task == 'cls' and not args.out.endswith('.pkl'):
+            raise PADConfigError('--out', args.out,
+                                 'a .pkl file path (classification)')
         if task == 'seg':
             cfg.test_evaluator['output_dir'] = args.out
             cfg.test_evaluator['keep_results'] = True
-        else:
-            cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
-                dict(type='mmpretrain.DumpResults', out_file=args.out)]
     if args.show_dir:
         if task != 'seg':
-            raise ValueError('--show-dir is for segmentation configs')
+            raise PADConfigError('--show-dir', args.show_dir,
+                                 'only with segmentation configs')
         hook = cfg.default_hooks.get('visualization')
         if hook is None:
-            raise ValueError('--show-dir needs default_hooks.visualization')
+            raise PADConfigError('--show-dir', args.show_dir,
+                                 'configs with default_hooks.visualization')
         hook['draw'] = True
         hook['show'] = False
         cfg.visualizer['save_dir'] = args.show_dir
     apply_cpu_distributed(cfg)
+    validate_config(cfg, 'test')
     runner = build_runner(cfg)
+    if args.out and task == 'cls':
+        # as mmpretrain's tools/test.py: dump the predictions with
+        # mmengine's DumpResults metric
+        from mmengine.evaluator import DumpResults
+        runner.test_evaluator.metrics.append(
+            DumpResults(out_file_path=args.out))
     metrics = runner.test()
     return metrics
 

@@ -13,9 +13,11 @@ sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
 from mmengine.config import Config, DictAction  # noqa: E402
 
 import pad_mm  # noqa: E402,F401  (registers modules, applies fixes)
-from pad_mm.engine.runner_utils import (apply_amp,  # noqa: E402
-                                        apply_cpu_distributed, build_runner,
-                                        set_work_dir)
+from pad_mm.engine.runner_utils import (  # noqa: E402
+    add_default_pad_hooks, apply_amp, apply_cpu_distributed, build_runner,
+    cpu_amp_cfg, set_work_dir)
+from pad_mm.engine.validate import (validate_cfg_options,  # noqa: E402
+                                    validate_config, validate_work_dir)
 
 
 def parse_args(argv=None):
@@ -48,6 +50,11 @@ def parse_args(argv=None):
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher')
+    parser.add_argument(
+        '--no-preflight',
+        action='store_true',
+        help='skip the pre-flight validation of the config (model build, '
+        'one dry forward pass, data roots and checkpoint files)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
@@ -55,27 +62,43 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def prepare_cfg(args) -> Config:
+    """The config of a training run: file + CLI, validated (pre-flight)
+    before anything is built or written."""
     if not osp.isfile(args.config):
         raise FileNotFoundError(f'config: no such file {args.config!r}')
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
+        validate_cfg_options(cfg, args.cfg_options)
         cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        validate_work_dir(args.work_dir, '--work-dir')
     set_work_dir(cfg, args.config, args.work_dir)
     if args.amp:
         apply_amp(cfg, args.amp_dtype)
+    cpu_amp_cfg(cfg)
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None
     elif args.resume is not None:
         if not osp.isfile(args.resume):
             raise FileNotFoundError(
-                f'--resume: no such checkpoint {args.resume!r}')
+                f'--resume={args.resume!r}: no such checkpoint; allowed: '
+                'an existing .pth file, or --resume alone for the latest '
+                'checkpoint of the work dir')
         cfg.resume = True
         cfg.load_from = args.resume
     apply_cpu_distributed(cfg)
+    add_default_pad_hooks(cfg)
+    if not args.no_preflight:
+        validate_config(cfg, 'train')
+    return cfg
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = prepare_cfg(args)
     runner = build_runner(cfg)
     runner.train()
     return runner

@@ -11,14 +11,27 @@ imported (``custom_imports=dict(imports=['pad_mm'])`` does that).
 2. ``mmengine.dist.init_dist('pytorch')`` calls ``torch.cuda.set_device``
    unconditionally and defaults to the nccl backend; on a machine without
    CUDA we skip ``set_device`` and use gloo.
+3. mmengine's ``load_state_dict`` (used by ``load_from``,
+   ``init_cfg=dict(type='Pretrained')``, ``load_checkpoint``) lists every
+   missing key in one long warning. Loading a vanilla checkpoint into a PAD
+   model is expected to miss exactly the PAD prior parameters: those are
+   left at their initialisation and reported in one line; any other
+   mismatch is still reported by mmengine as before. ``strict=True`` is
+   unchanged.
+4. mmengine's ``AmpOptimWrapper`` refuses to run without a GPU and torch's
+   SyncBatchNorm needs one too; importing :mod:`pad_mm.engine.amp` and
+   :mod:`pad_mm.engine.sync_bn` registers ``CPUAmpOptimWrapper`` and
+   ``CPUSyncBN``, which ``--amp`` and CPU distributed launches select.
 """
 from __future__ import annotations
 
+import logging
 import types
+from collections import OrderedDict
 
 import torch
 
-__all__ = ['apply_compat_patches', 'trusted_torch_load']
+__all__ = ['apply_compat_patches', 'trusted_torch_load', 'pad_prior_keys']
 
 _APPLIED = False
 
@@ -63,6 +76,65 @@ def _patch_dist_init() -> None:
     dist_utils._init_dist_pytorch = _init_dist_pytorch
 
 
+def pad_prior_keys(module) -> list[str]:
+    """State-dict keys of the PAD prior parameters of ``module`` (model
+    wrappers are unwrapped), in module order."""
+    from mmengine.model import is_model_wrapper
+
+    from pad_mm.models.layers import PADConv2d
+    if is_model_wrapper(module):
+        module = module.module
+    keys = []
+    for name, m in module.named_modules():
+        if isinstance(m, PADConv2d) and m.adaptive:
+            prefix = f'{name}.prior.' if name else 'prior.'
+            keys += [prefix + n for n, _ in m.prior.named_parameters()]
+    return keys
+
+
+def _patch_load_state_dict() -> None:
+    import mmengine.runner as runner_pkg
+    import mmengine.runner.checkpoint as ckpt
+    from mmengine.dist import get_dist_info
+    from mmengine.logging import print_log
+    from mmengine.model import is_model_wrapper
+    original = ckpt.load_state_dict
+    if getattr(original, '_pad_mm_patched', False):
+        return
+
+    def load_state_dict(module, state_dict, strict=False, logger=None):
+        if strict:
+            return original(module, state_dict, strict, logger)
+        missing = [k for k in pad_prior_keys(module) if k not in state_dict]
+        if not missing:
+            return original(module, state_dict, strict, logger)
+        own = (module.module if is_model_wrapper(module) else
+               module).state_dict()
+        filled = OrderedDict(state_dict)
+        metadata = getattr(state_dict, '_metadata', None)
+        if metadata is not None:
+            filled._metadata = metadata
+        for key in missing:  # load as themselves: left unchanged
+            filled[key] = own[key]
+        result = original(module, filled, strict, logger)
+        layers = list(dict.fromkeys(k.rsplit('.prior.', 1)[0]
+                                    for k in missing))
+        if get_dist_info()[0] == 0:
+            print_log(
+                f'PAD: the checkpoint has no PAD prior parameters for '
+                f'{len(layers)} PAD layer(s) ({len(missing)} tensors '
+                f'*.prior.*, first: {missing[0]}); they keep their '
+                'initialisation (native dilation favoured), as expected when '
+                'loading a vanilla checkpoint into a PAD model',
+                logger=logger if logger is not None else 'current',
+                level=logging.WARNING)
+        return result
+
+    load_state_dict._pad_mm_patched = True
+    ckpt.load_state_dict = load_state_dict
+    runner_pkg.load_state_dict = load_state_dict
+
+
 def apply_compat_patches() -> None:
     """Apply the fixes above once (idempotent)."""
     global _APPLIED
@@ -74,4 +146,6 @@ def apply_compat_patches() -> None:
     ckpt.torch = proxy
     hub.torch = proxy
     _patch_dist_init()
+    _patch_load_state_dict()
+    from . import amp, sync_bn  # noqa: F401  (registration, see 4.)
     _APPLIED = True

@@ -8,14 +8,16 @@ import torch
 from mmengine.config import Config
 from mmengine.logging import print_log
 
+from .amp import AMP_DTYPES
+
 __all__ = [
     'TASK_SCOPES', 'task_of', 'apply_amp', 'apply_cpu_distributed',
-    'set_work_dir', 'build_runner', 'revert_sync_bn_cfg'
+    'set_work_dir', 'build_runner', 'revert_sync_bn_cfg', 'cpu_amp_cfg',
+    'add_default_pad_hooks'
 ]
 
 # default_scope -> task
 TASK_SCOPES = {'mmseg': 'seg', 'mmpretrain': 'cls'}
-AMP_DTYPES = ('float16', 'bfloat16')
 
 
 def task_of(cfg: Config) -> str:
@@ -38,19 +40,31 @@ def set_work_dir(cfg: Config, config_path: str,
 
 
 def apply_amp(cfg: Config, dtype: str = 'float16') -> None:
-    """Turn ``optim_wrapper`` into an ``AmpOptimWrapper`` (dynamic loss
-    scaling for fp16)."""
+    """Turn ``optim_wrapper`` into a mixed-precision wrapper (``--amp``).
+
+    With CUDA: mmengine's ``AmpOptimWrapper``. Without: pad_mm's
+    ``CPUAmpOptimWrapper`` (CPU autocast; mmengine's wrapper refuses to run
+    without a GPU). float16 uses dynamic loss scaling, bfloat16 none.
+    A config that already asks for AMP keeps its settings (its wrapper type
+    is switched to the one for this machine).
+    """
     if dtype not in AMP_DTYPES:
         raise ValueError(f'--amp-dtype must be one of {list(AMP_DTYPES)}, '
                          f'got {dtype!r}')
+    amp_type = 'AmpOptimWrapper' if torch.cuda.is_available() else \
+        'CPUAmpOptimWrapper'
     wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-    if wrapper == 'AmpOptimWrapper':
+    if wrapper in ('AmpOptimWrapper', 'CPUAmpOptimWrapper'):
         print_log('AMP training is already enabled in your config.',
                   logger='current', level=logging.WARNING)
-    elif wrapper != 'OptimWrapper':
+        cfg.optim_wrapper.type = amp_type
+        if cfg.optim_wrapper.get('dtype') is None:
+            cfg.optim_wrapper.dtype = dtype
+        return
+    if wrapper != 'OptimWrapper':
         raise ValueError('--amp needs optim_wrapper.type OptimWrapper or '
                          f'AmpOptimWrapper, got {wrapper!r}')
-    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.type = amp_type
     cfg.optim_wrapper.dtype = dtype
     if dtype == 'float16':
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
@@ -58,24 +72,53 @@ def apply_amp(cfg: Config, dtype: str = 'float16') -> None:
         cfg.optim_wrapper.pop('loss_scale', None)
 
 
-def revert_sync_bn_cfg(node):
-    """Replace every ``type='SyncBN'`` in a config tree by ``'BN'``."""
+def cpu_amp_cfg(cfg: Config) -> None:
+    """Switch a config's ``AmpOptimWrapper`` to ``CPUAmpOptimWrapper`` when
+    there is no CUDA (mmengine's refuses the CPU)."""
+    wrapper = cfg.get('optim_wrapper') or {}
+    if wrapper.get('type') == 'AmpOptimWrapper' and \
+            not torch.cuda.is_available():
+        wrapper['type'] = 'CPUAmpOptimWrapper'
+        if wrapper.get('dtype') is None:  # AmpOptimWrapper's default
+            wrapper['dtype'] = 'float16'
+        print_log('No CUDA: AmpOptimWrapper -> CPUAmpOptimWrapper (CPU '
+                  f"autocast, {wrapper['dtype']})", logger='current')
+
+
+def revert_sync_bn_cfg(node, to: str = 'BN'):
+    """Replace every ``type='SyncBN'`` in a config tree by ``to``."""
     if isinstance(node, dict):
         for key, value in node.items():
             if key == 'type' and value == 'SyncBN':
-                node[key] = 'BN'
+                node[key] = to
             else:
-                revert_sync_bn_cfg(value)
+                revert_sync_bn_cfg(value, to)
     elif isinstance(node, (list, tuple)):
         for value in node:
-            revert_sync_bn_cfg(value)
+            revert_sync_bn_cfg(value, to)
+    return node
+
+
+def _bn_to_cpu_sync_bn(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == 'type' and value in ('BN', 'BN2d', 'SyncBN'):
+                node[key] = 'CPUSyncBN'
+            else:
+                _bn_to_cpu_sync_bn(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            _bn_to_cpu_sync_bn(value)
     return node
 
 
 def apply_cpu_distributed(cfg: Config) -> bool:
     """Make a distributed launch work without CUDA: gloo backend, DDP
-    without ``device_ids``, SyncBN replaced by BN (torch's SyncBatchNorm
-    needs CUDA). Returns whether anything was changed."""
+    without ``device_ids``, and SyncBN replaced by ``CPUSyncBN`` (the same
+    global-batch statistics, synchronised over gloo; torch's SyncBatchNorm
+    needs a GPU). ``sync_bn='torch'|'mmcv'`` (convert every BN) becomes
+    ``CPUSyncBN`` for the BN layers of the model config. Returns whether
+    anything was changed."""
     if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available():
         return False
     env = dict(cfg.get('env_cfg') or {})
@@ -85,10 +128,28 @@ def apply_cpu_distributed(cfg: Config) -> bool:
     wrapper.setdefault('type', 'MMDistributedDataParallel')
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
-    revert_sync_bn_cfg(cfg.model)
+    revert_sync_bn_cfg(cfg.model, to='CPUSyncBN')
+    if cfg.get('sync_bn'):
+        _bn_to_cpu_sync_bn(cfg.model)
+        cfg.sync_bn = None
     print_log('No CUDA: distributed run on the CPU with gloo; SyncBN is '
-              'replaced by BN.', logger='current')
+              'CPUSyncBN (statistics all-reduced over gloo).',
+              logger='current')
     return True
+
+
+DEFAULT_HOOKS = (dict(type='RNGStateHook'), )
+
+
+def add_default_pad_hooks(cfg: Config) -> None:
+    """Append pad_mm's always-on hooks (``RNGStateHook``: resumable RNG
+    state) to ``custom_hooks`` unless the config already has them."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    present = {h.get('type') for h in hooks if isinstance(h, dict)}
+    for hook in DEFAULT_HOOKS:
+        if hook['type'] not in present:
+            hooks.append(dict(hook))
+    cfg.custom_hooks = hooks
 
 
 def build_runner(cfg: Config):

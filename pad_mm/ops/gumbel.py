@@ -84,7 +84,10 @@ def gumbel_softmax(logits: Tensor,
     if noise:
         y = y + gumbel_noise(y.shape, device=y.device,
                              generator=generator).to(y.dtype)
-    y = torch.softmax(y / tau, dim=dim)
+    # shift the maximum to 0 before dividing: no inf from y / tau however
+    # small tau is (the softmax itself is shift invariant)
+    y = torch.softmax((y - y.amax(dim, keepdim=True).detach()) / tau,
+                      dim=dim)
     if hard:
         y = hard_probs(y, dim=dim) - y.detach() + y
     return y.to(logits.dtype)

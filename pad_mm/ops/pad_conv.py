@@ -5,48 +5,108 @@ the public functional contract. It checks its arguments, then dispatches to
 the fastest registered implementation for the inputs (``impl='auto'``) or to
 the one named; ``'reference'`` (one conv per dilation) is always there and
 is the ground truth.
+
+``pad_conv2d_hard(input, weight, bias, index, dilations, stride, groups)``
+is the hard-inference contract: ``index`` [N, H_out, W_out] names the one
+dilation of each output pixel, and it equals ``pad_conv2d`` with the one-hot
+``probs`` of ``index``. Implementations may compute only the chosen dilation
+per pixel. It has its own registry with the same implementation names.
+
+Built-in implementations, in the order ``impl='auto'`` tries them:
+
+* ``'triton'`` (:mod:`pad_mm.ops.triton_pad`): fused Triton kernels for
+  CUDA tensors (fp32/fp16/bf16, any groups) when ``triton`` is importable;
+  ``auto`` picks them for ``C_in/groups >= 16`` (depthwise stays on cuDNN
+  via the reference). GPU speed not measured yet.
+* ``'im2col'`` (:mod:`pad_mm.ops.im2col`): mixed-im2col + one GEMM (soft)
+  and a gather + one GEMM (hard); works on any device and dtype; ``auto``
+  picks it on the CPU for non-depthwise convs with ``C_out/groups >= 8``
+  (where it measured faster than the reference, see
+  ``tools/analysis_tools/benchmark_pad.py`` and ``docs/performance.md``).
+* ``'reference'``: always supports everything; the fallback.
+
+While tracing, scripting, exporting or compiling (:func:`is_tracing`),
+``auto`` runs the reference. ``impl='reference'`` (e.g.
+``PADConv2d(impl='reference')`` or
+``pad_cfg=dict(..., impl='reference')`` in a config) forces the ground
+truth.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import torch
 from torch import Tensor
 
-from .reference import pad_conv2d_reference
+from . import im2col as _im2col
+from . import triton_pad as _triton
+from .reference import pad_conv2d_hard_reference, pad_conv2d_reference
 
 __all__ = [
-    'pad_conv2d', 'check_dilations', 'register_impl', 'available_impls',
-    'select_impl'
+    'pad_conv2d', 'pad_conv2d_hard', 'check_dilations', 'register_impl',
+    'available_impls', 'select_impl', 'is_tracing'
 ]
 
 PADImpl = Callable[..., Tensor]
-# name -> (function, predicate(input, weight, probs, dilations, stride,
-# groups) telling whether the implementation supports these inputs)
-_IMPLS: dict[str, tuple[PADImpl, Callable[..., bool]]] = {
-    'reference': (pad_conv2d_reference, lambda *args: True),
+Predicate = Callable[..., bool]
+
+
+def _always(*args) -> bool:
+    return True
+
+
+# name -> (function, supports, prefer); both predicates take (input, weight,
+# probs (or index for the hard registry), dilations, stride, groups).
+# ``supports``: the implementation is correct for these inputs (checked
+# when the name is asked for); ``prefer``: ``impl='auto'`` may pick it.
+_IMPLS: dict[str, tuple[PADImpl, Predicate, Predicate]] = {
+    'reference': (pad_conv2d_reference, _always, _always),
+}
+_HARD_IMPLS: dict[str, tuple[PADImpl, Predicate, Predicate]] = {
+    'reference': (pad_conv2d_hard_reference, _always, _always),
 }
 # order tried by impl='auto'; 'reference' always last
 _AUTO_ORDER: list[str] = ['reference']
+_HARD_AUTO_ORDER: list[str] = ['reference']
+
+
+def is_tracing() -> bool:
+    """Whether the PAD op is being traced, scripted, exported or compiled
+    (``impl='auto'`` then runs the reference, which is plain aten ops)."""
+    return (torch.jit.is_tracing() or torch.jit.is_scripting()
+            or torch.compiler.is_compiling()
+            or torch.compiler.is_exporting()
+            or torch.onnx.is_in_onnx_export())
 
 
 def register_impl(name: str,
                   fn: PADImpl,
-                  supports: Callable[..., bool],
-                  priority: int = 0) -> None:
+                  supports: Predicate,
+                  priority: int = 0,
+                  prefer: Predicate | None = None,
+                  hard: bool = False) -> None:
     """Register a PAD implementation for ``impl='auto'`` and by name.
 
     ``supports(input, weight, probs, dilations, stride, groups)`` returns
-    whether ``fn`` handles these inputs; ``auto`` takes the first supporting
-    one in registration order of decreasing ``priority``.
+    whether ``fn`` handles these inputs correctly; ``prefer`` (default:
+    ``supports``) whether ``impl='auto'`` should pick it (e.g. only where
+    it measured faster). ``auto`` takes the first preferred one in the auto
+    order: a new name is inserted at position ``priority`` (0 = tried
+    first), never after ``'reference'``. ``hard=True`` registers a
+    :func:`pad_conv2d_hard` implementation (``fn`` then takes ``index``
+    instead of ``probs``).
     """
-    _IMPLS[name] = (fn, supports)
-    if name not in _AUTO_ORDER:
-        _AUTO_ORDER.insert(min(priority, len(_AUTO_ORDER) - 1), name)
+    impls, order = (_HARD_IMPLS, _HARD_AUTO_ORDER) if hard else (
+        _IMPLS, _AUTO_ORDER)
+    impls[name] = (fn, supports, supports if prefer is None else prefer)
+    if name not in order:
+        order.insert(max(0, min(priority, len(order) - 1)), name)
 
 
-def available_impls() -> list[str]:
-    """Names accepted by ``pad_conv2d(..., impl=...)``."""
-    return ['auto'] + list(_IMPLS)
+def available_impls(hard: bool = False) -> list[str]:
+    """Names accepted by ``pad_conv2d(..., impl=...)`` (``hard=True``: by
+    ``pad_conv2d_hard``)."""
+    return ['auto'] + list(_HARD_IMPLS if hard else _IMPLS)
 
 
 def check_dilations(dilations: Sequence[int],
@@ -76,7 +136,7 @@ def check_dilations(dilations: Sequence[int],
 
 
 def _check_args(input: Tensor, weight: Tensor, bias: Tensor | None,
-                probs: Tensor, dilations: tuple[int, ...], stride: int,
+                probs: Tensor | None, dilations: tuple[int, ...], stride: int,
                 groups: int) -> None:
     if input.dim() != 4:
         raise ValueError(f'input must be [N, C, H, W], got shape '
@@ -96,6 +156,8 @@ def _check_args(input: Tensor, weight: Tensor, bias: Tensor | None,
     if bias is not None and bias.shape != (weight.shape[0], ):
         raise ValueError(f'bias must be [C_out]=[{weight.shape[0]}], got '
                          f'{tuple(bias.shape)}')
+    if probs is None:
+        return
     h_out = (input.shape[2] - 1) // stride + 1
     w_out = (input.shape[3] - 1) // stride + 1
     expected = (input.shape[0], len(dilations), h_out, w_out)
@@ -107,18 +169,27 @@ def _check_args(input: Tensor, weight: Tensor, bias: Tensor | None,
 
 def select_impl(input: Tensor, weight: Tensor, probs: Tensor,
                 dilations: tuple[int, ...], stride: int, groups: int,
-                impl: str = 'auto') -> str:
-    """Name of the implementation ``pad_conv2d`` would run for these inputs."""
+                impl: str = 'auto', hard: bool = False) -> str:
+    """Name of the implementation ``pad_conv2d`` (``hard=True``:
+    ``pad_conv2d_hard``, ``probs`` is then ``index``) would run for these
+    inputs."""
+    impls, order = (_HARD_IMPLS, _HARD_AUTO_ORDER) if hard else (
+        _IMPLS, _AUTO_ORDER)
+    args = (input, weight, probs, dilations, stride, groups)
     if impl == 'auto':
-        for name in _AUTO_ORDER:
-            if _IMPLS[name][1](input, weight, probs, dilations, stride,
-                               groups):
+        if is_tracing():
+            # exported graphs (ONNX, jit.trace, torch.export, compile) get
+            # the plain-aten reference: no custom autograd Functions, no
+            # data-dependent branches
+            return 'reference'
+        for name in order:
+            if impls[name][1](*args) and impls[name][2](*args):
                 return name
         return 'reference'
-    if impl not in _IMPLS:
-        raise ValueError(f'impl must be one of {available_impls()}, got '
+    if impl not in impls:
+        raise ValueError(f'impl must be one of {available_impls(hard)}, got '
                          f'{impl!r}')
-    if not _IMPLS[impl][1](input, weight, probs, dilations, stride, groups):
+    if not impls[impl][1](*args):
         raise ValueError(f'impl={impl!r} does not support these inputs '
                          f'(device={input.device.type}, dtype={input.dtype},'
                          f' stride={stride}, groups={groups}); use '
@@ -158,3 +229,78 @@ def pad_conv2d(input: Tensor,
     name = select_impl(input, weight, probs, dilations, stride, groups, impl)
     return _IMPLS[name][0](input, weight, bias, probs, dilations, stride,
                            groups)
+
+
+def _check_index(input: Tensor, index: Tensor, num_dilations: int,
+                 stride: int) -> None:
+    h_out = (input.shape[2] - 1) // stride + 1
+    w_out = (input.shape[3] - 1) // stride + 1
+    expected = (input.shape[0], h_out, w_out)
+    if tuple(index.shape) != expected:
+        raise ValueError(f'index must be [N, H_out, W_out]={expected}, got '
+                         f'{tuple(index.shape)}')
+    if index.dtype.is_floating_point or index.dtype.is_complex or \
+            index.dtype == torch.bool:
+        raise TypeError(f'index must be an integer tensor, got '
+                        f'{index.dtype}')
+    if index.numel() and (int(index.min()) < 0
+                          or int(index.max()) >= num_dilations):
+        raise ValueError(f'index values must be in [0, {num_dilations}) '
+                         f'(positions in dilations), got range '
+                         f'[{int(index.min())}, {int(index.max())}]')
+
+
+def pad_conv2d_hard(input: Tensor,
+                    weight: Tensor,
+                    bias: Tensor | None,
+                    index: Tensor,
+                    dilations: Sequence[int],
+                    stride: int = 1,
+                    groups: int = 1,
+                    impl: str = 'auto') -> Tensor:
+    """Hard PAD: each output pixel uses exactly one dilation.
+
+    Equals ``pad_conv2d(input, weight, bias, one_hot(index), dilations,
+    stride, groups)``; the fast implementations compute only the chosen
+    dilation per pixel. Used by ``PADConv2d`` in ``eval_mode='hard'``.
+
+    Args:
+        input: [N, C_in, H, W].
+        weight: [C_out, C_in/groups, k, k], k odd.
+        bias: [C_out] or None.
+        index: [N, H_out, W_out] integer tensor, position of each pixel's
+            dilation in ``dilations`` (e.g. ``logits.argmax(1)``).
+        dilations, stride, groups: as :func:`pad_conv2d`.
+        impl: ``'auto'`` or a name from ``available_impls(hard=True)``.
+
+    Returns:
+        [N, C_out, H_out, W_out]. Differentiable in input, weight and bias
+        (``index`` is discrete).
+    """
+    dilations = check_dilations(dilations)
+    _check_args(input, weight, bias, None, dilations, stride, groups)
+    _check_index(input, index, len(dilations), stride)
+    name = select_impl(input, weight, index, dilations, stride, groups, impl,
+                       hard=True)
+    return _HARD_IMPLS[name][0](input, weight, bias, index, dilations, stride,
+                                groups)
+
+
+def _cpu_prefers_im2col(input: Tensor, weight: Tensor, *args) -> bool:
+    # measured (benchmark_pad.py): the mixed-im2col GEMM beats D convs on
+    # the CPU when the per-group GEMM is not degenerate; depthwise convs
+    # are memory-bound and the reference's D depthwise convs win there.
+    # Under autocast the reference keeps autocast's per-op dtype rules.
+    return input.device.type == 'cpu' and weight.shape[1] > 1 and \
+        weight.shape[0] // args[-1] >= 8 and \
+        not torch.is_autocast_enabled('cpu')
+
+
+register_impl('im2col', _im2col.pad_conv2d_im2col, _always, priority=0,
+              prefer=_cpu_prefers_im2col)
+register_impl('im2col', _im2col.pad_conv2d_hard_im2col, _always,
+              priority=0, prefer=_cpu_prefers_im2col, hard=True)
+register_impl('triton', _triton.pad_conv2d_triton, _triton.supports,
+              priority=0, prefer=_triton.prefer)
+register_impl('triton', _triton.pad_conv2d_hard_triton, _triton.supports_hard,
+              priority=0, prefer=_triton.prefer, hard=True)

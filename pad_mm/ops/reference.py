@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ['pad_conv2d_reference']
+__all__ = ['pad_conv2d_reference', 'pad_conv2d_hard_reference']
 
 
 def pad_conv2d_reference(input: Tensor,
@@ -35,3 +35,20 @@ def pad_conv2d_reference(input: Tensor,
     if bias is not None:
         out = out + bias.view(1, -1, 1, 1)
     return out
+
+
+def pad_conv2d_hard_reference(input: Tensor,
+                              weight: Tensor,
+                              bias: Tensor | None,
+                              index: Tensor,
+                              dilations: Sequence[int],
+                              stride: int = 1,
+                              groups: int = 1) -> Tensor:
+    """Hard PAD ground truth: :func:`pad_conv2d_reference` with the one-hot
+    ``probs`` of ``index`` [N, H_out, W_out] (all D convs are computed).
+
+    Shapes: as :func:`pad_conv2d_reference` -> [N, C_out, H_out, W_out].
+    """
+    probs = F.one_hot(index.long(), len(dilations)).permute(0, 3, 1, 2)
+    return pad_conv2d_reference(input, weight, bias, probs.to(input.dtype),
+                                dilations, stride, groups)

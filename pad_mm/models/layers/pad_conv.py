@@ -34,7 +34,8 @@ from mmengine.registry import MODELS
 from torch import Tensor
 
 from pad_mm.ops import (available_impls, check_dilations, check_tau,
-                        gumbel_softmax, hard_probs, pad_conv2d)
+                        gumbel_softmax, hard_probs, is_tracing, pad_conv2d,
+                        pad_conv2d_hard)
 
 __all__ = [
     'PADConv2d', 'PADPrior', 'PADProbe', 'PADChain', 'link_chain',
@@ -219,7 +220,11 @@ class PADConv2d(nn.Conv2d):
             (> 0).
         impl: PAD implementation, ``'auto'`` or a name of
             ``pad_mm.ops.available_impls()`` (``'reference'`` forces the
-            one-conv-per-dilation ground truth).
+            one-conv-per-dilation ground truth). In ``eval_mode='hard'``
+            the layer calls ``pad_mm.ops.pad_conv2d_hard`` with the argmax
+            index, so a fast implementation computes only the chosen
+            dilation per pixel (unless a forward hook on ``probe`` replaced
+            the probabilities: then ``pad_conv2d`` mixes the returned ones).
 
     A conv that cannot be made adaptive (kernel 1x1 or even, non-square
     kernel/stride/dilation, padding other than ``dilation*(k-1)//2``,
@@ -359,7 +364,14 @@ class PADConv2d(nn.Conv2d):
         logits = self.prior(x, h_prev)
         if uses_chain:
             self._chain.write(self._chain_index, logits)
-        probs = self.probe(logits, self.sample(logits))
+        sampled = self.sample(logits)
+        probs = self.probe(logits, sampled)
+        if self.mode == 'hard' and probs is sampled and not is_tracing():
+            # sparse hard inference: only the argmax dilation per pixel
+            return pad_conv2d_hard(x, self.weight, self.bias,
+                                   logits.argmax(1), self.abs_dilations,
+                                   self.stride[0], self.groups,
+                                   impl=self.impl)
         return pad_conv2d(x, self.weight, self.bias, probs,
                           self.abs_dilations, self.stride[0], self.groups,
                           impl=self.impl)

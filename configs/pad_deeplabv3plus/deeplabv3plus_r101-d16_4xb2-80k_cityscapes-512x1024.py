@@ -1,0 +1,21 @@
+# ResNet-101 V1c + DeepLabV3+, output stride 16: the regular ResNet-101 row of
+# Table 5 (Cityscapes val).
+# Appendix A, Table 8: DeepLab training scheme, batch 8 (4 GPUs x 2), output
+# stride 16. Delta to mmseg's d8 config: strides/dilations of the backbone
+# and ASPP rates for stride 16, no auxiliary head (DeepLabV3+ has none),
+# ImageNet weights from a local file (no download).
+_base_ = [
+    'mmseg::deeplabv3plus/deeplabv3plus_r101-d8_4xb2-80k_cityscapes-512x1024.py'
+]
+custom_imports = dict(imports=['pad_mm'], allow_failed_imports=False)
+
+model = dict(
+    pretrained=None,
+    backbone=dict(
+        strides=(1, 2, 2, 1),
+        dilations=(1, 1, 1, 2),
+        # mmcv's ImageNet ResNet-101 V1c (resnet101_v1c-e67eebb6.pth)
+        init_cfg=dict(
+            type='Pretrained', checkpoint='pretrain/resnet101_v1c.pth')),
+    decode_head=dict(dilations=(1, 6, 12, 18)),
+    auxiliary_head=None)

@@ -1,0 +1,6 @@
+# Table 2 (pattern aggregation study): PAD-ResNet-101 + DeepLabV3+ on VOC,
+# layer4 3x3 convs chained by Recurrent aggregation (eq. 3), dilation options
+# (1, 2, 4).
+_base_ = ['./pad_deeplabv3plus_r101-d16_4xb2-40k_voc12aug-512x512.py']
+
+model = dict(backbone=dict(pad_cfg=dict(aggregation='recurrent')))

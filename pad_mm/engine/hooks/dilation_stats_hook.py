@@ -1,0 +1,95 @@
+"""Log the dilation statistics of every validation / test."""
+from __future__ import annotations
+
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+from mmengine.registry import HOOKS
+
+from pad_mm.evaluation.dilation_metric import PADDilationMetric
+
+__all__ = ['PADDilationStatsHook']
+
+
+def _step(runner) -> int:
+    loop = runner._train_loop
+    return 0 if loop is None or isinstance(loop, dict) else runner.iter
+
+
+@HOOKS.register_module()
+class PADDilationStatsHook(Hook):
+    """Bind the model's PAD layers to the ``PADDilationMetric`` of the
+    val / test evaluator and draw the dilation histogram after each
+    validation / test.
+
+    The metric's scalars (per-layer mean and variance sigma^2(d) of the
+    sampled dilation, fraction of pixels per chosen dilation) are logged
+    by ``LoggerHook`` like any metric: to the log and to every visualizer
+    backend (``LocalVisBackend``: ``vis_data/scalars.json``,
+    ``TensorboardVisBackend``: TensorBoard scalars). This hook adds the
+    histogram picture ``pad_dilation_histogram`` to the backends.
+
+    Args:
+        histogram: draw the histogram picture.
+        add_metric: if the evaluator has no ``PADDilationMetric``, add one
+            (with ``per_layer``); if False, a missing metric is an error.
+        per_layer: ``per_layer`` of the added metric.
+    """
+
+    priority = 'NORMAL'
+
+    def __init__(self,
+                 histogram: bool = True,
+                 add_metric: bool = True,
+                 per_layer: bool = True) -> None:
+        for name, value in (('histogram', histogram),
+                            ('add_metric', add_metric),
+                            ('per_layer', per_layer)):
+            if not isinstance(value, bool):
+                raise TypeError(f'PADDilationStatsHook.{name} must be a '
+                                f'bool, got {value!r}')
+        self.histogram = histogram
+        self.add_metric = add_metric
+        self.per_layer = per_layer
+
+    def _pad_metrics(self, evaluator) -> list[PADDilationMetric]:
+        metrics = [m for m in evaluator.metrics
+                   if isinstance(m, PADDilationMetric)]
+        if not metrics:
+            if not self.add_metric:
+                raise ValueError(
+                    'PADDilationStatsHook(add_metric=False) needs '
+                    "dict(type='PADDilationMetric') in the evaluator")
+            metric = PADDilationMetric(per_layer=self.per_layer)
+            evaluator.metrics.append(metric)
+            print_log('PADDilationStatsHook: added PADDilationMetric to the '
+                      'evaluator', logger='current')
+            metrics = [metric]
+        return metrics
+
+    def _bind(self, runner, evaluator) -> None:
+        for metric in self._pad_metrics(evaluator):
+            metric.bind(runner.model)
+
+    def _finish(self, runner, evaluator, tag: str) -> None:
+        from pad_mm.visualization.figures import render_dilation_histogram
+        for i, metric in enumerate(self._pad_metrics(evaluator)):
+            metric.unbind()
+            if self.histogram and any(k != 'all'
+                                      for k in metric.last_stats):
+                step = _step(runner)
+                image = render_dilation_histogram(
+                    metric.last_stats, title=f'{tag} at iteration {step}')
+                name = 'pad_dilation_histogram' + (f'_{i}' if i else '')
+                runner.visualizer.add_image(name, image, step=step)
+
+    def before_val_epoch(self, runner) -> None:
+        self._bind(runner, runner.val_evaluator)
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        self._finish(runner, runner.val_evaluator, 'val')
+
+    def before_test_epoch(self, runner) -> None:
+        self._bind(runner, runner.test_evaluator)
+
+    def after_test_epoch(self, runner, metrics=None) -> None:
+        self._finish(runner, runner.test_evaluator, 'test')

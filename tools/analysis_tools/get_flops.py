@@ -1,0 +1,101 @@
+"""Parameters and FLOPs of a config's model, counting PAD layers correctly.
+
+    python tools/analysis_tools/get_flops.py CONFIG [--shape H W] [--out F]
+
+mmcv's / mmengine's counters match module types and do not count PAD
+layers (up to D convs, the hidden-prior convs, the dilation mixing). This
+tool measures every conv / matmul that runs with torch's FLOP counter and
+counts each PAD layer analytically (see pad_mm/evaluation/complexity.py):
+``hard`` = plain conv + prior convs (what hard inference needs), ``soft`` =
+D convs + prior + mixing, ``measured`` = the conv / matmul FLOPs the
+installed PAD implementation actually ran. 1 multiply-add = 2 FLOPs.
+Modules with weights that ran but got no FLOPs are listed as a warning,
+never dropped silently.
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
+
+from mmengine.config import DictAction  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Params and FLOPs with PAD')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('--checkpoint', help='optional checkpoint (the '
+                        'counts do not depend on the weights)')
+    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
+                        help='input size; default: the data preprocessor '
+                        'size / crop_size (seg) or 224 x 224 (cls)')
+    parser.add_argument('--out', help='write the numbers as JSON here')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value pairs')
+    return parser.parse_args(argv)
+
+
+def default_shape(cfg) -> tuple[int, int]:
+    from pad_mm.engine.runner_utils import task_of
+    if task_of(cfg) == 'cls':
+        return (224, 224)
+    size = cfg.model.get('data_preprocessor', {}).get('size') or \
+        cfg.get('crop_size')
+    return tuple(size) if size else (512, 512)
+
+
+def _g(x: int) -> str:
+    return f'{x / 1e9:.4f}'
+
+
+def _m(x: int) -> str:
+    return f'{x / 1e6:.3f}'
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    import torch
+
+    from pad_mm.evaluation import count_flops
+    from pad_mm.visualization import load_config, load_model, write_json
+    cfg = load_config(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    shape = tuple(args.shape) if args.shape else default_shape(cfg)
+    if len(shape) != 2 or min(shape) < 1:
+        raise ValueError(f'--shape must be two positive ints, got {shape}')
+    model, cfg = load_model(cfg, args.checkpoint)
+    inputs = torch.rand(1, 3, *shape,
+                        generator=torch.Generator().manual_seed(0))
+    report = count_flops(model, lambda: model(inputs, mode='tensor'))
+    result = dict(config=args.config, input_shape=[1, 3, *shape],
+                  flops_unit='FLOPs (1 multiply-add = 2)', **report.to_dict())
+    print(f'input shape: {tuple(inputs.shape)}')
+    if report.pad_layers:
+        print(f'{"PAD layer":32s} {"mode":5s} {"conv":>9s} {"prior":>9s} '
+              f'{"mixing":>9s} {"hard":>9s} {"soft":>9s} {"measured":>9s}'
+              '  (MFLOPs)')
+        for lf in report.pad_layers:
+            print(f'{lf.name:32s} {lf.eval_mode:5s} {_m(lf.conv):>9s} '
+                  f'{_m(lf.prior):>9s} {_m(lf.mixing):>9s} {_m(lf.hard):>9s} '
+                  f'{_m(lf.soft):>9s} {_m(lf.measured):>9s}')
+    print(f'FLOPs (PAD layers in their eval_mode): {_g(report.flops)} G')
+    print(f'FLOPs if all PAD layers hard: {_g(report.flops_hard)} G, soft: '
+          f'{_g(report.flops_soft)} G')
+    print(f'measured (torch counter, PAD layers as the installed '
+          f'implementation ran them, no mixing): '
+          f'{_g(report.flops_measured)} G')
+    print(f'Params: {report.params / 1e6:.4f} M (PAD priors '
+          f'{report.params_pad_prior}, not run at inference '
+          f'{report.params_not_run})')
+    if report.uncounted:
+        print('WARNING: these modules ran but the counter found no FLOPs '
+              f'in them (custom ops?): {report.uncounted}')
+    if args.out:
+        write_json(result, args.out)
+        print(f'wrote {args.out}')
+    return result
+
+
+if __name__ == '__main__':
+    main()

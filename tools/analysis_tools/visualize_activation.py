@@ -1,0 +1,92 @@
+"""Activation maps of one layer, PAD vs the regular model (paper Fig. 5 /
+Fig. 11).
+
+    python tools/analysis_tools/visualize_activation.py CONFIG CHECKPOINT \
+        IMAGE --out-dir DIR [--baseline-config C --baseline-checkpoint K] \
+        [--layer NAME]
+
+``--layer`` defaults to the block holding the last PAD layer (e.g.
+``backbone.layer4.1`` for ``backbone.layer4.1.conv2``); the regular model
+must have a module of that name. Per model: the image, the channel-mean
+activation over it (mmengine ``Visualizer.draw_featmap``) and the fraction
+of channels active (> 0) per pixel. Writes activation.png,
+activation.json (shape, mean, max, active fraction per model) and
+activation_<model>.csv (channel-mean map).
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Activation maps of a layer, PAD vs regular')
+    parser.add_argument('config', help='PAD config file')
+    parser.add_argument('checkpoint', help='PAD checkpoint')
+    parser.add_argument('image', help='image file')
+    parser.add_argument('--out-dir', required=True, help='output folder')
+    parser.add_argument('--baseline-config', help='regular model config')
+    parser.add_argument('--baseline-checkpoint', help='regular checkpoint')
+    parser.add_argument('--layer', help='module name (default: the block '
+                        'holding the last PAD layer)')
+    parser.add_argument('--device', default='cpu')
+    args = parser.parse_args(argv)
+    if (args.baseline_config is None) != (args.baseline_checkpoint is None):
+        parser.error('--baseline-config and --baseline-checkpoint go '
+                     'together')
+    return args
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    import torch
+
+    from pad_mm.evaluation import pad_layers
+    from pad_mm.visualization import (layer_output, load_model,
+                                      prepare_image, render_activations,
+                                      save_png, write_csv, write_json)
+    model, cfg = load_model(args.config, args.checkpoint, args.device)
+    names = [n for n, _ in pad_layers(model)]
+    if args.layer:
+        layer = args.layer
+    elif names:
+        layer = names[-1].rpartition('.')[0] or names[-1]
+    else:
+        raise ValueError(f'{args.config} has no PAD layer: give --layer')
+    models = [('PAD', model, cfg, args.config, args.checkpoint)]
+    if args.baseline_config:
+        base, bcfg = load_model(args.baseline_config,
+                                args.baseline_checkpoint, args.device)
+        models.append(('regular', base, bcfg, args.baseline_config,
+                       args.baseline_checkpoint))
+    rows, entries = [], []
+    for label, m, c, config, ckpt in models:
+        sample = prepare_image(m, c, args.image, args.device)
+        with torch.no_grad():
+            out = layer_output(m, layer, sample.inputs)
+        if out.dim() != 4:
+            raise ValueError(f'--layer {layer!r} gives shape '
+                             f'{tuple(out.shape)}, not [N, C, h, w]')
+        feat = out[0].detach().float().cpu()
+        rows.append(dict(label=label, image=sample.image, featmap=feat))
+        csv = f'activation_{label}.csv'
+        write_csv(feat.mean(0).numpy(), osp.join(args.out_dir, csv))
+        entries.append(dict(
+            label=label, config=config, checkpoint=ckpt,
+            shape=list(feat.shape), mean=float(feat.mean()),
+            max=float(feat.max()),
+            active_fraction=float((feat > 0).float().mean()),
+            map_csv=csv))
+    figure = render_activations(rows)
+    png = save_png(figure, osp.join(args.out_dir, 'activation.png'))
+    result = dict(image=args.image, layer=layer, figure='activation.png',
+                  figure_size=list(figure.shape[:2]), models=entries)
+    write_json(result, osp.join(args.out_dir, 'activation.json'))
+    print(f'wrote {png} and activation.json')
+    return result
+
+
+if __name__ == '__main__':
+    main()
