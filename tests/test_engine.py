@@ -187,6 +187,21 @@ def test_tools_train_and_test_cli(repo_root, tmp_path):
         raise AssertionError(f'no mIoU logged under {root}')
 
     assert last_miou(tmp_path / 't') == last_miou(tmp_path / 'w')
+    # --tta: the config's tta_pipeline / tta_model (flip TTA here)
+    cfg.tta_pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='TestTimeAug', transforms=[
+            [dict(type='RandomFlip', prob=0.0, direction='horizontal'),
+             dict(type='RandomFlip', prob=1.0, direction='horizontal')],
+            [dict(type='LoadAnnotations')], [dict(type='PackSegInputs')]])
+    ]
+    cfg.dump(str(cfg_file))
+    out = subprocess.run([
+        sys.executable, osp.join(repo_root, 'tools', 'test.py'),
+        str(cfg_file), ckpt, '--tta', '--work-dir', str(tmp_path / 'tta')
+    ], **run)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert 0 <= last_miou(tmp_path / 'tta') <= 100
     # bad CLI input is rejected with the field named
     out = subprocess.run([
         sys.executable, osp.join(repo_root, 'tools', 'test.py'),

@@ -393,6 +393,9 @@ def _tiny_cfg(repo_root, tmp_path):
         dict(type='LocalVisBackend'),
         dict(type='TensorboardVisBackend')
     ]
+    # mmengine keeps one Visualizer per name for the whole process: a fixed
+    # name would reuse an earlier test's instance and its save_dir
+    cfg.visualizer.name = f'visualizer_{tmp_path.name}'
     cfg.work_dir = str(tmp_path / 'work')
     cfg.launcher = 'none'
     return cfg

@@ -28,6 +28,11 @@ def parse_args(argv=None):
         help='seg: directory to save the predicted label maps; cls: file '
         '(.pkl) to dump the predictions')
     parser.add_argument(
+        '--tta',
+        action='store_true',
+        help='seg: test-time augmentation (the config\'s tta_pipeline and '
+        'tta_model, e.g. multi-scale + flip)')
+    parser.add_argument(
         '--show-dir', help='seg: directory to save painted predictions')
     parser.add_argument(
         '--cfg-options',
@@ -75,6 +80,17 @@ def main(argv=None):
         if task == 'seg':
             cfg.test_evaluator['output_dir'] = args.out
             cfg.test_evaluator['keep_results'] = True
+    if args.tta:
+        if task != 'seg':
+            raise PADConfigError('--tta', True,
+                                 'only with segmentation configs')
+        for key in ('tta_pipeline', 'tta_model'):
+            if key not in cfg:
+                raise PADConfigError('--tta', True,
+                                     f'configs that define {key}')
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
     if args.show_dir:
         if task != 'seg':
             raise PADConfigError('--show-dir', args.show_dir,
