@@ -85,30 +85,19 @@ def cpu_amp_cfg(cfg: Config) -> None:
                   f"autocast, {wrapper['dtype']})", logger='current')
 
 
-def revert_sync_bn_cfg(node, to: str = 'BN'):
-    """Replace every ``type='SyncBN'`` in a config tree by ``to``."""
+def revert_sync_bn_cfg(node, to: str = 'BN',
+                       sources: tuple[str, ...] = ('SyncBN', )):
+    """Replace every ``type`` in ``sources`` (default ``'SyncBN'``) in a
+    config tree by ``to``; returns the tree (changed in place)."""
     if isinstance(node, dict):
         for key, value in node.items():
-            if key == 'type' and value == 'SyncBN':
+            if key == 'type' and value in sources:
                 node[key] = to
             else:
-                revert_sync_bn_cfg(value, to)
+                revert_sync_bn_cfg(value, to, sources)
     elif isinstance(node, (list, tuple)):
         for value in node:
-            revert_sync_bn_cfg(value, to)
-    return node
-
-
-def _bn_to_cpu_sync_bn(node):
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == 'type' and value in ('BN', 'BN2d', 'SyncBN'):
-                node[key] = 'CPUSyncBN'
-            else:
-                _bn_to_cpu_sync_bn(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            _bn_to_cpu_sync_bn(value)
+            revert_sync_bn_cfg(value, to, sources)
     return node
 
 
@@ -130,7 +119,8 @@ def apply_cpu_distributed(cfg: Config) -> bool:
     cfg.model_wrapper_cfg = wrapper
     revert_sync_bn_cfg(cfg.model, to='CPUSyncBN')
     if cfg.get('sync_bn'):
-        _bn_to_cpu_sync_bn(cfg.model)
+        revert_sync_bn_cfg(cfg.model, to='CPUSyncBN',
+                           sources=('BN', 'BN2d', 'SyncBN'))
         cfg.sync_bn = None
     print_log('No CUDA: distributed run on the CPU with gloo; SyncBN is '
               'CPUSyncBN (statistics all-reduced over gloo).',
