@@ -26,7 +26,7 @@ from mmengine.hooks import Hook
 
 import pad_mm  # noqa: F401
 from pad_mm.engine.hooks.tau_hook import tau_at
-from pad_mm.engine.runner_utils import build_runner
+from pad_mm.runtime.runner_utils import build_runner
 from pad_mm.models import PADConv2d
 
 IMAGENET = [

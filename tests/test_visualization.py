@@ -402,7 +402,7 @@ def _tiny_cfg(repo_root, tmp_path):
 
 
 def test_hooks_log_dilation_stats_and_maps(repo_root, tmp_path):
-    from pad_mm.engine.runner_utils import build_runner
+    from pad_mm.runtime.runner_utils import build_runner
     runner = build_runner(_tiny_cfg(repo_root, tmp_path))
     runner.train()
     metrics = {k.split('/', 1)[1]: v.current()

@@ -9,12 +9,14 @@ sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
 from mmengine.config import Config, DictAction  # noqa: E402
 
 import pad_mm  # noqa: E402,F401
-from pad_mm.engine.runner_utils import (apply_cpu_distributed,  # noqa: E402
-                                        build_runner, cpu_amp_cfg,
-                                        set_work_dir, task_of)
-from pad_mm.engine.validate import (PADConfigError,  # noqa: E402
-                                    PADConfigFileError, validate_cfg_options,
-                                    validate_config, validate_work_dir)
+from pad_mm.registry import task_of  # noqa: E402
+from pad_mm.runtime.runner_utils import (apply_cpu_distributed,  # noqa: E402
+                                         build_runner, cpu_amp_cfg,
+                                         set_work_dir)
+from pad_mm.runtime.validate import (PADConfigError,  # noqa: E402
+                                     PADConfigFileError,
+                                     validate_cfg_options, validate_config,
+                                     validate_work_dir)
 
 
 def parse_args(argv=None):

@@ -13,11 +13,11 @@ sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
 from mmengine.config import Config, DictAction  # noqa: E402
 
 import pad_mm  # noqa: E402,F401  (registers modules, applies fixes)
-from pad_mm.engine.runner_utils import (  # noqa: E402
+from pad_mm.runtime.runner_utils import (  # noqa: E402
     add_default_pad_hooks, apply_amp, apply_cpu_distributed, build_runner,
     cpu_amp_cfg, set_work_dir)
-from pad_mm.engine.validate import (validate_cfg_options,  # noqa: E402
-                                    validate_config, validate_work_dir)
+from pad_mm.runtime.validate import (validate_cfg_options,  # noqa: E402
+                                     validate_config, validate_work_dir)
 
 
 def parse_args(argv=None):

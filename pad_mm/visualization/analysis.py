@@ -52,7 +52,7 @@ def load_model(config: str | Config,
     from mmengine.registry import MODELS, init_default_scope
     from mmengine.runner import load_checkpoint
 
-    from pad_mm.engine.runner_utils import task_of
+    from pad_mm.runtime.runner_utils import task_of
     cfg = load_config(config)
     task_of(cfg)
     init_default_scope(cfg.default_scope)

@@ -36,7 +36,7 @@ def main(argv=None) -> dict:
     import numpy as np
 
     import pad_mm  # noqa: F401
-    from pad_mm.engine.runner_utils import build_runner
+    from pad_mm.runtime.runner_utils import build_runner
     from pad_mm.evaluation import PADDilationMetric
     from pad_mm.visualization import (load_config, render_dilation_histogram,
                                       save_png, write_json)

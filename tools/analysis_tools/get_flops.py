@@ -36,7 +36,7 @@ def parse_args(argv=None):
 
 
 def default_shape(cfg) -> tuple[int, int]:
-    from pad_mm.engine.runner_utils import task_of
+    from pad_mm.registry import task_of
     if task_of(cfg) == 'cls':
         return (224, 224)
     size = cfg.model.get('data_preprocessor', {}).get('size') or \

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-from mmengine.registry import HOOKS
+
+from pad_mm.registry import HOOKS
 
 __all__ = ['PADDilationMapHook']
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.registry import HOOKS
+
+from pad_mm.registry import HOOKS
 
 from pad_mm.evaluation.dilation_metric import PADDilationMetric
 

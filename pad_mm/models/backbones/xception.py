@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import torch.nn as nn
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
-from mmseg.registry import MODELS
+from pad_mm.registry import SEG_MODELS as MODELS
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 

@@ -1,4 +1,5 @@
-"""Config preparation shared by ``tools/train.py`` and ``tools/test.py``."""
+"""Config preparation shared by ``tools/train.py`` and ``tools/test.py``
+(work dir, ``--amp``, CPU distributed launches, default hooks, runner)."""
 from __future__ import annotations
 
 import logging
@@ -7,27 +8,18 @@ import os.path as osp
 import torch
 from mmengine.config import Config
 from mmengine.logging import print_log
+from mmengine.registry import RUNNERS, init_default_scope
+from mmengine.runner import Runner
+
+from pad_mm.registry import TASK_SCOPES, task_of
 
 from .amp import AMP_DTYPES
 
 __all__ = [
-    'TASK_SCOPES', 'task_of', 'apply_amp', 'apply_cpu_distributed',
+    'apply_amp', 'apply_cpu_distributed',
     'set_work_dir', 'build_runner', 'revert_sync_bn_cfg', 'cpu_amp_cfg',
     'add_default_pad_hooks'
 ]
-
-# default_scope -> task
-TASK_SCOPES = {'mmseg': 'seg', 'mmpretrain': 'cls'}
-
-
-def task_of(cfg: Config) -> str:
-    """'seg' or 'cls' from the config's ``default_scope``."""
-    scope = cfg.get('default_scope')
-    if scope not in TASK_SCOPES:
-        raise ValueError(f'default_scope must be one of {list(TASK_SCOPES)} '
-                         f'(it selects the task), got {scope!r}')
-    return TASK_SCOPES[scope]
-
 
 def set_work_dir(cfg: Config, config_path: str,
                  work_dir: str | None) -> None:
@@ -145,8 +137,6 @@ def add_default_pad_hooks(cfg: Config) -> None:
 def build_runner(cfg: Config):
     """Build the runner of the config's scope (``runner_type`` honoured)."""
     task_of(cfg)
-    from mmengine.registry import RUNNERS, init_default_scope
-    from mmengine.runner import Runner
     init_default_scope(cfg.default_scope)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)

@@ -1,27 +1,34 @@
-"""Fixes for mmengine 0.10.7 on current PyTorch, applied when pad_mm is
-imported (``custom_imports=dict(imports=['pad_mm'])`` does that).
+"""Patches of mmengine 0.10.7 for current PyTorch, applied once by
+:func:`apply_compat_patches` (``import pad_mm`` calls it unless the
+environment variable ``PAD_MM_NO_PATCH=1`` is set; see
+:mod:`pad_mm.runtime`). Each patch names the upstream issue it works around
+and the version that fixes it.
 
-1. mmengine calls ``torch.load(f, map_location=...)`` without
-   ``weights_only``; torch >= 2.6 defaults it to True, which refuses
-   mmengine's own checkpoints (they pickle the message hub, numpy scalars,
-   ...), so ``--resume``, ``load_from`` and ``init_cfg=Pretrained`` fail.
-   We give mmengine's checkpoint modules a ``torch`` whose ``load`` defaults
-   to ``weights_only=False`` (the behaviour mmengine was written for; only
-   load checkpoints you trust). An explicit ``weights_only`` is respected.
-2. ``mmengine.dist.init_dist('pytorch')`` calls ``torch.cuda.set_device``
-   unconditionally and defaults to the nccl backend; on a machine without
-   CUDA we skip ``set_device`` and use gloo.
-3. mmengine's ``load_state_dict`` (used by ``load_from``,
-   ``init_cfg=dict(type='Pretrained')``, ``load_checkpoint``) lists every
-   missing key in one long warning. Loading a vanilla checkpoint into a PAD
-   model is expected to miss exactly the PAD prior parameters: those are
-   left at their initialisation and reported in one line; any other
-   mismatch is still reported by mmengine as before. ``strict=True`` is
-   unchanged.
-4. mmengine's ``AmpOptimWrapper`` refuses to run without a GPU and torch's
-   SyncBatchNorm needs one too; importing :mod:`pad_mm.engine.amp` and
-   :mod:`pad_mm.engine.sync_bn` registers ``CPUAmpOptimWrapper`` and
-   ``CPUSyncBN``, which ``--amp`` and CPU distributed launches select.
+1. :func:`trusted_torch_load` — checkpoint loading on torch >= 2.6.
+   Upstream: open-mmlab/mmengine#1655 ("torch.load weights_only error"),
+   fix proposed in open-mmlab/mmengine#1650, not in a release (mmengine
+   0.10.7 is the latest). mmengine calls ``torch.load(f, map_location=...)``
+   without ``weights_only``; torch >= 2.6 defaults it to True, which
+   refuses mmengine's own checkpoints (they pickle the message hub, numpy
+   scalars, ...), so ``--resume``, ``load_from`` and
+   ``init_cfg=Pretrained`` fail. mmengine's checkpoint modules get a
+   ``torch`` whose ``load`` defaults to ``weights_only=False`` (the
+   behaviour mmengine was written for; only load checkpoints you trust).
+   An explicit ``weights_only`` is respected.
+2. :func:`_patch_dist_init` — ``mmengine.dist.init_dist('pytorch')`` calls
+   ``torch.cuda.set_device`` unconditionally and defaults to nccl, so a
+   CPU-only distributed launch fails. No upstream issue or fix as of
+   mmengine 0.10.7 (``mmengine/dist/utils.py``, ``_init_dist_pytorch``);
+   without CUDA we skip ``set_device`` and use gloo.
+3. :func:`_patch_load_state_dict` — not a bug but a usability fix for PAD:
+   mmengine's ``load_state_dict`` lists every missing key in one long
+   warning. Loading a vanilla checkpoint into a PAD model is expected to
+   miss exactly the PAD prior parameters: those keep their initialisation
+   and are reported in one line; any other mismatch is still reported by
+   mmengine as before. ``strict=True`` is unchanged.
+
+CPU AMP (:mod:`pad_mm.runtime.amp`) and CPU SyncBN
+(:mod:`pad_mm.runtime.sync_bn`) are registered classes, not patches.
 """
 from __future__ import annotations
 
@@ -29,9 +36,21 @@ import logging
 import types
 from collections import OrderedDict
 
+import mmengine.dist.utils as dist_utils
+import mmengine.runner as runner_pkg
+import mmengine.runner.checkpoint as ckpt
+import mmengine.utils.dl_utils.hub as hub
 import torch
+from mmengine.dist import get_dist_info
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
 
-__all__ = ['apply_compat_patches', 'trusted_torch_load', 'pad_prior_keys']
+from pad_mm.models.layers import pad_layers
+
+__all__ = [
+    'apply_compat_patches', 'compat_patches_applied', 'trusted_torch_load',
+    'pad_prior_keys'
+]
 
 _APPLIED = False
 
@@ -54,7 +73,6 @@ class _TorchWithTrustedLoad(types.ModuleType):
 
 
 def _patch_dist_init() -> None:
-    import mmengine.dist.utils as dist_utils
     original = dist_utils._init_dist_pytorch
     if getattr(original, '_pad_mm_patched', False):
         return
@@ -79,25 +97,14 @@ def _patch_dist_init() -> None:
 def pad_prior_keys(module) -> list[str]:
     """State-dict keys of the PAD prior parameters of ``module`` (model
     wrappers are unwrapped), in module order."""
-    from mmengine.model import is_model_wrapper
-
-    from pad_mm.models.layers import PADConv2d
-    if is_model_wrapper(module):
-        module = module.module
     keys = []
-    for name, m in module.named_modules():
-        if isinstance(m, PADConv2d) and m.adaptive:
-            prefix = f'{name}.prior.' if name else 'prior.'
-            keys += [prefix + n for n, _ in m.prior.named_parameters()]
+    for name, m in pad_layers(module):
+        prefix = f'{name}.prior.' if name else 'prior.'
+        keys += [prefix + n for n, _ in m.prior.named_parameters()]
     return keys
 
 
 def _patch_load_state_dict() -> None:
-    import mmengine.runner as runner_pkg
-    import mmengine.runner.checkpoint as ckpt
-    from mmengine.dist import get_dist_info
-    from mmengine.logging import print_log
-    from mmengine.model import is_model_wrapper
     original = ckpt.load_state_dict
     if getattr(original, '_pad_mm_patched', False):
         return
@@ -135,17 +142,25 @@ def _patch_load_state_dict() -> None:
     runner_pkg.load_state_dict = load_state_dict
 
 
-def apply_compat_patches() -> None:
-    """Apply the fixes above once (idempotent)."""
+def compat_patches_applied() -> bool:
+    """Whether :func:`apply_compat_patches` ran in this process."""
+    return _APPLIED
+
+
+def apply_compat_patches() -> bool:
+    """Apply the patches above once (idempotent); logs once at INFO.
+    Returns True when they were applied by this call."""
     global _APPLIED
     if _APPLIED:
-        return
-    import mmengine.runner.checkpoint as ckpt
-    import mmengine.utils.dl_utils.hub as hub
+        return False
     proxy = _TorchWithTrustedLoad()
     ckpt.torch = proxy
     hub.torch = proxy
     _patch_dist_init()
     _patch_load_state_dict()
-    from . import amp, sync_bn  # noqa: F401  (registration, see 4.)
     _APPLIED = True
+    logging.getLogger('pad_mm').info(
+        'pad_mm: patched mmengine for torch >= 2.6 checkpoint loading '
+        '(weights_only=False for trusted checkpoints), CPU dist init and '
+        'PAD prior key reporting; set PAD_MM_NO_PATCH=1 to turn this off')
+    return True
