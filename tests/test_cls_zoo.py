@@ -453,7 +453,7 @@ def test_finegrained_recipe(repo_root, name):
     assert vp['ResizeEdge']['scale'] == crop * 256 // 224
     init = cfg.model.backbone.init_cfg
     imagenet = FG_BACKBONES[_backbone_key(name)]
-    assert init.type == 'Pretrained'
+    assert init.type == 'CheckedPretrained'
     assert init.checkpoint == f'checkpoints/imagenet/{imagenet}.pth'
     assert osp.isfile(_cfg_path(repo_root, imagenet))
 

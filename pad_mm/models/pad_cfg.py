@@ -361,3 +361,7 @@ def settings_table() -> str:
         rows.append(f"| `{spec.name}` | `{spec.metadata['default_doc']}` | "
                     f"{spec.metadata['doc']} |")
     return '\n'.join(rows)
+
+
+if __name__ == '__main__':  # the README table: python -m pad_mm.models.pad_cfg
+    print(settings_table())
