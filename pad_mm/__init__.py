@@ -16,7 +16,7 @@ except ImportError:  # torch-only use of pad_mm.ops
     HAS_OPENMMLAB = False
 else:
     HAS_OPENMMLAB = True
-    from . import (datasets, engine, evaluation, models,  # noqa: F401
+    from . import (apis, datasets, engine, evaluation, models,  # noqa: F401
                    runtime, visualization)  # (registration)
     runtime.apply_default_patches()
 

@@ -30,6 +30,11 @@ hooks                       root ``HOOKS``      task independent
                                                 upstream ``'Pretrained'``
                                                 is left as it is
 ``PADTexturesDataset``      mmseg ``DATASETS``  a segmentation data set
+figure makers               root ``FUNCTIONS``  the PAD hooks of
+(``pad_dilation_histogram``,                    ``engine/`` draw through
+``pad_dilation_map_image``)                     them without importing
+                                                ``visualization/`` (a
+                                                higher layer)
 ==========================  ==================  ==========================
 
 This module also maps a config's ``default_scope`` to its task
@@ -40,16 +45,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from mmengine.registry import DATASETS as ROOT_DATASETS  # noqa: F401
-from mmengine.registry import HOOKS, METRICS, MODELS, OPTIM_WRAPPERS
-from mmengine.registry import WEIGHT_INITIALIZERS
-from mmengine.registry import Registry
+from mmengine.registry import (FUNCTIONS, HOOKS, METRICS, MODELS,
+                               OPTIM_WRAPPERS, WEIGHT_INITIALIZERS, Registry)
 from mmpretrain.registry import MODELS as CLS_MODELS
 from mmseg.registry import DATASETS as SEG_DATASETS
 from mmseg.registry import MODELS as SEG_MODELS
 
 __all__ = [
-    'MODELS', 'SEG_MODELS', 'CLS_MODELS', 'HOOKS', 'METRICS',
+    'MODELS', 'SEG_MODELS', 'CLS_MODELS', 'HOOKS', 'METRICS', 'FUNCTIONS',
     'OPTIM_WRAPPERS', 'WEIGHT_INITIALIZERS', 'SEG_DATASETS', 'TASK_SCOPES',
     'task_of', 'register_in'
 ]

@@ -11,7 +11,7 @@ from mmengine.logging import print_log
 from mmengine.registry import RUNNERS, init_default_scope
 from mmengine.runner import Runner
 
-from pad_mm.registry import TASK_SCOPES, task_of
+from pad_mm.registry import task_of
 
 from .amp import AMP_DTYPES
 

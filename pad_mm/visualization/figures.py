@@ -18,6 +18,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from mmengine.visualization import Visualizer
 
+from pad_mm.registry import FUNCTIONS
+
 __all__ = [
     'PANEL_PX', 'CBAR_PX', 'DPI', 'grid_size', 'figure_to_array',
     'save_png', 'render_dilation_maps', 'render_dilation_histogram',
@@ -141,6 +143,7 @@ def render_dilation_maps(image: np.ndarray,
 HIST_SIZE = (640, 320)
 
 
+@FUNCTIONS.register_module('pad_dilation_histogram')
 def render_dilation_histogram(stats: dict[str, dict],
                               title: str = '') -> np.ndarray:
     """Bar chart: fraction of pixels choosing each dilation, per layer,
