@@ -52,6 +52,7 @@ from pad_mm.registry import TASK_SCOPES
 
 from .amp import AMP_DTYPES
 from .hooks.rng_hook import get_rng_state, set_rng_state
+from .runner_utils import LAUNCHERS
 
 __all__ = [
     'PADConfigError', 'PADConfigFileError', 'validate_config',
@@ -408,9 +409,9 @@ def _check_runtime(cfg, mode: str) -> None:
         raise PADConfigError('randomness.deterministic',
                              rnd['deterministic'], 'True or False')
     launcher = cfg.get('launcher', 'none')
-    if launcher not in ('none', 'pytorch', 'slurm', 'mpi'):
+    if launcher not in LAUNCHERS:
         raise PADConfigError('--launcher', launcher,
-                             "one of ['none', 'pytorch', 'slurm', 'mpi']")
+                             f'one of {list(LAUNCHERS)}')
     if launcher == 'pytorch':
         missing = [v for v in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR',
                                'MASTER_PORT') if v not in os.environ]

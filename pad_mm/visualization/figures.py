@@ -11,6 +11,7 @@ import os
 import os.path as osp
 from collections.abc import Sequence
 
+import cv2
 import matplotlib
 import numpy as np
 import torch
@@ -79,7 +80,6 @@ def figure_to_array(fig: Figure) -> np.ndarray:
 
 def save_png(image: np.ndarray, path: str) -> str:
     """Write an RGB array as PNG (creating the folder)."""
-    import cv2
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     if not cv2.imwrite(path, np.ascontiguousarray(image[..., ::-1]),
                        [cv2.IMWRITE_PNG_COMPRESSION, 9]):

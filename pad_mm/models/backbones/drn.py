@@ -89,6 +89,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from pad_mm.registry import CLS_MODELS, SEG_MODELS, register_in
 
+from .norm_eval import NormEvalMixin
 from .pretrained import PRETRAINED_TYPES, read_pretrained_state
 
 __all__ = ['DRN', 'DRNBasicBlock', 'DRNBottleneck', 'DRN_ARCHS']
@@ -178,7 +179,7 @@ CHANNELS = (16, 32, 64, 128, 256, 512, 512, 512)
 _OS_SETTINGS = {8: (1, (2, 4, 2, 1)), 16: (2, (1, 2, 1, 1))}
 
 
-class DRN(BaseModule):
+class DRN(NormEvalMixin, BaseModule):
     """Dilated Residual Network backbone (see the module docstring).
 
     Args:
@@ -397,14 +398,6 @@ class DRN(BaseModule):
             x = getattr(self, f'layer{i + 1}')(x)
             outs.append(x)
         return tuple(outs[i] for i in self.out_indices)
-
-    def train(self, mode: bool = True) -> 'DRN':
-        super().train(mode)
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
 
 
 register_in((SEG_MODELS, CLS_MODELS), 'DRN')(DRN)
