@@ -14,7 +14,8 @@ import pad_mm  # noqa: F401
 from pad_mm.models import (PADConfigError, PADConv2d, PADSettings,
                            build_pad_backbone, convert_to_pad, pad_layers,
                            parse_pad_cfg, parse_settings, settings_table)
-from pad_mm.models.pad_cfg import CHAIN_KEYS, PAD_CFG_KEYS, setting_specs
+from pad_mm.models.pad_cfg import (CHAIN_KEYS, PAD_CFG_KEYS, UNSET,
+                                   setting_specs)
 
 
 def _net():
@@ -33,6 +34,7 @@ def test_defaults_are_typed_and_normalised():
     assert (s.tau, s.train_mode, s.eval_mode, s.aggregation, s.impl) == (
         1.0, 'gumbel', 'hard', 'markov', 'auto')
     assert parse_settings() == PADSettings()
+    assert parse_settings(dict(tau=UNSET)).tau == 1.0
 
 
 @pytest.mark.parametrize('pad_cfg,field,value,allowed', [

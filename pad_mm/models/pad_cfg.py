@@ -15,6 +15,10 @@ keyword to :class:`PADConv2d` if the layer needs it); the parser, the
 error messages and the README's argument table (see
 :func:`settings_table`, tested against the README) follow.
 
+A default that depends on settings parsed before it (e.g. an activation
+per aggregation) is ``setting(..., default_of=lambda earlier: ...)``; a
+keyword whose value is :data:`UNSET` (or a missing key) gets that default.
+
 A ``pad_cfg`` is one chain entry or a list of them. An entry holds the
 chain keys of :data:`CHAIN_KEYS` (``layers``, ``name``) and any setting.
 """
@@ -32,12 +36,23 @@ from pad_mm.registry import MODELS
 __all__ = [
     'PADConfigError', 'PADSettings', 'PADChainCfg', 'setting',
     'parse_settings', 'parse_pad_cfg', 'settings_table', 'setting_specs',
-    'AGGREGATIONS', 'TRAIN_MODES', 'EVAL_MODES', 'CHAIN_KEYS', 'PAD_CFG_KEYS'
+    'AGGREGATIONS', 'TRAIN_MODES', 'EVAL_MODES', 'CHAIN_KEYS', 'PAD_CFG_KEYS',
+    'UNSET'
 ]
 
 AGGREGATIONS = ('markov', 'recurrent', 'gated')
 TRAIN_MODES = ('gumbel', 'gumbel_hard')
 EVAL_MODES = ('hard', 'soft', 'gumbel')
+
+
+class _Unset:
+
+    def __repr__(self) -> str:
+        return 'UNSET'
+
+
+#: "not given": the setting takes its (possibly dependent) default
+UNSET: Any = _Unset()
 
 
 class PADConfigError(ValueError):
@@ -84,12 +99,26 @@ Check = Callable[[Any, Mapping[str, Any]], Any]
 
 
 def setting(default: Any, allowed: str | Callable[[], str], doc: str,
-            check: Check, default_doc: str | None = None) -> Any:
-    """A :class:`PADSettings` field: ``check(value, earlier)`` returns the
-    normalised value or raises ``ValueError``/``TypeError`` (``earlier``:
-    the settings parsed before this one, in field order)."""
+            check: Check, default_doc: str | None = None,
+            default_of: Callable[[Mapping[str, Any]], Any] | None = None
+            ) -> Any:
+    """A :class:`PADSettings` field.
+
+    Args:
+        default: the default (of the dataclass, and of the parser unless
+            ``default_of`` is given).
+        allowed: what is allowed, in words (or a function giving it).
+        doc: one line for the README table.
+        check: ``check(value, earlier)`` returns the normalised value or
+            raises ``_Invalid`` (``earlier``: the settings parsed before
+            this one, in field order).
+        default_doc: the default as the README shows it.
+        default_of: ``default_of(earlier)``: a default that depends on
+            earlier settings, used when the value is missing or
+            :data:`UNSET`.
+    """
     return field(default=default, metadata=dict(
-        allowed=allowed, doc=doc, check=check,
+        allowed=allowed, doc=doc, check=check, default_of=default_of,
         default_doc=default_doc if default_doc is not None else
         repr(default)))
 
@@ -272,7 +301,10 @@ def parse_settings(values: Mapping[str, Any] | None = None, path: str = '',
             f'unknown keys {unknown}')
     parsed: dict[str, Any] = {}
     for spec in setting_specs():
-        value = values.get(spec.name, spec.default)
+        value = values.get(spec.name, UNSET)
+        if value is UNSET:
+            default_of = spec.metadata['default_of']
+            value = spec.default if default_of is None else default_of(parsed)
         try:
             parsed[spec.name] = spec.metadata['check'](value, parsed)
         except _Invalid as e:

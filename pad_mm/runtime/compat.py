@@ -56,7 +56,8 @@ _APPLIED = False
 
 
 def trusted_torch_load(f, *args, **kwargs):
-    """``torch.load`` with ``weights_only=False`` unless given."""
+    """``torch.load`` with ``weights_only=False`` unless given (patch 1:
+    open-mmlab/mmengine#1655, not fixed in mmengine <= 0.10.7)."""
     kwargs.setdefault('weights_only', False)
     return torch.load(f, *args, **kwargs)
 
@@ -73,6 +74,8 @@ class _TorchWithTrustedLoad(types.ModuleType):
 
 
 def _patch_dist_init() -> None:
+    """Patch 2: CPU-only ``init_dist('pytorch')`` (no upstream issue or
+    fix as of mmengine 0.10.7)."""
     original = dist_utils._init_dist_pytorch
     if getattr(original, '_pad_mm_patched', False):
         return
@@ -105,6 +108,8 @@ def pad_prior_keys(module) -> list[str]:
 
 
 def _patch_load_state_dict() -> None:
+    """Patch 3: one line for the PAD prior keys a vanilla checkpoint
+    lacks (a PAD usability fix, not an upstream bug)."""
     original = ckpt.load_state_dict
     if getattr(original, '_pad_mm_patched', False):
         return
