@@ -59,7 +59,6 @@ def _m(x: int) -> str:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-
     cfg = load_config(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)

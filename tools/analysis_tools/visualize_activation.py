@@ -49,7 +49,6 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-
     model, cfg = load_model(args.config, args.checkpoint, args.device)
     names = [n for n, _ in pad_layers(model)]
     if args.layer:

@@ -70,7 +70,6 @@ def parse_args(argv=None):
 
 def analyse(model, cfg, image_path, names, layer, pixels, device):
     """RF cells and ERF of ``model`` at ``pixels``."""
-
     sample = prepare_image(model, cfg, image_path, device)
     H, W = sample.image.shape[:2]
     for x, y in pixels:
