@@ -185,9 +185,9 @@ def build_pad_backbone(base_type: str | type, pad_cfg: dict | Sequence[dict],
         raise PADConfigError('base_type', base_type,
                              'a registered backbone type of the config '
                              "scope, e.g. 'ResNetV1c'")
-    chains = parse_pad_cfg(pad_cfg)  # bad settings fail before the build
+    parse_pad_cfg(pad_cfg)  # bad settings fail before the (slow) build
     model = MODELS.build(dict(type=base_type, **kwargs))
-    return convert_to_pad(model, copy.deepcopy(pad_cfg)) if chains else model
+    return convert_to_pad(model, copy.deepcopy(pad_cfg))
 
 
 #: The config key of :func:`build_pad_backbone`.
