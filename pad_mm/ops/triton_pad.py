@@ -195,6 +195,23 @@ if HAS_TRITON:
         return tl.dot(a, b.to(tl.float32), acc, input_precision=PREC)
 
     @triton.jit
+    def _split(rm, H, W):
+        # flat pixel index over [N, H, W] -> (n, pixel in the image, row,
+        # column)
+        n = rm // (H * W)
+        pix = rm % (H * W)
+        return n, pix, pix // W, pix % W
+
+    @triton.jit
+    def _tap_offset(tap, K: tl.constexpr):
+        # tap t of a K x K kernel -> (row, column) offset from the centre
+        return tap // K - K // 2, tap % K - K // 2
+
+    @triton.jit
+    def _inside(ih, iw, H, W):
+        return (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
+
+    @triton.jit
     def _fwd_kernel(x_ptr, w_ptr, b_ptr, p_ptr, psum_ptr, dil_ptr, out_ptr,
                     NP, H, W, HO, WO, COG, CG, sxn, sxc, sxh, sxw, spn, spd,
                     sph, spw, son, soc, soh, sow,
@@ -207,13 +224,9 @@ if HAS_TRITON:
         pid_m = tl.program_id(0)
         pid_n = tl.program_id(1)
         g = tl.program_id(2)
-        P = HO * WO
         rm = pid_m * BM + tl.arange(0, BM)
         m_mask = rm < NP
-        n = rm // P
-        pix = rm % P
-        oh = pix // WO
-        ow = pix % WO
+        n, pix, oh, ow = _split(rm, HO, WO)
         ro = pid_n * BN + tl.arange(0, BN)
         o_mask = ro < COG
         co = g * COG + ro
@@ -225,8 +238,7 @@ if HAS_TRITON:
         else:
             psum = tl.load(psum_ptr + rm, mask=m_mask, other=0.)
         for tap in range(K * K):
-            kh = tap // K - K // 2
-            kw = tap % K - K // 2
+            kh, kw = _tap_offset(tap, K)
             for c0 in range(0, CG, BK):
                 rk = c0 + tl.arange(0, BK)
                 k_mask = rk < CG
@@ -235,7 +247,7 @@ if HAS_TRITON:
                 if HARD:
                     ih = oh * STRIDE + kh * drow
                     iw = ow * STRIDE + kw * drow
-                    ok = m_mask & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
+                    ok = m_mask & _inside(ih, iw, H, W)
                     a = tl.load(x_ptr + xoff + ih[:, None] * sxh +
                                 iw[:, None] * sxw,
                                 mask=ok[:, None] & k_mask[None, :],
@@ -253,8 +265,7 @@ if HAS_TRITON:
                         d = tl.load(dil_ptr + di)
                         ih = oh * STRIDE + kh * d
                         iw = ow * STRIDE + kw * d
-                        ok = m_mask & (ih >= 0) & (ih < H) & (iw >= 0) & (
-                            iw < W)
+                        ok = m_mask & _inside(ih, iw, H, W)
                         xv = tl.load(x_ptr + xoff + ih[:, None] * sxh +
                                      iw[:, None] * sxw,
                                      mask=ok[:, None] & k_mask[None, :],
@@ -284,13 +295,9 @@ if HAS_TRITON:
         pid_m = tl.program_id(0)
         pid_n = tl.program_id(1)
         g = tl.program_id(2)
-        P = HO * WO
         rm = pid_m * BM + tl.arange(0, BM)
         m_mask = rm < NP
-        n = rm // P
-        pix = rm % P
-        oh = pix // WO
-        ow = pix % WO
+        n, pix, oh, ow = _split(rm, HO, WO)
         rj = pid_n * BN + tl.arange(0, BN)
         j_mask = rj < CG * (K * K)
         t = rj // CG
@@ -324,16 +331,12 @@ if HAS_TRITON:
         pid_n = tl.program_id(1)
         rm = pid_m * BM + tl.arange(0, BM)  # input pixels
         m_mask = rm < NI
-        n = rm // (H * W)
-        pix = rm % (H * W)
-        ih = pix // W
-        iw = pix % W
+        n, pix, ih, iw = _split(rm, H, W)
         rc = pid_n * BN + tl.arange(0, BN)
         c_mask = rc < C
         acc = tl.zeros((BM, BN), dtype=tl.float32)
         for tap in range(K * K):
-            kh = tap // K - K // 2
-            kw = tap % K - K // 2
+            kh, kw = _tap_offset(tap, K)
             if tap == (K * K) // 2:
                 ok = m_mask & (ih % STRIDE == 0) & (iw % STRIDE == 0)
                 oh = ih // STRIDE
@@ -379,19 +382,15 @@ if HAS_TRITON:
         P = HO * WO
         rm = pid_m * BM + tl.arange(0, BM)
         m_mask = rm < NP
-        n = rm // P
-        pix = rm % P
-        oh = pix // WO
-        ow = pix % WO
+        n, pix, oh, ow = _split(rm, HO, WO)
         for di in range(D):
             d = tl.load(dil_ptr + di)
             acc = tl.zeros((BM, ), dtype=tl.float32)
             for tap in range(K * K):
-                kh = tap // K - K // 2
-                kw = tap % K - K // 2
+                kh, kw = _tap_offset(tap, K)
                 ih = oh * STRIDE + kh * d
                 iw = ow * STRIDE + kw * d
-                ok = m_mask & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
+                ok = m_mask & _inside(ih, iw, H, W)
                 for c0 in range(0, C, BN):
                     rc = c0 + tl.arange(0, BN)
                     msk = ok[:, None] & (rc < C)[None, :]
@@ -418,9 +417,7 @@ if HAS_TRITON:
         pid_z = tl.program_id(2)
         tap = pid_z % (K * K)
         g = pid_z // (K * K)
-        kh = tap // K - K // 2
-        kw = tap % K - K // 2
-        P = HO * WO
+        kh, kw = _tap_offset(tap, K)
         ro = pid_o * BM + tl.arange(0, BM)
         o_mask = ro < COG
         co = g * COG + ro
@@ -431,10 +428,7 @@ if HAS_TRITON:
         for m0 in range(0, NP, BK):
             rm = m0 + tl.arange(0, BK)
             m_mask = rm < NP
-            n = rm // P
-            pix = rm % P
-            oh = pix // WO
-            ow = pix % WO
+            n, pix, oh, ow = _split(rm, HO, WO)
             a = tl.load(go_ptr + n[None, :] * sgn + co[:, None] * sgc +
                         oh[None, :] * sgh + ow[None, :] * sgw,
                         mask=o_mask[:, None] & m_mask[None, :], other=0.)
@@ -443,7 +437,7 @@ if HAS_TRITON:
                 d = tl.load(dil_ptr + di)
                 ih = oh * STRIDE + kh * d
                 iw = ow * STRIDE + kw * d
-                ok = m_mask & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
+                ok = m_mask & _inside(ih, iw, H, W)
                 xv = tl.load(x_ptr + n[:, None] * sxn + ci[None, :] * sxc +
                              ih[:, None] * sxh + iw[:, None] * sxw,
                              mask=ok[:, None] & c_mask[None, :],
