@@ -234,7 +234,9 @@ def self_check(fn: PADImpl, device: torch.device | str, dtype: torch.dtype,
     if not hard:
         names.append('grad_probs')
     errors = {}
-    with torch.autocast(device.type, enabled=False), torch.enable_grad():
+    # also from inside no_grad / inference_mode (an eval loop's first call)
+    with torch.inference_mode(False), torch.enable_grad(), \
+            torch.autocast(device.type, enabled=False):
         for case in _check_cases(device, dtype, hard, entry):
             tag = f"s{case['stride']}"
             exp = _run_case(reference, case, device, None, hard,

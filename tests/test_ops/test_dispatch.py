@@ -373,3 +373,15 @@ def test_self_check_catches_a_wrong_tile_edge():
     dispatch.self_check(pad_conv2d_hard_reference, 'cpu', torch.float32,
                         hard=True)
     torch.testing.assert_close(torch.rand(3), a)
+
+
+def test_first_call_inside_inference_mode_is_checked_properly(monkeypatch):
+    _register(Spy())
+    _fast_timer(monkeypatch)
+    x, w, b, p = _inputs()
+    with torch.inference_mode():
+        out = pad_conv2d(x, w, b, p, DIL)
+    torch.testing.assert_close(out, pad_conv2d_reference(x, w, b, p, DIL))
+    (check, ) = dispatch.dispatch_report()['checks']
+    assert check['passed'], check
+    assert select_impl(x, w, p, DIL, 1, 1) == 'fake'
