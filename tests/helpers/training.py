@@ -1,4 +1,6 @@
-"""Shared helpers of the reliability tests (tests/test_reliability*.py)."""
+"""Training helpers of the runtime tests (tests/test_runtime/): the demo
+config shrunk for the CPU, json-log and checkpoint readers, a CPUSyncBN
+worker, and test-only hooks and backbones registered on import."""
 from __future__ import annotations
 
 import json
@@ -13,9 +15,8 @@ def tiny_demo_cfg(repo_root: str, work_dir, data_root, max_iters: int = 2,
                   size: int = 32, batch_size: int = 2, slim: bool = False,
                   num_train: int = 8, flip: bool = True,
                   validate: bool = False) -> Config:
-    """The PAD demo config shrunk for CPU tests (as tests/test_engine.py
-    does), optionally with a slim ResNet-18 (8-64 channels) for long runs.
-    """
+    """The PAD demo config shrunk for CPU tests, optionally with a slim
+    ResNet-18 (8-64 channels) for long runs."""
     cfg = Config.fromfile(osp.join(repo_root, DEMO))
     gen = dict(seed=1, num_train=num_train, num_val=2, size=size)
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
@@ -102,7 +103,7 @@ def sync_bn_worker(rank, world, init_file, x, grad_out, out_q):
 
 
 # ---------------------------------------------------------------------------
-# Used inside training subprocesses via custom_imports=['reliability_helpers']
+# Used inside training subprocesses via custom_imports=['helpers.training']
 # (with tests/ on PYTHONPATH).
 def _register_zero_noise_hook():
     from mmengine.hooks import Hook
