@@ -11,7 +11,6 @@ and the design-card entry point configs/pad_deeplabv3plus_r101_cityscapes.py.
 """
 from __future__ import annotations
 
-import copy
 import functools
 import glob
 import os.path as osp
@@ -25,6 +24,7 @@ from mmseg.registry import MODELS
 import pad_mm  # noqa: F401
 from pad_mm.models import PADConv2d
 
+from helpers.configs import load_config
 from helpers.seg_data import make_cityscapes, make_voc, shrink_seg_cfg
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
@@ -108,20 +108,22 @@ ZOO = {
 CONFIGS = sorted(ZOO)
 
 
-@functools.lru_cache(maxsize=None)
-def _cfg_cached(rel: str) -> Config:
-    return Config.fromfile(osp.join(ROOT, rel))
-
-
 def _cfg(rel: str) -> Config:
-    """A fresh copy of the config (parsing one takes ~0.5 s)."""
-    return copy.deepcopy(_cfg_cached(rel))
+    """A fresh copy of the config (parsed once per session)."""
+    return load_config(osp.join(ROOT, rel))
 
 
 def _meta_model(cfg: Config):
     init_default_scope('mmseg')
     with torch.device('meta'):
         return MODELS.build(cfg.model)
+
+
+@functools.lru_cache(maxsize=None)
+def _meta_model_of(rel: str):
+    """The model of the config ``rel`` on the meta device, built once per
+    session (the PAD rows compare with their vanilla row's)."""
+    return _meta_model(_cfg(rel))
 
 
 def _prior_numel(layer: PADConv2d) -> int:
@@ -171,7 +173,7 @@ def test_entry_point_is_table5_r101_pad():
 def test_config_builds_with_paper_pad_layers(rel):
     cfg = _cfg(rel)
     spec = ZOO[rel]
-    model = _meta_model(cfg)
+    model = _meta_model_of(rel)
     pads = {n[len('backbone.'):]: m for n, m in model.named_modules()
             if isinstance(m, PADConv2d)}
     # training protocol of appendix A: batch 8 (DeepLabV3+), batch 1 (FCN)
@@ -208,7 +210,7 @@ def test_config_builds_with_paper_pad_layers(rel):
     assert [h['type'] for h in cfg.custom_hooks] == ['PADTauHook']
     # PAD adds only the prior parameters, everything else is the vanilla
     # model's (names and shapes)
-    vanilla = _meta_model(_cfg(spec['vanilla']))
+    vanilla = _meta_model_of(spec['vanilla'])
     v_shapes = {k: v.shape for k, v in vanilla.named_parameters()}
     p_shapes = {k: v.shape for k, v in model.named_parameters()}
     non_prior = {k: s for k, s in p_shapes.items() if '.prior.' not in k}
