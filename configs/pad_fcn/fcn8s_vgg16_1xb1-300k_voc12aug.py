@@ -44,16 +44,13 @@ model = dict(
     test_cfg=dict(mode='whole'))
 
 # no augmentation, no resizing: whole images in, full-resolution scores out
+# (training and testing read the data the same way)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs')
 ]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(type='PackSegInputs')
-]
+test_pipeline = train_pipeline
 dataset_type = 'PascalVOCDataset'
 data_root = 'data/VOCdevkit/VOC2012'
 train_dataloader = dict(

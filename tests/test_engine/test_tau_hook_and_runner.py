@@ -1,4 +1,5 @@
-"""tau schedules and hook; config tools; a Runner train/val/resume trip."""
+"""tau schedules and hook; config tools; a Runner train/val/resume trip;
+mmseg's APIs on a PAD model."""
 import math
 import os.path as osp
 
@@ -12,6 +13,8 @@ from pad_mm.models import PADConv2d
 from pad_mm.registry import task_of
 from pad_mm.runtime.runner_utils import (apply_amp, apply_cpu_distributed,
                                          revert_sync_bn_cfg)
+
+from helpers.training import tiny_demo_cfg
 
 
 def test_tau_schedules_values():
@@ -71,23 +74,10 @@ def test_task_and_amp_and_cpu_dist_cfg():
 
 
 def _tiny_demo_cfg(repo_root, work_dir, data_root, max_iters=2):
-    cfg = Config.fromfile(
-        osp.join(repo_root, 'configs/demo/pad_deeplabv3plus_r18_textures.py'))
-    gen = dict(seed=1, num_train=4, num_val=2, size=32)
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[loader].dataset.data_root = str(data_root)
-        cfg[loader].dataset.generate = gen
-    cfg.train_dataloader.batch_size = 2
-    cfg.model.data_preprocessor.size = (32, 32)
-    cfg.train_cfg.max_iters = max_iters
-    cfg.train_cfg.val_interval = max_iters
-    cfg.param_scheduler[0].end = max_iters
-    cfg.default_hooks.checkpoint.interval = 1
-    cfg.default_hooks.checkpoint.max_keep_ckpts = 3
-    cfg.default_hooks.logger.interval = 1
-    cfg.work_dir = str(work_dir)
-    cfg.launcher = 'none'
-    return cfg
+    """The demo on 4 generated 32 px images, validated at the end, a
+    checkpoint every iteration."""
+    return tiny_demo_cfg(repo_root, work_dir, data_root, max_iters=max_iters,
+                         num_train=4, validate=True, checkpoint_interval=1)
 
 
 def test_runner_train_val_resume_round_trip(repo_root, tmp_path):
@@ -127,88 +117,6 @@ def test_runner_train_val_resume_round_trip(repo_root, tmp_path):
     assert osp.isfile(tmp_path / 'b' / 'iter_2.pth')
     # exactly one iteration was run after resuming
     assert not osp.isfile(tmp_path / 'b' / 'iter_1.pth')
-
-
-def test_upstream_mmseg_train_script_runs_config(repo_root, tmp_path):
-    """mmseg's own tools/train.py runs a pad_mm config unchanged (the
-    config's custom_imports registers pad_mm)."""
-    import subprocess
-    import sys
-
-    import mmseg
-    script = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools',
-                      'train.py')
-    if not osp.isfile(script):
-        pytest.skip('this mmseg install does not ship tools/train.py')
-    cfg = _tiny_demo_cfg(repo_root, tmp_path / 'w', tmp_path / 'data',
-                         max_iters=1)
-    cfg_file = tmp_path / 'cfg.py'
-    cfg.dump(str(cfg_file))
-    out = subprocess.run(
-        [sys.executable, script, str(cfg_file), '--work-dir',
-         str(tmp_path / 'w')],
-        capture_output=True, text=True, cwd=str(tmp_path))
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert osp.isfile(tmp_path / 'w' / 'iter_1.pth')
-    ckpt = torch.load(tmp_path / 'w' / 'iter_1.pth', weights_only=False)
-    assert any('prior.input_weight' in k for k in ckpt['state_dict'])
-
-
-def test_tools_train_and_test_cli(repo_root, tmp_path):
-    """tools/train.py then tools/test.py on its checkpoint: the same mIoU
-    as the validation at the end of training."""
-    import json
-    import subprocess
-    import sys
-    cfg = _tiny_demo_cfg(repo_root, tmp_path / 'w', tmp_path / 'data',
-                         max_iters=2)
-    cfg_file = tmp_path / 'cfg.py'
-    cfg.dump(str(cfg_file))
-    run = dict(capture_output=True, text=True, cwd=str(tmp_path))
-    out = subprocess.run([
-        sys.executable, osp.join(repo_root, 'tools', 'train.py'),
-        str(cfg_file), '--work-dir', str(tmp_path / 'w')
-    ], **run)
-    assert out.returncode == 0, out.stderr[-3000:]
-    ckpt = (tmp_path / 'w' / 'last_checkpoint').read_text().strip()
-    out = subprocess.run([
-        sys.executable, osp.join(repo_root, 'tools', 'test.py'),
-        str(cfg_file), ckpt, '--work-dir', str(tmp_path / 't')
-    ], **run)
-    assert out.returncode == 0, out.stderr[-3000:]
-
-    def last_miou(root):
-        # training: <ts>/vis_data/scalars.json; testing: <ts>/<ts>.json
-        logs = sorted(root.rglob('*.json'))
-        for log in logs:
-            for line in reversed(log.read_text().splitlines()):
-                rec = json.loads(line)
-                if 'mIoU' in rec:
-                    return rec['mIoU']
-        raise AssertionError(f'no mIoU logged under {root}')
-
-    assert last_miou(tmp_path / 't') == last_miou(tmp_path / 'w')
-    # --tta: the config's tta_pipeline / tta_model (flip TTA here)
-    cfg.tta_pipeline = [
-        dict(type='LoadImageFromFile'),
-        dict(type='TestTimeAug', transforms=[
-            [dict(type='RandomFlip', prob=0.0, direction='horizontal'),
-             dict(type='RandomFlip', prob=1.0, direction='horizontal')],
-            [dict(type='LoadAnnotations')], [dict(type='PackSegInputs')]])
-    ]
-    cfg.dump(str(cfg_file))
-    out = subprocess.run([
-        sys.executable, osp.join(repo_root, 'tools', 'test.py'),
-        str(cfg_file), ckpt, '--tta', '--work-dir', str(tmp_path / 'tta')
-    ], **run)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert 0 <= last_miou(tmp_path / 'tta') <= 100
-    # bad CLI input is rejected with the field named
-    out = subprocess.run([
-        sys.executable, osp.join(repo_root, 'tools', 'test.py'),
-        str(cfg_file), str(tmp_path / 'missing.pth')
-    ], **run)
-    assert out.returncode != 0 and 'checkpoint' in out.stderr
 
 
 def test_mmseg_apis_with_recurrent_chain(repo_root, tmp_path):

@@ -18,9 +18,7 @@ import pad_mm  # noqa: F401
 from pad_mm.runtime.runner_utils import apply_cpu_distributed
 from pad_mm.runtime.sync_bn import CPUSyncBatchNorm
 
-sys.path.insert(0, osp.dirname(__file__))
-from reliability_helpers import (state_of, sync_bn_worker,  # noqa: E402
-                                 tiny_demo_cfg)
+from helpers.training import state_of, sync_bn_worker, tiny_demo_cfg
 
 STEPS = 3
 
@@ -125,7 +123,7 @@ def _dist_cfg(repo_root, tmp_path, work, batch_size):
     # a gated chain: its first layer computes W h with h = 0, so W gets a
     # zero (not a missing) gradient: DDP must not report unused parameters
     cfg.model.backbone.pad_cfg.aggregation = 'gated'
-    cfg.custom_imports = dict(imports=['pad_mm', 'reliability_helpers'],
+    cfg.custom_imports = dict(imports=['pad_mm', 'helpers.training'],
                               allow_failed_imports=False)
     cfg.custom_hooks = list(cfg.custom_hooks) + [
         dict(type='ZeroGumbelNoiseHook')]

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-from mmengine.config import Config
 from torch.utils.flop_counter import FlopCounterMode
 
 import pad_mm  # noqa: F401
@@ -22,6 +21,8 @@ from pad_mm.models import PADConv2d, pad_layers
 from pad_mm.ops import available_impls
 from pad_mm.visualization import (HIST_SIZE, effective_receptive_field,
                                   grid_size, sampled_positions)
+
+from helpers.training import tiny_demo_cfg
 
 PAD_CFG = 'configs/demo/pad_deeplabv3plus_r18_textures.py'
 VANILLA_CFG = 'configs/demo/deeplabv3plus_r18_textures.py'
@@ -374,18 +375,9 @@ def test_tools_on_cls_config(repo_root, demo_ckpts, tmp_path):
 # ---------------------------------------------------------------- hooks
 
 def _tiny_cfg(repo_root, tmp_path):
-    cfg = Config.fromfile(osp.join(repo_root, PAD_CFG))
-    gen = dict(seed=1, num_train=2, num_val=2, size=32)
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[loader].dataset.data_root = str(tmp_path / 'data')
-        cfg[loader].dataset.generate = gen
-    cfg.train_dataloader.batch_size = 2
-    cfg.model.data_preprocessor.size = (32, 32)
-    cfg.train_cfg.max_iters = 1
-    cfg.train_cfg.val_interval = 1
-    cfg.param_scheduler[0].end = 1
-    cfg.default_hooks.checkpoint.interval = 100
-    cfg.default_hooks.logger.interval = 1
+    cfg = tiny_demo_cfg(repo_root, tmp_path / 'work', tmp_path / 'data',
+                        max_iters=1, num_train=2, validate=True,
+                        checkpoint_interval=100)
     cfg.custom_hooks = list(cfg.custom_hooks) + [
         dict(type='PADDilationStatsHook'),
         dict(type='PADDilationMapHook', indices=[1])
@@ -397,8 +389,6 @@ def _tiny_cfg(repo_root, tmp_path):
     # mmengine keeps one Visualizer per name for the whole process: a fixed
     # name would reuse an earlier test's instance and its save_dir
     cfg.visualizer.name = f'visualizer_{tmp_path.name}'
-    cfg.work_dir = str(tmp_path / 'work')
-    cfg.launcher = 'none'
     return cfg
 
 

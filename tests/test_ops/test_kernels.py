@@ -1,5 +1,5 @@
-"""Fast PAD implementations against the reference (issue: fused kernels and
-sparse hard inference).
+"""Fast PAD implementations (fused kernels, sparse hard inference) against
+the reference.
 
 CPU CI: the mixed-im2col path, the sparse hard path and the dispatcher
 match ``pad_conv2d_reference`` (values and every gradient) across modes,

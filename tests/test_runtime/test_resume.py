@@ -1,7 +1,5 @@
 """Resume is bit-identical (RNG state included); deterministic runs give
 identical logs."""
-import os.path as osp
-import sys
 
 import pytest
 import torch
@@ -10,9 +8,7 @@ import pad_mm  # noqa: F401
 from pad_mm.models import PADConv2d
 from pad_mm.runtime.runner_utils import add_default_pad_hooks, build_runner
 
-sys.path.insert(0, osp.dirname(__file__))
-from reliability_helpers import (json_log_losses, state_of,  # noqa: E402
-                                 tiny_demo_cfg)
+from helpers.training import json_log_losses, state_of, tiny_demo_cfg
 
 N = 3  # interrupt at N, compare at 2N
 

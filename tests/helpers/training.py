@@ -1,4 +1,6 @@
-"""Shared helpers of the reliability tests (tests/test_reliability*.py)."""
+"""Training helpers of the runtime tests (tests/test_runtime/): the demo
+config shrunk for the CPU, json-log and checkpoint readers, a CPUSyncBN
+worker, and test-only hooks and backbones registered on import."""
 from __future__ import annotations
 
 import json
@@ -6,17 +8,19 @@ import os.path as osp
 
 from mmengine.config import Config
 
+from .configs import load_config
+
 DEMO = 'configs/demo/pad_deeplabv3plus_r18_textures.py'
 
 
 def tiny_demo_cfg(repo_root: str, work_dir, data_root, max_iters: int = 2,
                   size: int = 32, batch_size: int = 2, slim: bool = False,
                   num_train: int = 8, flip: bool = True,
-                  validate: bool = False) -> Config:
-    """The PAD demo config shrunk for CPU tests (as tests/test_engine.py
-    does), optionally with a slim ResNet-18 (8-64 channels) for long runs.
-    """
-    cfg = Config.fromfile(osp.join(repo_root, DEMO))
+                  validate: bool = False,
+                  checkpoint_interval: int | None = None) -> Config:
+    """The PAD demo config shrunk for CPU tests, optionally with a slim
+    ResNet-18 (8-64 channels) for long runs."""
+    cfg = load_config(osp.join(repo_root, DEMO))
     gen = dict(seed=1, num_train=num_train, num_val=2, size=size)
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.data_root = str(data_root)
@@ -36,7 +40,7 @@ def tiny_demo_cfg(repo_root: str, work_dir, data_root, max_iters: int = 2,
     cfg.train_cfg.max_iters = max_iters
     cfg.train_cfg.val_interval = max_iters if validate else max_iters + 1
     cfg.param_scheduler[0].end = max_iters
-    cfg.default_hooks.checkpoint.interval = max_iters
+    cfg.default_hooks.checkpoint.interval = checkpoint_interval or max_iters
     cfg.default_hooks.checkpoint.max_keep_ckpts = 3
     cfg.default_hooks.logger.interval = 1
     cfg.work_dir = str(work_dir)
@@ -102,7 +106,7 @@ def sync_bn_worker(rank, world, init_file, x, grad_out, out_q):
 
 
 # ---------------------------------------------------------------------------
-# Used inside training subprocesses via custom_imports=['reliability_helpers']
+# Used inside training subprocesses via custom_imports=['helpers.training']
 # (with tests/ on PYTHONPATH).
 def _register_zero_noise_hook():
     from mmengine.hooks import Hook

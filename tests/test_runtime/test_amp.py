@@ -19,9 +19,7 @@ from pad_mm.runtime.hooks import PADNumericsHook
 from pad_mm.runtime.runner_utils import apply_amp, build_runner
 from pad_mm.ops import gumbel_softmax
 
-sys.path.insert(0, osp.dirname(__file__))
-from reliability_helpers import (json_log_losses, state_of,  # noqa: E402
-                                 tiny_demo_cfg)
+from helpers.training import json_log_losses, state_of, tiny_demo_cfg
 
 ITERS = 1000
 

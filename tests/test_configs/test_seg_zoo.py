@@ -1,4 +1,4 @@
-"""Segmentation model zoo (issue 3): configs/pad_fcn, configs/pad_deeplabv3plus
+"""Segmentation model zoo: configs/pad_fcn, configs/pad_deeplabv3plus
 and the design-card entry point configs/pad_deeplabv3plus_r101_cityscapes.py.
 
 * every config loads, builds (on the meta device: no memory), converts
@@ -7,22 +7,16 @@ and the design-card entry point configs/pad_deeplabv3plus_r101_cityscapes.py.
   shape and output stride, and it trains 2 iterations + validates once on a
   tiny generated data set in the real VOC / Cityscapes layout (mmseg's
   PascalVOCDataset / CityscapesDataset and IoUMetric);
-* the new backbones (VGG-16, Xception-65) have the published parameter
-  counts and load the usual ImageNet checkpoint formats; a missing
-  checkpoint file is a clear error before training starts;
-* FCN head geometry (bilinear transposed convs, crops, at-once scaling).
+* a missing checkpoint file is a clear error before training starts.
 """
 from __future__ import annotations
 
-import copy
 import functools
 import glob
 import os.path as osp
-import sys
 
 import pytest
 import torch
-import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
@@ -30,10 +24,10 @@ from mmseg.registry import MODELS
 import pad_mm  # noqa: F401
 from pad_mm.models import PADConv2d
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from seg_data import make_cityscapes, make_voc, shrink_seg_cfg  # noqa: E402
+from helpers.configs import load_config
+from helpers.seg_data import make_cityscapes, make_voc, shrink_seg_cfg
 
-ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..'))
+ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 ENTRY = 'configs/pad_deeplabv3plus_r101_cityscapes.py'
 
 # ---------------------------------------------------------------------------
@@ -114,20 +108,22 @@ ZOO = {
 CONFIGS = sorted(ZOO)
 
 
-@functools.lru_cache(maxsize=None)
-def _cfg_cached(rel: str) -> Config:
-    return Config.fromfile(osp.join(ROOT, rel))
-
-
 def _cfg(rel: str) -> Config:
-    """A fresh copy of the config (parsing one takes ~0.5 s)."""
-    return copy.deepcopy(_cfg_cached(rel))
+    """A fresh copy of the config (parsed once per session)."""
+    return load_config(osp.join(ROOT, rel))
 
 
 def _meta_model(cfg: Config):
     init_default_scope('mmseg')
     with torch.device('meta'):
         return MODELS.build(cfg.model)
+
+
+@functools.lru_cache(maxsize=None)
+def _meta_model_of(rel: str):
+    """The model of the config ``rel`` on the meta device, built once per
+    session (the PAD rows compare with their vanilla row's)."""
+    return _meta_model(_cfg(rel))
 
 
 def _prior_numel(layer: PADConv2d) -> int:
@@ -177,7 +173,7 @@ def test_entry_point_is_table5_r101_pad():
 def test_config_builds_with_paper_pad_layers(rel):
     cfg = _cfg(rel)
     spec = ZOO[rel]
-    model = _meta_model(cfg)
+    model = _meta_model_of(rel)
     pads = {n[len('backbone.'):]: m for n, m in model.named_modules()
             if isinstance(m, PADConv2d)}
     # training protocol of appendix A: batch 8 (DeepLabV3+), batch 1 (FCN)
@@ -214,7 +210,7 @@ def test_config_builds_with_paper_pad_layers(rel):
     assert [h['type'] for h in cfg.custom_hooks] == ['PADTauHook']
     # PAD adds only the prior parameters, everything else is the vanilla
     # model's (names and shapes)
-    vanilla = _meta_model(_cfg(spec['vanilla']))
+    vanilla = _meta_model_of(spec['vanilla'])
     v_shapes = {k: v.shape for k, v in vanilla.named_parameters()}
     p_shapes = {k: v.shape for k, v in model.named_parameters()}
     non_prior = {k: s for k, s in p_shapes.items() if '.prior.' not in k}
@@ -306,147 +302,6 @@ def test_config_forward_train_val(rel, seg_data, tmp_path, fast_config_text):
     assert len(ds) == 2
 
 
-# ---------------------------------------------------------------------------
-# the new backbones: published parameter counts, checkpoint formats, errors
-def _build(cfg: dict, meta: bool = False):
-    init_default_scope('mmseg')
-    if meta:
-        with torch.device('meta'):
-            return MODELS.build(cfg)
-    return MODELS.build(cfg)
-
-
-def _numel(module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-def test_backbone_parameter_counts():
-    # VGG-16 (Simonyan & Zisserman 2014, config D): torchvision's vgg16 has
-    # 138,357,544 parameters; minus fc8 (4096 * 1000 + 1000 = 4,097,000)
-    # this is the FCN backbone conv1_1..conv5_3 + fc6 + fc7.
-    assert _numel(_build(dict(type='VGG', depth=16), meta=True)) == \
-        138_357_544 - 4_097_000
-    assert _numel(_build(dict(type='VGG', depth=16, with_fc=False,
-                              out_indices=(4, )), meta=True)) == 14_714_688
-    # Aligned Xception-65 (DeepLabV3+): timm 1.0's ``xception65`` (a port of
-    # TF DeepLab's xception_65) has 39,916,312 parameters; minus its
-    # 2048 * 1000 + 1000 = 2,049,000 classifier.
-    assert _numel(_build(dict(type='Xception65'), meta=True)) == \
-        39_916_312 - 2_049_000
-
-
-@pytest.mark.parametrize('agg', ['markov', 'recurrent', 'gated'])
-def test_pad_adds_only_prior_parameters_to_new_backbones(agg):
-    d = 3
-    vgg = _build(dict(type='PADBackbone', base_type='VGG', depth=16,
-                      pad_cfg=dict(layers=['conv5_*'], aggregation=agg)),
-                 meta=True)
-    c = 512  # conv5_1..conv5_3 inputs
-    per_layer = {'markov': d * c + d,
-                 'recurrent': d * c + d + d * d + d,
-                 'gated': 2 * (d * c + d) + 2 * d * d + d}[agg]
-    assert _numel(vgg) - (138_357_544 - 4_097_000) == 3 * per_layer
-    xc = _build(dict(type='PADBackbone', base_type='Xception65',
-                     pad_cfg=dict(layers=['blocks.20.stack.conv?.conv_dw'],
-                                  aggregation=agg)), meta=True)
-    ins = (1024, 1536, 1536)  # inputs of block 20's depthwise convs
-    per = {'markov': lambda c: d * c + d,
-           'recurrent': lambda c: d * c + 2 * d + d * d,
-           'gated': lambda c: 2 * (d * c + d) + 2 * d * d + d}[agg]
-    assert _numel(xc) - (39_916_312 - 2_049_000) == sum(per(c) for c in ins)
-
-
-def test_vgg_loads_torchvision_checkpoint(tmp_path):
-    """torchvision's vgg16 state dict (features.N, classifier.0/3 Linear)
-    loads into VGG and into a PAD-converted VGG; fc6/fc7 become convs."""
-    import torchvision
-    torch.manual_seed(0)
-    tv = torchvision.models.vgg16(weights=None).eval()
-    path = tmp_path / 'vgg16.pth'
-    torch.save(tv.state_dict(), path)
-    init_cfg = dict(type='Pretrained', checkpoint=str(path))
-    pad = _build(dict(type='PADBackbone', base_type='VGG', depth=16,
-                      init_cfg=init_cfg,
-                      pad_cfg=dict(layers=['conv5_*'])))
-    pad.init_weights()
-    pad.eval()
-    assert torch.equal(pad.conv1_1.weight, tv.features[0].weight)
-    assert torch.equal(pad.conv5_3.bias, tv.features[28].bias)
-    assert torch.equal(pad.conv5_1.weight, tv.features[24].weight)
-    # priors keep their initialisation (zero weights, favour dilation 1)
-    assert torch.count_nonzero(pad.conv5_1.prior.input_weight) == 0
-    assert pad.conv5_1.prior.input_bias.tolist() == [2.0, 0.0, 0.0]
-    # fc6 as a 7x7 conv == the Linear on a flattened 7x7 pool5 window
-    p5 = torch.randn(1, 512, 7, 7)
-    with torch.no_grad():
-        conv = pad.fc6(p5)[0, :, 3, 3]
-        lin = tv.classifier[0](p5.flatten(1))[0]
-        assert torch.allclose(conv, lin, atol=1e-4, rtol=1e-4)
-        h = torch.randn(1, 4096, 1, 1)
-        assert torch.allclose(pad.fc7(h).flatten(),
-                              tv.classifier[3](h.flatten(1)).flatten(),
-                              atol=1e-4, rtol=1e-4)
-        # same features as torchvision's VGG-16 (hard eval: dilation 1)
-        x = torch.randn(1, 3, 64, 64)
-        assert torch.allclose(_pool5(pad, x), tv.features(x), atol=1e-4,
-                              rtol=1e-4)
-
-
-def _pool5(vgg, x):
-    vgg.out_indices = (4, )
-    try:
-        return vgg(x)[0]
-    finally:
-        vgg.out_indices = (2, 3, 5)
-
-
-def test_xception_loads_timm_format_checkpoint(tmp_path):
-    """timm's xception65 keys (stem.0.conv.weight, blocks.<i>.stack.conv<j>.
-    conv_dw.weight, ..., head.fc.*) load as they are; head.* is dropped."""
-    ref = _build(dict(type='Xception65'))
-    torch.manual_seed(0)
-    state = {k: torch.randn_like(v) if v.is_floating_point() else v
-             for k, v in ref.state_dict().items()}
-    for key in ('stem.0.conv.weight', 'stem.1.bn.running_var',
-                'blocks.0.shortcut.conv.weight',
-                'blocks.3.stack.conv1.conv_dw.weight',
-                'blocks.20.stack.conv3.bn_pw.running_var'):
-        assert key in state
-    state['head.fc.weight'] = torch.randn(1000, 2048)
-    state['head.fc.bias'] = torch.randn(1000)
-    path = tmp_path / 'xception65.pth'
-    torch.save(state, path)
-    model = _build(dict(
-        type='PADBackbone', base_type='Xception65',
-        init_cfg=dict(type='Pretrained', checkpoint=str(path)),
-        pad_cfg=dict(layers=['blocks.20.stack.conv?.conv_dw'])))
-    model.init_weights()
-    got = model.state_dict()
-    for k, v in state.items():
-        if k.startswith('head.'):
-            assert k not in got
-        else:
-            assert torch.equal(got[k], v), k
-    assert torch.count_nonzero(
-        model.blocks[20].stack.conv1.conv_dw.prior.input_weight) == 0
-
-
-@pytest.mark.parametrize('backbone,expected', [
-    (dict(type='VGG', depth=16), 'pretrain/vgg16-397923af.pth'),
-    (dict(type='Xception65'), 'pretrain/xception65.pth'),
-])
-def test_missing_checkpoint_error_names_the_file(backbone, expected):
-    model = _build(dict(backbone, init_cfg=dict(type='Pretrained',
-                                                checkpoint=expected)),
-                   meta=True)
-    with pytest.raises(FileNotFoundError) as err:
-        model.init_weights()
-    msg = str(err.value)
-    assert repr(expected) in msg and 'Expected' in msg  # file + format
-    assert 'init_cfg=None' in msg  # how to train without it
-    assert 'README.md' in msg  # where the file comes from
-
-
 def test_missing_checkpoint_stops_before_first_iteration(seg_data, tmp_path,
                                                          fast_config_text):
     """A stock backbone (mmseg's MobileNetV2, loaded by pad_mm's
@@ -468,107 +323,3 @@ def test_missing_checkpoint_stops_before_first_iteration(seg_data, tmp_path,
     msg = str(err.value)
     assert 'MobileNetV2' in msg and repr(expected) in msg
     assert 'README.md' in msg and 'init_cfg=None' in msg
-
-
-def test_checked_pretrained_initializer_loads_like_mmengine(tmp_path):
-    """The 'CheckedPretrained' initializer loads like 'Pretrained' (prefix),
-    e.g. an mmpretrain-style checkpoint into mmseg's ResNetV1c."""
-    src = _build(dict(type='ResNetV1c', depth=18))
-    torch.manual_seed(1)
-    state = {'backbone.' + k: torch.randn_like(v)
-             if v.is_floating_point() else v
-             for k, v in src.state_dict().items()}
-    path = tmp_path / 'r18.pth'
-    torch.save({'state_dict': state}, path)
-    model = _build(dict(type='ResNetV1c', depth=18, init_cfg=dict(
-        type='CheckedPretrained', checkpoint=str(path), prefix='backbone.')))
-    model.init_weights()
-    assert torch.equal(model.stem[0].weight, state['backbone.stem.0.weight'])
-    assert torch.equal(model.layer4[1].conv2.weight,
-                       state['backbone.layer4.1.conv2.weight'])
-
-
-def test_bad_backbone_and_head_arguments():
-    with pytest.raises(ValueError, match='depth'):
-        _build(dict(type='VGG', depth=17), meta=True)
-    with pytest.raises(ValueError, match='out_indices'):
-        _build(dict(type='VGG', out_indices=(6, )), meta=True)
-    with pytest.raises(ValueError, match='output_stride'):
-        _build(dict(type='Xception65', output_stride=4), meta=True)
-    with pytest.raises(ValueError, match='in_channels'):
-        _build(dict(type='FCN8sHead', in_channels=(512, 4096),
-                    in_index=(0, 1), num_classes=3))
-    with pytest.raises(ValueError, match='skip_scales'):
-        _build(dict(type='FCN8sHead', in_channels=(8, 16, 32),
-                    in_index=(0, 1, 2), skip_scales=(0.1, ),
-                    num_classes=3))
-
-
-# ---------------------------------------------------------------------------
-# FCN heads
-def _fcn8s(**kw):
-    head = _build(dict(type='FCN8sHead', in_channels=(8, 16, 32),
-                       in_index=(0, 1, 2), num_classes=3, **kw))
-    head.init_weights()
-    return head
-
-
-def test_fcn_upsampling_is_bilinear_learned_2x_fixed_final():
-    head = _fcn8s(skip_scales=(1e-4, 1e-2))
-    assert head.upscore2.weight.requires_grad
-    assert head.upscore_pool4.weight.requires_grad
-    assert not head.upscore8.weight.requires_grad  # fixed (Long et al.)
-    z = torch.randn(1, 3, 5, 6)
-    for up, f in ((head.upscore2, 2), (head.upscore8, 8)):
-        with torch.no_grad():
-            got = up(z)
-        ref = F.interpolate(z, scale_factor=f, mode='bilinear',
-                            align_corners=False)
-        assert got.shape == ref.shape
-        # equal away from the border (zero padding vs edge clamping)
-        assert torch.allclose(got[..., f:-f, f:-f], ref[..., f:-f, f:-f],
-                              atol=1e-5)
-    head32 = _build(dict(type='FCN32sHead', in_channels=(32, ),
-                         in_index=(0, ), num_classes=3,
-                         learn_final_upsample=True))
-    assert head32.upscore.weight.requires_grad
-    assert head32.upscore.kernel_size == (64, 64)
-
-
-def test_fcn8s_forward_skips_scales_and_crops():
-    head = _fcn8s(skip_scales=(1e-4, 1e-2))
-    # input 45 x 61: pool3 6 x 8, pool4 3 x 4, fc7 2 x 2 (ceil mode)
-    pool3, pool4, fc7 = (torch.randn(1, 8, 6, 8), torch.randn(1, 16, 3, 4),
-                         torch.randn(1, 32, 2, 2))
-    with torch.no_grad():
-        out = head([pool3, pool4, fc7])
-        assert out.shape == (1, 3, 48, 64)
-        assert torch.count_nonzero(out) == 0  # score layers start at zero
-        for layer in (head.conv_seg, head.score_pool4, head.score_pool3):
-            layer.weight.normal_()
-            layer.bias.normal_()
-        out = head([pool3, pool4, fc7])
-        # the reference computation, FCN-8s at once
-        s = head.upscore2(head.conv_seg(fc7))[..., :3, :4] + \
-            head.score_pool4(pool4 * 1e-2)
-        s = head.upscore_pool4(s)[..., :6, :8] + \
-            head.score_pool3(pool3 * 1e-4)
-        assert torch.allclose(out, head.upscore8(s))
-        # predictions are cropped (offset 0) to the padded input size
-        pred = head.predict_by_feat(out, [dict(img_shape=(45, 61),
-                                               pad_shape=(45, 61))])
-        assert torch.equal(pred, out[..., :45, :61])
-
-
-def test_pad_vgg_inplace_relu_backward():
-    """VGG (like torchvision's and Caffe's) applies an in-place ReLU right
-    on the conv output; a PAD conv there must allow it in training."""
-    vgg = _build(dict(type='PADBackbone', base_type='VGG', depth=11,
-                      with_fc=False, out_indices=(4, ),
-                      pad_cfg=dict(layers=['conv5_*'])))
-    vgg.init_weights()
-    vgg.train()
-    x = torch.randn(1, 3, 32, 32)
-    vgg(x)[0].sum().backward()
-    assert vgg.conv5_1.weight.grad is not None
-    assert vgg.conv5_1.prior.input_weight.grad is not None

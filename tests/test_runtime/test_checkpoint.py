@@ -3,8 +3,6 @@ with one clear line about the PAD parameters; PAD checkpoints load back
 strictly; the state-dict key layout is frozen."""
 import copy
 import logging
-import os.path as osp
-import sys
 
 import pytest
 import torch
@@ -15,8 +13,7 @@ import pad_mm  # noqa: F401
 from pad_mm.models import PADConv2d, link_chain
 from pad_mm.models.layers import pad_conv as pad_conv_module
 
-sys.path.insert(0, osp.dirname(__file__))
-from reliability_helpers import tiny_demo_cfg  # noqa: E402
+from helpers.training import tiny_demo_cfg
 
 
 class _Records(logging.Handler):

@@ -4,7 +4,6 @@ starts."""
 import importlib.util
 import os
 import os.path as osp
-import sys
 
 import pytest
 from mmengine.registry import init_default_scope
@@ -13,10 +12,9 @@ import pad_mm  # noqa: F401
 from pad_mm.runtime.validate import (PADConfigError, PADConfigFileError,
                                      validate_config)
 
-sys.path.insert(0, osp.dirname(__file__))
-from reliability_helpers import tiny_demo_cfg  # noqa: E402
+from helpers.training import tiny_demo_cfg
 
-# reliability_helpers registers RelReversedNet / RelBranchNet
+# helpers.training registers RelReversedNet / RelBranchNet
 
 NAN = float('nan')
 
