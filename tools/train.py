@@ -18,6 +18,7 @@ from pad_mm.engine.runner_utils import (  # noqa: E402
     cpu_amp_cfg, set_work_dir)
 from pad_mm.engine.validate import (validate_cfg_options,  # noqa: E402
                                     validate_config, validate_work_dir)
+from pad_mm.runtime.checkpoint import CheckpointError  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -100,7 +101,13 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = prepare_cfg(args)
     runner = build_runner(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except CheckpointError as exc:
+        # a torn checkpoint to resume from, or a failed checkpoint write:
+        # one clear line instead of a traceback
+        runner.logger.error(f'error: {exc}')
+        raise SystemExit(1) from None
     return runner
 
 

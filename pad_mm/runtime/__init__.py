@@ -1,0 +1,2 @@
+"""Workarounds for upstream behaviour (mmengine / torch), each module naming
+the upstream issue it works around."""
