@@ -4,6 +4,7 @@
 OpenMMLab packages are installed, registers everything (the ``PADConv``
 conv layer, the ``PADBackbone`` builder, hooks, datasets, metrics; see
 :mod:`pad_mm.registry`) and applies the mmengine checkpoint-loading fix
+and the crash-safe checkpoint saving and resume
 (:func:`pad_mm.runtime.apply_default_patches`; ``PAD_MM_NO_PATCH=1`` turns
 it off). Configs do it with
 ``custom_imports = dict(imports=['pad_mm'], allow_failed_imports=False)``.

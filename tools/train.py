@@ -17,6 +17,7 @@ from pad_mm.runtime.runner_utils import (  # noqa: E402
     build_runner, cpu_amp_cfg, parse_launch_args, set_work_dir)
 from pad_mm.runtime.validate import (validate_cfg_options,  # noqa: E402
                                      validate_config, validate_work_dir)
+from pad_mm.runtime.checkpoint import CheckpointError  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -86,7 +87,13 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = prepare_cfg(args)
     runner = build_runner(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except CheckpointError as exc:
+        # a torn checkpoint to resume from, or a failed checkpoint write:
+        # one clear line instead of a traceback
+        runner.logger.error(f'error: {exc}')
+        raise SystemExit(1) from None
     return runner
 
 
