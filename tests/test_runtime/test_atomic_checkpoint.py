@@ -27,8 +27,7 @@ def _load(name, path):
     return module
 
 
-rel = _load('reliability_helpers',
-            osp.join(HERE, '..', 'reliability_helpers.py'))
+from helpers import training as rel  # noqa: E402
 
 
 def _train_tool(repo_root):
@@ -38,7 +37,7 @@ def _train_tool(repo_root):
 
 def _cfg(repo_root, tmp, work, max_iters=4, interval=2, keep=3,
          head_channels=16):
-    from pad_mm.engine.runner_utils import add_default_pad_hooks
+    from pad_mm.runtime.runner_utils import add_default_pad_hooks
     cfg = rel.tiny_demo_cfg(repo_root, tmp / work, tmp / 'data',
                             max_iters=max_iters, slim=True, size=32)
     cfg.model.decode_head.channels = head_channels
@@ -51,7 +50,7 @@ def _cfg(repo_root, tmp, work, max_iters=4, interval=2, keep=3,
 
 
 def _train(cfg):
-    from pad_mm.engine.runner_utils import build_runner
+    from pad_mm.runtime.runner_utils import build_runner
     runner = build_runner(cfg)
     runner.train()
     return runner
@@ -198,7 +197,7 @@ def test_auto_resume_skips_torn_newest_checkpoint(repo_root, trained,
 
     cfg = _cfg(repo_root, tmp_path, 'work', max_iters=4)
     cfg.resume = True
-    from pad_mm.engine.runner_utils import build_runner
+    from pad_mm.runtime.runner_utils import build_runner
     runner = build_runner(cfg)
     if kind == 'truncated':  # the whole run: it goes on to the end
         runner.train()

@@ -12,7 +12,6 @@ chunk. The test kills the whole process group once the marker says the
 write has started, then asserts the write never finished."""
 import contextlib
 import glob
-import importlib.util
 import os
 import os.path as osp
 import signal
@@ -31,20 +30,11 @@ pytestmark = pytest.mark.skipif(not osp.isdir('/proc'),
 import pad_mm  # noqa: F401
 from pad_mm.runtime.checkpoint import verify_checkpoint
 
+from helpers import training as rel  # noqa: E402
+
 HERE = osp.dirname(osp.abspath(__file__))
 MAX_ITERS, INTERVAL = 6, 2
 KILL_AT_SAVE = 2  # the write of iter_4.pth
-
-
-def _load(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-rel = _load('reliability_helpers',
-            osp.join(HERE, '..', 'reliability_helpers.py'))
 
 
 def _free_port() -> int:
@@ -69,7 +59,7 @@ def _env(repo_root, marker=None):
 
 
 def _config(repo_root, tmp_path, work) -> str:
-    from pad_mm.engine.runner_utils import add_default_pad_hooks
+    from pad_mm.runtime.runner_utils import add_default_pad_hooks
     cfg = rel.tiny_demo_cfg(repo_root, tmp_path / work, tmp_path / 'data',
                             max_iters=MAX_ITERS, slim=True, size=32,
                             batch_size=2, flip=True)
