@@ -348,6 +348,17 @@ def pad_stats(record: dict) -> dict | None:
                 layers=layers)
 
 
+def last_checkpoint_step(work_dir: str) -> int | None:
+    """Iteration / epoch of the run's last checkpoint (``last_checkpoint``
+    names ``iter_N.pth`` or ``epoch_N.pth``), None if unknown."""
+    path = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        m = re.search(r'(?:iter|epoch)_(\d+)\.pth', f.read())
+    return int(m.group(1)) if m else None
+
+
 _ITER = re.compile(r'(?:Iter|Epoch)\(train\)\s*\[\s*(\d+)\s*/\s*(\d+)\]')
 
 
@@ -843,6 +854,15 @@ def main(argv=None) -> dict:
             final = read_final_metrics(run.work_dir, metric)
         except ValueError as e:
             run.error = str(e)
+            progress(f'FAILED {run.label}: {run.error}')
+            return
+        end = last_checkpoint_step(run.work_dir)
+        if end is not None and final['step'] >= 0 and final['step'] != end:
+            run.error = (f'the last validation with {metric!r} is at step '
+                         f'{final["step"]} but training ended at {end}: '
+                         'the final metric must come from the end of '
+                         'training (set train_cfg.val_interval to divide '
+                         'max_iters)')
             progress(f'FAILED {run.label}: {run.error}')
             return
         result = dict(
