@@ -125,6 +125,41 @@ def test_read_final_metrics_scalars_then_text_log(sweep, tmp_path):
     assert res['value'] == 37.5 and res['record']['accuracy/top5'] == 90.0
 
 
+def test_summary_with_two_baselines(sweep, tmp_path):
+    vals = {'a': [70.0, 72.0, 71.0], 'b': [75.0, 74.0, 78.0],
+            'c': [73.0, 77.0, 74.0]}
+    runs = []
+    for name, vs in vals.items():
+        for seed, v in enumerate(vs):
+            run = sweep.Run(f'{name}.py', name, seed, str(tmp_path), False,
+                            None)
+            run.result = dict(config=f'{name}.py', name=name, seed=seed,
+                              metric='mIoU', value=v, step=5, pad=None,
+                              train_wall_s=1.0, resumed=False)
+            runs.append(run)
+    s = sweep.summarise(runs, ['a', 'b', 'c'], ['a.py', 'b.py', 'c.py'],
+                        'mIoU', ['a', 'b'], [0, 1, 2])
+    pairs = {(p['name'], p['baseline']): p for p in s['paired']}
+    assert sorted(pairs) == [('a', 'b'), ('b', 'a'), ('c', 'a'), ('c', 'b')]
+    d = [c - b for c, b in zip(vals['c'], vals['b'])]
+    p = pairs['c', 'b']
+    assert p['mean'] == pytest.approx(statistics.mean(d))
+    half = T975[2] * statistics.stdev(d) / math.sqrt(3)
+    assert (p['ci_low'], p['ci_high']) == (
+        pytest.approx(statistics.mean(d) - half),
+        pytest.approx(statistics.mean(d) + half))
+    md = sweep.render_markdown(s)
+    assert 'paired Δ to a [95% CI] (n) | paired Δ to b [95% CI] (n)' in md
+    row = next(line for line in md.splitlines() if line.startswith('| c |'))
+    assert f'{statistics.mean(d):+.2f} [{p["ci_low"]:.2f}, ' \
+           f'{p["ci_high"]:.2f}] (3)' in row
+    assert row.startswith(f'| c | {statistics.mean(vals["c"]):.2f} ± '
+                          f'{statistics.stdev(vals["c"]):.2f} (3) |')
+    paths = sweep.write_summaries(s, str(tmp_path))
+    assert sorted(osp.basename(p) for p in paths) == [
+        'summary.csv', 'summary.json', 'summary.md', 'summary.png']
+
+
 def test_config_names_are_short_and_unique(sweep):
     assert sweep.config_names(['a/b/x.py', 'a/c/y.py']) == ['x', 'y']
     assert sweep.config_names(['a/b/x.py', 'a/c/x.py']) == ['b_x', 'c_x']

@@ -2,7 +2,7 @@
 paired differences to a baseline, with 95% confidence intervals.
 
     python tools/analysis_tools/sweep.py CONFIG [CONFIG ...] \
-        --seeds 0 1 2 --work-dir DIR [--baseline CONFIG] \
+        --seeds 0 1 2 --work-dir DIR [--baseline CONFIG [CONFIG ...]] \
         [--cfg-options key=value ...] [--metric mIoU] \
         [--jobs N] [--threads T]
 
@@ -27,8 +27,8 @@ paired differences to a baseline, with 95% confidence intervals.
   sigma^2(d) and the share of pixels that chose each dilation.
 * After every finished run it rewrites DIR/summary.json (everything),
   DIR/summary.csv (one row per finished run), DIR/summary.md (mean +- std
-  (n) per config, paired difference to ``--baseline`` with a 95% t
-  interval, dilation shares) and DIR/summary.png (the metric per config:
+  (n) per config, paired difference to each ``--baseline`` config with
+  a 95% t interval, dilation shares) and DIR/summary.png (the metric per config:
   mean +- std, each seed a dot).
 * ``--jobs N`` runs N trainings at once; ``--threads T`` sets
   OMP_NUM_THREADS / MKL_NUM_THREADS (torch's intra-op threads) of each.
@@ -393,7 +393,7 @@ def _pm(mean: float, std: float, n: int, digits: int = 2) -> str:
 
 
 def summarise(runs: list[Run], names: list[str], configs: list[str],
-              metric: str, baseline: str | None, seeds: list[int]) -> dict:
+              metric: str, baselines: list[str], seeds: list[int]) -> dict:
     per_config = []
     by_name = {n: {} for n in names}
     for r in runs:
@@ -428,7 +428,7 @@ def summarise(runs: list[Run], names: list[str], configs: list[str],
                     for ln, a in layers.items()})
         per_config.append(entry)
     paired = []
-    if baseline is not None:
+    for baseline in baselines:
         base = next(e for e in per_config if e['name'] == baseline)
         for e in per_config:
             if e['name'] == baseline:
@@ -438,7 +438,9 @@ def summarise(runs: list[Run], names: list[str], configs: list[str],
                                                    base['values'])))
     failed = [dict(name=r.name, seed=r.seed, error=r.error) for r in runs
               if r.error]
-    return dict(metric=metric, baseline=baseline, seeds=seeds,
+    return dict(metric=metric,
+                baseline=baselines[0] if baselines else None,
+                baselines=list(baselines), seeds=seeds,
                 runs_total=len(runs),
                 runs_finished=sum(r.result is not None for r in runs),
                 failed=failed, configs=per_config, paired=paired,
@@ -505,7 +507,7 @@ def write_summaries(summary: dict, out_dir: str) -> list[str]:
 
 
 def render_markdown(summary: dict) -> str:
-    metric, base = summary['metric'], summary['baseline']
+    metric, bases = summary['metric'], summary['baselines']
     steps = sorted({s for e in summary['configs'] for s in e['steps']})
     lines = [
         f'Final-validation `{metric}` (step {", ".join(map(str, steps))}) '
@@ -513,10 +515,10 @@ def render_markdown(summary: dict) -> str:
         f'{summary["runs_finished"]}/{summary["runs_total"]} runs finished.',
         ''
     ]
-    paired = {p['name']: p for p in summary['paired']}
+    paired = {(p['name'], p['baseline']): p for p in summary['paired']}
     any_pad = any('pad' in e for e in summary['configs'])
     head = ['config', f'{metric}: mean ± std (n)']
-    if base is not None:
+    for base in bases:
         head.append(f'paired Δ to {base} [95% CI] (n)')
     if any_pad:
         head.append('σ²(d): mean ± std (n)')
@@ -524,11 +526,11 @@ def render_markdown(summary: dict) -> str:
               '|' + '|'.join(['---'] * len(head)) + '|']
     for e in summary['configs']:
         row = [e['name'], _pm(e['mean'], e['std'], e['n'])]
-        if base is not None:
+        for base in bases:
             if e['name'] == base:
                 row.append('(baseline)')
             else:
-                p = paired[e['name']]
+                p = paired[e['name'], base]
                 row.append('—' if p['n'] == 0 else
                            f'{p["mean"]:+.2f} [{_fmt(p["ci_low"])}, '
                            f'{_fmt(p["ci_high"])}] ({p["n"]})')
@@ -536,9 +538,9 @@ def render_markdown(summary: dict) -> str:
             v = e.get('pad', {}).get('var_dilation')
             row.append(_pm(v['mean'], v['std'], v['n'], 3) if v else '—')
         lines.append('| ' + ' | '.join(row) + ' |')
-    if base is not None:
+    if bases:
         lines += ['', f'Paired Δ: {metric} of the config minus {metric} of '
-                  f'{base} with the same seed; 95% CI = mean ± '
+                  'the baseline with the same seed; 95% CI = mean ± '
                   't(0.975, n-1)·std/√n over the seeds both have.']
     if any_pad:
         ds = sorted({int(d) for e in summary['configs']
@@ -667,8 +669,10 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', required=True,
                         help='runs go to WORK_DIR/<config>/seed_<S>, '
                         'summaries to WORK_DIR')
-    parser.add_argument('--baseline', help='config (path or name) to which '
-                        'paired differences are computed; one of CONFIG')
+    parser.add_argument('--baseline', nargs='+', default=[],
+                        metavar='CONFIG', help='config(s) among CONFIG '
+                        '(path or name) to which paired differences are '
+                        'computed (one column each)')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         metavar='KEY=VALUE',
                         help='passed to every run (before '
@@ -712,10 +716,16 @@ def parse_args(argv=None):
     return args
 
 
-def _resolve_baseline(baseline: str | None, configs: list[str],
-                      names: list[str]) -> str | None:
-    if baseline is None:
-        return None
+def _resolve_baselines(baselines: list[str], configs: list[str],
+                       names: list[str]) -> list[str]:
+    out = [_resolve_baseline(b, configs, names) for b in baselines]
+    if len(set(out)) != len(out):
+        raise SystemExit(f'--baseline names a config twice: {baselines}')
+    return out
+
+
+def _resolve_baseline(baseline: str, configs: list[str],
+                      names: list[str]) -> str:
     for c, n in zip(configs, names):
         if baseline == n or (osp.exists(baseline) and
                              osp.abspath(baseline) == osp.abspath(c)):
@@ -752,7 +762,7 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     configs = args.configs
     names = config_names(configs)
-    baseline = _resolve_baseline(args.baseline, configs, names)
+    baselines = _resolve_baselines(args.baseline, configs, names)
     info = {c: inspect_config(c, args.options) for c in configs}
     scopes = {i['scope'] for i in info.values()}
     metric = args.metric
@@ -811,7 +821,7 @@ def main(argv=None) -> dict:
               f'{r.result["value"]:.4f})', flush=True)
 
     def summarise_now():
-        s = summarise(runs, names, configs, metric, baseline, args.seeds)
+        s = summarise(runs, names, configs, metric, baselines, args.seeds)
         write_summaries(s, args.work_dir)
         return s
 
