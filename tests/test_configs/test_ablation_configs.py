@@ -11,7 +11,7 @@ import torch.nn as nn
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-import pad_mm  # noqa: F401
+import pad_mm  # noqa: F401  (registration)
 from pad_mm.models import PADConv2d
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))

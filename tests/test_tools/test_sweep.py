@@ -359,3 +359,73 @@ def test_bad_arguments_are_named(tmp_path):
     assert p.returncode != 0 and 'randomness.seed=3' in p.stderr
     p = run('configs/nope.py', '--seeds', '0', '--work-dir', str(tmp_path))
     assert p.returncode != 0 and "no such file 'configs/nope.py'" in p.stderr
+
+
+def _tiny_imagenet(root):
+    """ILSVRC-2012 layout (as tests of the classification zoo use): 4
+    training and 2 validation images, meta/{train,val}.txt."""
+    import numpy as np
+    from PIL import Image
+    wnids = ['n01440764', 'n01443537', 'n01484850', 'n01491361']
+    rng = np.random.default_rng(0)
+    items = {'train': [(f'{w}/{w}_{i + 1}.JPEG', i)
+                       for i, w in enumerate(wnids)],
+             'val': [(f'ILSVRC2012_val_{i + 1:08d}.JPEG', y)
+                     for i, y in enumerate((1, 3))]}
+    os.makedirs(osp.join(root, 'meta'))
+    for split, files in items.items():
+        for f, _ in files:
+            path = osp.join(root, split, f)
+            os.makedirs(osp.dirname(path), exist_ok=True)
+            Image.fromarray(rng.integers(0, 256, (40, 48, 3),
+                                         dtype=np.uint8)).save(path)
+        with open(osp.join(root, 'meta', f'{split}.txt'), 'w') as fh:
+            fh.writelines(f'{f} {y}\n' for f, y in files)
+
+
+def test_classification_config(tmp_path):
+    """An mmpretrain config (epoch-based, PAD ResNet-50): accuracy/top1 by
+    default, read from the run's log, and the PAD statistics."""
+    data = tmp_path / 'imagenet'
+    _tiny_imagenet(str(data))
+    base = osp.join(ROOT, 'configs/pad_imagenet/'
+                    'pad_resnet50_8xb24-120e_in1k.py')
+    loader = ("dict(batch_size=2, num_workers=0, persistent_workers=False, "
+              f"dataset=dict(data_root={str(data)!r}, pipeline=[{{}}]))")
+    cfg = tmp_path / 'tiny_pad_resnet50.py'
+    cfg.write_text(
+        f'_base_ = [{base!r}]\n'
+        'train_dataloader = ' + loader.format(
+            "dict(type='LoadImageFromFile'), dict(type='RandomResizedCrop', "
+            "scale=64), dict(type='PackInputs')") + '\n'
+        'val_dataloader = ' + loader.format(
+            "dict(type='LoadImageFromFile'), dict(type='ResizeEdge', "
+            "scale=72, edge='short'), dict(type='CenterCrop', crop_size=64),"
+            " dict(type='PackInputs')") + '\n'
+        'test_dataloader = val_dataloader\n'
+        'train_cfg = dict(max_epochs=1, val_interval=1)\n'
+        'default_hooks = dict(logger=dict(interval=1))\n')
+    env = dict(os.environ)
+    env['PYTHONPATH'] = ROOT + os.pathsep + env.get('PYTHONPATH', '')
+    work = tmp_path / 'sweep'
+    proc = subprocess.run(
+        [sys.executable, SWEEP, str(cfg), '--seeds', '3', '--work-dir',
+         str(work), '--threads', '1'], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads((work / 'summary.json').read_text())
+    assert summary['metric'] == 'accuracy/top1'
+    (run, ) = summary['runs']
+    run_dir = work / 'tiny_pad_resnet50' / 'seed_3'
+    (stamp, ) = _stamps(run_dir)
+    with open(run_dir / stamp / 'vis_data' / 'scalars.json') as f:
+        (record, ) = [json.loads(line) for line in f
+                      if 'accuracy/top1' in line]
+    assert record['step'] == 1  # epoch 1
+    assert run['value'] == record['accuracy/top1'] and run['step'] == 1
+    assert run['value'] in (0.0, 50.0, 100.0)  # 2 validation images
+    assert run['pad']['var_dilation'] == pytest.approx(
+        record['pad/var_dilation'])
+    assert len(run['pad']['layers']) == 3  # layer2.{1,2,3}.conv2
+    assert summary['configs'][0]['n'] == 1
+    assert '| tiny_pad_resnet50 | ' in (work / 'summary.md').read_text()

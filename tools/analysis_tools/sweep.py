@@ -28,8 +28,8 @@ paired differences to a baseline, with 95% confidence intervals.
 * After every finished run it rewrites DIR/summary.json (everything),
   DIR/summary.csv (one row per finished run), DIR/summary.md (mean +- std
   (n) per config, paired difference to each ``--baseline`` config with
-  a 95% t interval, dilation shares) and DIR/summary.png (the metric per config:
-  mean +- std, each seed a dot).
+  a 95% t interval, dilation shares) and DIR/summary.png (the metric per
+  config: mean +- std, each seed a dot).
 * ``--jobs N`` runs N trainings at once; ``--threads T`` sets
   OMP_NUM_THREADS / MKL_NUM_THREADS (torch's intra-op threads) of each.
 
@@ -46,6 +46,7 @@ import math
 import os
 import os.path as osp
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -193,6 +194,7 @@ class Run:
     stdout: object = field(default=None, repr=False)
     resumed: bool = False
     cmd: list[str] = field(default_factory=list)
+    start_frac: float = 0.0  # training done before this start (resumed)
 
     @property
     def result_file(self) -> str:
@@ -269,6 +271,8 @@ _PAIR = re.compile(r'(\S+):\s+(-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan)')
 
 
 def _timestamp_dirs(work_dir: str) -> list[str]:
+    if not osp.isdir(work_dir):
+        return []
     return sorted(d for d in (osp.join(work_dir, n)
                               for n in os.listdir(work_dir))
                   if osp.isdir(d) and re.fullmatch(r'\d{8}_\d{6}',
@@ -362,21 +366,25 @@ def last_checkpoint_step(work_dir: str) -> int | None:
 _ITER = re.compile(r'(?:Iter|Epoch)\(train\)\s*\[\s*(\d+)\s*/\s*(\d+)\]')
 
 
-def train_progress(stdout_log: str) -> float | None:
-    """Fraction of training done by a running run (its last
-    ``Iter(train) [i/N]`` line), None if unknown."""
-    try:
-        with open(stdout_log, 'rb') as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 20000))
-            tail = f.read().decode('utf-8', 'replace')
-    except OSError:
-        return None
-    hits = _ITER.findall(tail)
-    if not hits:
-        return None
-    i, n = map(int, hits[-1])
-    return min(i / n, 1.0) if n else None
+def train_progress(work_dir: str) -> float | None:
+    """Fraction of training done by a running run: its last
+    ``Iter(train) [i/N]`` line in the newest text log of the work dir (or
+    in its ``train_stdout.log``); None if unknown."""
+    logs = [osp.join(d, osp.basename(d) + '.log')
+            for d in _timestamp_dirs(work_dir)[-1:]]
+    for log in logs + [osp.join(work_dir, STDOUT_FILE)]:
+        try:
+            with open(log, 'rb') as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 20000))
+                tail = f.read().decode('utf-8', 'replace')
+        except OSError:
+            continue
+        hits = _ITER.findall(tail)
+        if hits:
+            i, n = map(int, hits[-1])
+            return min(i / n, 1.0) if n else None
+    return None
 
 
 # ---------------------------------------------------------------------------
@@ -640,9 +648,9 @@ def estimate_eta(pending: list[Run], running: list[Run], done: list[Run],
     workers = []
     for r in running:
         elapsed = now - r.started
-        frac = train_progress(osp.join(r.work_dir, STDOUT_FILE))
-        if frac and frac > 0.02:
-            left = elapsed * (1 - frac) / frac
+        frac = train_progress(r.work_dir)
+        if frac is not None and frac - r.start_frac > 0.02:
+            left = elapsed * (1 - frac) / (frac - r.start_frac)
         else:
             t = typical(r)
             if t is None:
@@ -802,7 +810,7 @@ def main(argv=None) -> dict:
                   f'{" ".join(command(r, args.cfg_options))}')
         return {}
 
-    env = dict(os.environ)
+    env = dict(os.environ, PYTHONUNBUFFERED='1')
     if args.threads is not None:
         for k in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
             env[k] = str(args.threads)
@@ -840,6 +848,8 @@ def main(argv=None) -> dict:
         os.makedirs(run.work_dir, exist_ok=True)
         cmd = command(run, args.cfg_options)
         run.resumed = '--resume' in cmd
+        run.start_frac = (train_progress(run.work_dir) or 0.0) \
+            if run.resumed else 0.0
         run.stdout = open(osp.join(run.work_dir, STDOUT_FILE), 'a')
         run.stdout.write(f'\n# sweep: {" ".join(cmd)}\n')
         run.stdout.flush()
@@ -849,8 +859,8 @@ def main(argv=None) -> dict:
                                     stderr=subprocess.STDOUT, env=env)
         run.cmd = cmd
         running.append(run)
-        progress(f'started {run.label}'
-                 f'{" (resuming from its last checkpoint)" if run.resumed else ""}')
+        note = ' (resuming from its last checkpoint)' if run.resumed else ''
+        progress(f'started {run.label}{note}')
 
     def finish(run: Run, rc: int):
         wall = time.time() - run.started
@@ -896,6 +906,11 @@ def main(argv=None) -> dict:
         progress(f'finished {run.label}: {metric} {final["value"]:.4f} '
                  f'in {_hms(wall)}')
 
+    def _terminate(signum, frame):
+        raise KeyboardInterrupt(f'signal {signum}')
+
+    # `kill <sweep pid>` stops its trainings too (they resume next time)
+    signal.signal(signal.SIGTERM, _terminate)
     last_report = time.time()
     try:
         while pending or running:
@@ -911,7 +926,7 @@ def main(argv=None) -> dict:
                 last_report = time.time()
                 bits = []
                 for r in running:
-                    frac = train_progress(osp.join(r.work_dir, STDOUT_FILE))
+                    frac = train_progress(r.work_dir)
                     bits.append(f'{r.label} '
                                 f'{"?" if frac is None else f"{frac:.0%}"}')
                 progress('training ' + ', '.join(bits))
@@ -925,7 +940,7 @@ def main(argv=None) -> dict:
                 run.proc.kill()
         print('[sweep] interrupted; run the same command again to resume',
               flush=True)
-        raise
+        sys.exit(130)
     failed = [r for r in runs if r.error]
     print(f'[sweep] finished {len(done)}/{len(runs)} runs in '
           f'{_hms(time.time() - t0)}; summaries in {args.work_dir}/'
