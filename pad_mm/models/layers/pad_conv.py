@@ -139,8 +139,12 @@ class PADPrior(nn.Module):
         if self.aggregation == 'static':
             h_out = (x.shape[2] - 1) // self.stride + 1
             w_out = (x.shape[3] - 1) // self.stride + 1
-            h = self.act(self.static_bias.to(x.dtype))
-            return h.view(1, -1, 1, 1).expand(x.shape[0], -1, h_out, w_out)
+            # a computed tensor, not the parameter or a view of it, enters
+            # f: module hooks (e.g. torch's FlopCounterMode under no_grad)
+            # reject inputs that require grad but have no grad_fn
+            h = x.new_zeros(1, self.num_dilations, 1, 1) + \
+                self.static_bias.to(x.dtype).view(1, -1, 1, 1)
+            return self.act(h).expand(x.shape[0], -1, h_out, w_out)
         ux = F.conv2d(x, self.input_weight, self.input_bias, self.stride)
         if self.aggregation == 'markov':
             return self.act(ux)

@@ -131,6 +131,10 @@ def test_converted_static_model_and_flops():
     flops = pad_layer_flops(net[2], (2, 8, 8, 8))
     assert flops['prior'] == 0
     assert flops['hard'] == flops['conv']
+    from torch.utils.flop_counter import FlopCounterMode
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        net[2].prior(torch.randn(2, 8, 8, 8))
+    assert fc.get_total_flops() == 0
 
 
 def test_unknown_aggregation_names_static():
