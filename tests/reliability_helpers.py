@@ -80,7 +80,7 @@ def sync_bn_worker(rank, world, init_file, x, grad_out, out_q):
     import torch
     import torch.distributed as dist
 
-    from pad_mm.engine.sync_bn import CPUSyncBatchNorm
+    from pad_mm.runtime.sync_bn import CPUSyncBatchNorm
     dist.init_process_group('gloo', init_method=f'file://{init_file}',
                             rank=rank, world_size=world)
     torch.manual_seed(0)

@@ -26,7 +26,7 @@ from mmengine.hooks import Hook
 
 import pad_mm  # noqa: F401
 from pad_mm.engine.hooks.tau_hook import tau_at
-from pad_mm.engine.runner_utils import build_runner
+from pad_mm.runtime.runner_utils import build_runner
 from pad_mm.models import PADConv2d
 
 IMAGENET = [
@@ -453,7 +453,7 @@ def test_finegrained_recipe(repo_root, name):
     assert vp['ResizeEdge']['scale'] == crop * 256 // 224
     init = cfg.model.backbone.init_cfg
     imagenet = FG_BACKBONES[_backbone_key(name)]
-    assert init.type == 'Pretrained'
+    assert init.type == 'CheckedPretrained'
     assert init.checkpoint == f'checkpoints/imagenet/{imagenet}.pth'
     assert osp.isfile(_cfg_path(repo_root, imagenet))
 

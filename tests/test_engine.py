@@ -8,9 +8,10 @@ from mmengine.config import Config
 
 import pad_mm  # noqa: F401
 from pad_mm.engine import PADTauHook, tau_at
-from pad_mm.engine.runner_utils import (apply_amp, apply_cpu_distributed,
-                                        revert_sync_bn_cfg, task_of)
 from pad_mm.models import PADConv2d
+from pad_mm.registry import task_of
+from pad_mm.runtime.runner_utils import (apply_amp, apply_cpu_distributed,
+                                         revert_sync_bn_cfg)
 
 
 def test_tau_schedules_values():
@@ -90,7 +91,7 @@ def _tiny_demo_cfg(repo_root, work_dir, data_root, max_iters=2):
 
 
 def test_runner_train_val_resume_round_trip(repo_root, tmp_path):
-    from pad_mm.engine.runner_utils import build_runner
+    from pad_mm.runtime.runner_utils import build_runner
     cfg = _tiny_demo_cfg(repo_root, tmp_path / 'a', tmp_path / 'data')
     runner = build_runner(cfg)
     runner.train()

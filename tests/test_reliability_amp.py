@@ -12,11 +12,11 @@ import torch
 import torch.nn as nn
 
 import pad_mm  # noqa: F401
-from pad_mm.engine.amp import CPUAmpOptimWrapper
-from pad_mm.engine.hooks import PADNumericsHook
 from pad_mm.engine.hooks.tau_hook import TAU_SCHEDULES, tau_at
-from pad_mm.engine.runner_utils import apply_amp, build_runner
 from pad_mm.models import PADConv2d
+from pad_mm.runtime.amp import CPUAmpOptimWrapper
+from pad_mm.runtime.hooks import PADNumericsHook
+from pad_mm.runtime.runner_utils import apply_amp, build_runner
 from pad_mm.ops import gumbel_softmax
 
 sys.path.insert(0, osp.dirname(__file__))

@@ -158,7 +158,7 @@ def test_pad_checkpoint_loads_back_into_same_config(repo_root, tmp_path):
 
 def test_runner_load_from_vanilla_checkpoint(repo_root, tmp_path):
     """The Runner's load_from path (what users do) gives the same line."""
-    from pad_mm.engine.runner_utils import build_runner
+    from pad_mm.runtime.runner_utils import build_runner
     vanilla, _ = _seg_models(repo_root, tmp_path)
     path = tmp_path / 'vanilla.pth'
     torch.save({'state_dict': vanilla.state_dict(), 'meta': {}}, path)

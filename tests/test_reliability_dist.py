@@ -15,8 +15,8 @@ import torch.multiprocessing as mp
 import torch.nn as nn
 
 import pad_mm  # noqa: F401
-from pad_mm.engine.runner_utils import apply_cpu_distributed
-from pad_mm.engine.sync_bn import CPUSyncBatchNorm
+from pad_mm.runtime.runner_utils import apply_cpu_distributed
+from pad_mm.runtime.sync_bn import CPUSyncBatchNorm
 
 sys.path.insert(0, osp.dirname(__file__))
 from reliability_helpers import (state_of, sync_bn_worker,  # noqa: E402

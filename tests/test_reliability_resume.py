@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import pad_mm  # noqa: F401
-from pad_mm.engine.runner_utils import add_default_pad_hooks, build_runner
 from pad_mm.models import PADConv2d
+from pad_mm.runtime.runner_utils import add_default_pad_hooks, build_runner
 
 sys.path.insert(0, osp.dirname(__file__))
 from reliability_helpers import (json_log_losses, state_of,  # noqa: E402

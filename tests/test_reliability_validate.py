@@ -10,8 +10,8 @@ import pytest
 from mmengine.registry import init_default_scope
 
 import pad_mm  # noqa: F401
-from pad_mm.engine.validate import (PADConfigError, PADConfigFileError,
-                                    validate_config)
+from pad_mm.runtime.validate import (PADConfigError, PADConfigFileError,
+                                     validate_config)
 
 sys.path.insert(0, osp.dirname(__file__))
 from reliability_helpers import tiny_demo_cfg  # noqa: E402

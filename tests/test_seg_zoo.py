@@ -265,7 +265,7 @@ def fast_config_text(monkeypatch):
 
 @pytest.mark.parametrize('rel', CONFIGS)
 def test_config_forward_train_val(rel, seg_data, tmp_path, fast_config_text):
-    from pad_mm.engine.runner_utils import build_runner
+    from pad_mm.runtime.runner_utils import build_runner
     cfg = _cfg(rel)
     is_voc = cfg.train_dataloader.dataset.get('type') == 'ConcatDataset'
     data_root = seg_data['voc' if is_voc else 'cityscapes']
@@ -449,16 +449,16 @@ def test_missing_checkpoint_error_names_the_file(backbone, expected):
 
 def test_missing_checkpoint_stops_before_first_iteration(seg_data, tmp_path,
                                                          fast_config_text):
-    """A stock backbone (mmseg's MobileNetV2, loaded by the checked
-    'Pretrained' initializer of the mmseg scope) with its documented local
+    """A stock backbone (mmseg's MobileNetV2, loaded by pad_mm's
+    'CheckedPretrained' initializer) with its documented local
     ImageNet file absent: a clear error naming the file, nothing trained."""
-    from pad_mm.engine.runner_utils import build_runner
+    from pad_mm.runtime.runner_utils import build_runner
     cfg = _cfg(D + 'pad_deeplabv3plus_mobilenet-v2-d16_4xb2-80k_'
                'cityscapes-512x1024.py')
     expected = cfg.model.backbone.init_cfg.checkpoint
     assert expected == 'pretrain/mobilenet_v2.pth'
     shrink_seg_cfg(cfg, seg_data['cityscapes'], str(tmp_path / 'w'))
-    cfg.model.backbone.init_cfg = dict(type='Pretrained',
+    cfg.model.backbone.init_cfg = dict(type='CheckedPretrained',
                                        checkpoint=expected,
                                        prefix='backbone.')
     runner = build_runner(cfg)
@@ -471,7 +471,7 @@ def test_missing_checkpoint_stops_before_first_iteration(seg_data, tmp_path,
 
 
 def test_checked_pretrained_initializer_loads_like_mmengine(tmp_path):
-    """The mmseg-scope 'Pretrained' initializer still loads (with prefix),
+    """The 'CheckedPretrained' initializer loads like 'Pretrained' (prefix),
     e.g. an mmpretrain-style checkpoint into mmseg's ResNetV1c."""
     src = _build(dict(type='ResNetV1c', depth=18))
     torch.manual_seed(1)
@@ -481,7 +481,7 @@ def test_checked_pretrained_initializer_loads_like_mmengine(tmp_path):
     path = tmp_path / 'r18.pth'
     torch.save({'state_dict': state}, path)
     model = _build(dict(type='ResNetV1c', depth=18, init_cfg=dict(
-        type='Pretrained', checkpoint=str(path), prefix='backbone.')))
+        type='CheckedPretrained', checkpoint=str(path), prefix='backbone.')))
     model.init_weights()
     assert torch.equal(model.stem[0].weight, state['backbone.stem.0.weight'])
     assert torch.equal(model.layer4[1].conv2.weight,

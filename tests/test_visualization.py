@@ -15,12 +15,13 @@ from mmengine.config import Config
 from torch.utils.flop_counter import FlopCounterMode
 
 import pad_mm  # noqa: F401
+from pad_mm.apis import load_model
 from pad_mm.evaluation import (PADDilationMetric, PADRecorder, count_flops,
-                               pad_layer_flops, pad_layers)
-from pad_mm.models import PADConv2d
+                               pad_layer_flops)
+from pad_mm.models import PADConv2d, pad_layers
 from pad_mm.ops import available_impls
 from pad_mm.visualization import (HIST_SIZE, effective_receptive_field,
-                                  grid_size, load_model, sampled_positions)
+                                  grid_size, sampled_positions)
 
 PAD_CFG = 'configs/demo/pad_deeplabv3plus_r18_textures.py'
 VANILLA_CFG = 'configs/demo/deeplabv3plus_r18_textures.py'
@@ -402,7 +403,7 @@ def _tiny_cfg(repo_root, tmp_path):
 
 
 def test_hooks_log_dilation_stats_and_maps(repo_root, tmp_path):
-    from pad_mm.engine.runner_utils import build_runner
+    from pad_mm.runtime.runner_utils import build_runner
     runner = build_runner(_tiny_cfg(repo_root, tmp_path))
     runner.train()
     metrics = {k.split('/', 1)[1]: v.current()

@@ -30,7 +30,7 @@ model = dict(
         out_indices=(2, 3, 5),  # pool3, pool4, fc7
         # torchvision's ImageNet VGG-16 (vgg16-397923af.pth), see README
         init_cfg=dict(
-            type='Pretrained', checkpoint='pretrain/vgg16-397923af.pth')),
+            type='CheckedPretrained', checkpoint='pretrain/vgg16-397923af.pth')),
     decode_head=dict(
         type='FCN8sHead',
         in_channels=(256, 512, 4096),

@@ -15,6 +15,6 @@ custom_imports = dict(imports=['pad_mm'], allow_failed_imports=False)
 model = dict(
     backbone=dict(
         init_cfg=dict(
-            type='Pretrained',
+            type='CheckedPretrained',
             checkpoint='checkpoints/imagenet/drn-c-26_8xb24-120e_in1k.pth')),
     head=dict(num_classes=100))

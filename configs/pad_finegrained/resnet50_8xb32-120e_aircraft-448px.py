@@ -14,7 +14,7 @@ custom_imports = dict(imports=['pad_mm'], allow_failed_imports=False)
 model = dict(
     backbone=dict(
         init_cfg=dict(
-            type='Pretrained',
+            type='CheckedPretrained',
             checkpoint='checkpoints/imagenet/resnet50_8xb24-120e_in1k.pth',
             prefix='backbone.')),
     head=dict(num_classes=100))

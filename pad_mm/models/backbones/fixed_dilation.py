@@ -21,7 +21,8 @@ import fnmatch
 from collections.abc import Sequence
 
 import torch.nn as nn
-from mmengine.registry import MODELS
+
+from pad_mm.registry import MODELS
 
 __all__ = ['FixedDilationBackbone', 'set_conv_dilation']
 

@@ -24,38 +24,63 @@ A non-adaptive layer (e.g. 1x1) has exactly the keys of ``nn.Conv2d``.
 """
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer
 from mmengine.logging import print_log
-from mmengine.registry import MODELS
+from mmengine.model import is_model_wrapper
 from torch import Tensor
 
-from pad_mm.ops import (available_impls, check_dilations, check_tau,
-                        gumbel_softmax, hard_probs, is_tracing, pad_conv2d,
+from pad_mm.registry import MODELS
+from pad_mm.ops import (gumbel_softmax, hard_probs, is_tracing, pad_conv2d,
                         pad_conv2d_hard)
 
-__all__ = [
-    'PADConv2d', 'PADPrior', 'PADProbe', 'PADChain', 'link_chain',
-    'AGGREGATIONS', 'TRAIN_MODES', 'EVAL_MODES'
-]
+from ..pad_cfg import (AGGREGATIONS, EVAL_MODES, TRAIN_MODES,
+                       parse_settings)
 
-AGGREGATIONS = ('markov', 'recurrent', 'gated', 'static')
-TRAIN_MODES = ('gumbel', 'gumbel_hard')
-EVAL_MODES = ('hard', 'soft', 'gumbel')
+__all__ = [
+    'PADConv2d', 'PADPrior', 'PADProbe', 'PADChain', 'PADChainError',
+    'link_chain', 'pad_layers', 'non_adaptive_reason', 'AGGREGATIONS',
+    'TRAIN_MODES', 'EVAL_MODES'
+]
 
 _LOGGED_NON_ADAPTIVE: set[str] = set()
 
 
-def _check_choice(value: object, allowed: Sequence[str], name: str) -> str:
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f'{name} must be one of {list(allowed)}, got '
-                         f'{value!r}')
-    return value
+class PADChainError(RuntimeError):
+    """The layers of an aggregation chain cannot pass h^(l-1) on: they ran
+    out of chain order, or see inputs of different batches."""
+
+
+def _pair(v) -> tuple:
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
+def non_adaptive_reason(kernel_size, stride=1, padding=0, dilation=1,
+                        padding_mode: str = 'zeros') -> str | None:
+    """Why a conv with this geometry cannot be made adaptive, or None if
+    it can (odd square kernel > 1, square stride and dilation, padding
+    ``dilation*(k-1)//2`` (or ``'same'`` with stride 1), zero padding)."""
+    k, s, d = _pair(kernel_size), _pair(stride), _pair(dilation)
+    p = padding if isinstance(padding, str) else _pair(padding)
+    if k[0] != k[1] or k[0] % 2 == 0 or k[0] == 1:
+        return f'kernel_size={k} is not an odd square kernel > 1'
+    if s[0] != s[1]:
+        return f'stride={s} is not square'
+    if d[0] != d[1]:
+        return f'dilation={d} is not square'
+    if isinstance(p, str):
+        if p != 'same' or s[0] != 1:
+            return f'padding={p!r} with stride {s}'
+    elif p[0] != p[1] or p[0] != d[0] * (k[0] - 1) // 2:
+        return (f'padding={p} differs from dilation*(k-1)//2='
+                f'{d[0] * (k[0] - 1) // 2}')
+    if padding_mode != 'zeros':
+        return f"padding_mode={padding_mode!r} is not 'zeros'"
+    return None
 
 
 class PADPrior(nn.Module):
@@ -89,8 +114,10 @@ class PADPrior(nn.Module):
                  init_index: int = 0,
                  init_margin: float = 2.0) -> None:
         super().__init__()
-        self.aggregation = _check_choice(aggregation, AGGREGATIONS,
-                                         'aggregation')
+        if aggregation not in AGGREGATIONS:
+            raise ValueError(f'aggregation must be one of '
+                             f'{list(AGGREGATIONS)}, got {aggregation!r}')
+        self.aggregation = aggregation
         self.in_channels = in_channels
         self.num_dilations = D = num_dilations
         self.stride = stride
@@ -194,7 +221,7 @@ class PADChain:
             self._h, self._step = None, -1
             return None
         if self._step != index - 1:
-            raise RuntimeError(
+            raise PADChainError(
                 f'PAD chain {self.name!r}: layer {index} ran before layer '
                 f'{index - 1} in this forward pass; the layers of a chain '
                 'must run in chain order (activation checkpointing that '
@@ -287,27 +314,23 @@ class PADConv2d(nn.Conv2d):
         super().__init__(in_channels, out_channels, kernel_size, stride,
                          padding, dilation, groups, bias, padding_mode,
                          device, dtype)
-        self.dilations = check_dilations(dilations, 'dilations')
-        self.tau = check_tau(tau, 'tau')
-        self.train_mode = _check_choice(train_mode, TRAIN_MODES, 'train_mode')
-        self.eval_mode = _check_choice(eval_mode, EVAL_MODES, 'eval_mode')
-        self.aggregation = _check_choice(aggregation, AGGREGATIONS,
-                                         'aggregation')
-        if init_dilation not in self.dilations:
-            raise ValueError(f'init_dilation must be one of dilations='
-                             f'{self.dilations}, got {init_dilation!r}')
-        if isinstance(init_margin, bool) or not isinstance(
-                init_margin, (int, float)) or not math.isfinite(
-                    init_margin) or init_margin <= 0:
-            raise ValueError(f'init_margin must be a finite number > 0, got '
-                             f'{init_margin!r}')
-        _check_choice(impl, available_impls(), 'impl')
-        self.impl = impl
-        self.init_dilation = init_dilation
+        settings = parse_settings(dict(
+            dilations=dilations, tau=tau, train_mode=train_mode,
+            eval_mode=eval_mode, aggregation=aggregation, act_cfg=act_cfg,
+            init_dilation=init_dilation, init_margin=init_margin,
+            impl=impl))
+        self.settings = settings
+        self.dilations = settings.dilations
+        self.tau = settings.tau
+        self.train_mode = settings.train_mode
+        self.eval_mode = settings.eval_mode
+        self.aggregation = settings.aggregation
+        self.impl = settings.impl
+        self.init_dilation = settings.init_dilation
         self._chain: PADChain | None = None
         self._chain_index = 0
 
-        reason = self._non_adaptive_reason()
+        reason = self.non_adaptive_reason
         self.adaptive = reason is None
         if not self.adaptive:
             if reason not in _LOGGED_NON_ADAPTIVE:
@@ -321,32 +344,21 @@ class PADConv2d(nn.Conv2d):
             in_channels,
             len(self.dilations),
             stride=self.stride[0],
-            aggregation=aggregation,
-            act_cfg=act_cfg,
-            init_index=self.dilations.index(init_dilation),
-            init_margin=float(init_margin))
+            aggregation=settings.aggregation,
+            act_cfg=settings.act_cfg,
+            init_index=self.dilations.index(settings.init_dilation),
+            init_margin=settings.init_margin)
         if device is not None or dtype is not None:
             self.prior.to(device=device, dtype=dtype)
         self.probe = PADProbe()
 
-    def _non_adaptive_reason(self) -> str | None:
-        k, s, d, p = (self.kernel_size, self.stride, self.dilation,
-                      self.padding)
-        if k[0] != k[1] or k[0] % 2 == 0 or k[0] == 1:
-            return f'kernel_size={k} is not an odd square kernel > 1'
-        if s[0] != s[1]:
-            return f'stride={s} is not square'
-        if d[0] != d[1]:
-            return f'dilation={d} is not square'
-        if isinstance(p, str):
-            if p != 'same' or s[0] != 1:
-                return f'padding={p!r} with stride {s}'
-        elif p[0] != p[1] or p[0] != d[0] * (k[0] - 1) // 2:
-            return (f'padding={p} differs from dilation*(k-1)//2='
-                    f'{d[0] * (k[0] - 1) // 2}')
-        if self.padding_mode != 'zeros':
-            return f"padding_mode={self.padding_mode!r} is not 'zeros'"
-        return None
+    @property
+    def non_adaptive_reason(self) -> str | None:
+        """Why this conv is built plain (see :func:`non_adaptive_reason`),
+        or None when it is adaptive."""
+        return non_adaptive_reason(self.kernel_size, self.stride,
+                                   self.padding, self.dilation,
+                                   self.padding_mode)
 
     @property
     def abs_dilations(self) -> tuple[int, ...]:
@@ -399,6 +411,12 @@ class PADConv2d(nn.Conv2d):
                 "one: place it with PADBackbone(pad_cfg=...) or "
                 'pad_mm.models.link_chain([...])')
         h_prev = self._chain.read(self._chain_index) if uses_chain else None
+        if h_prev is not None and h_prev.shape[0] != x.shape[0]:
+            raise PADChainError(
+                f'PAD chain {self._chain.name!r}: layer {self._chain_index} '
+                f'sees a batch of {x.shape[0]} but the previous layer of its '
+                f'chain saw a batch of {h_prev.shape[0]}; the layers of a '
+                'chain must see inputs of one batch')
         logits = self.prior(x, h_prev)
         if uses_chain:
             self._chain.write(self._chain_index, logits)
@@ -451,3 +469,15 @@ def link_chain(layers: Sequence[PADConv2d], name: str = 'chain') -> PADChain:
         layer._chain = chain
         layer._chain_index = i
     return chain
+
+
+def pad_layers(model: nn.Module) -> Iterator[tuple[str, PADConv2d]]:
+    """``(name, layer)`` of every adaptive :class:`PADConv2d` of ``model``,
+    in module order. A model wrapper (DDP, ``DataParallel``, mmengine's
+    wrappers) is unwrapped; names are those of the inner model."""
+    while is_model_wrapper(model) or isinstance(
+            model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+        model = model.module
+    for name, m in model.named_modules():
+        if isinstance(m, PADConv2d) and m.adaptive:
+            yield name, m

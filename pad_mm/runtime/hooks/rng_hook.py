@@ -4,7 +4,9 @@ resume, so an interrupted and resumed run continues the same random stream
 
 mmengine 0.10.7 saves model, optimizer, scheduler and message-hub state but
 not the RNGs: a resumed run re-seeds them, so its Gumbel samples differ
-from the uninterrupted run's.
+from the uninterrupted run's. Upstream: open-mmlab/mmdetection#7508 (the
+seed is stored in the checkpoint meta but the RNG state is not restored);
+no mmengine version up to 0.10.7 restores it.
 """
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ import numpy as np
 import torch
 from mmengine.dist import get_dist_info
 from mmengine.hooks import Hook
-from mmengine.registry import HOOKS
+
+from pad_mm.registry import HOOKS
 
 __all__ = ['RNGStateHook', 'get_rng_state', 'set_rng_state']
 

@@ -1,10 +1,20 @@
-"""Fail fast on NaN/inf in a PAD training run (useful with ``--amp``)."""
+"""Fail fast on NaN/inf in a PAD training run (useful with ``--amp``).
+
+Not an upstream workaround: a runtime guard. mmengine 0.10.7 has no hook
+that stops a run on a non-finite loss or gradient (its
+``CheckInvalidLossHook`` in mmdet checks the loss only, every N
+iterations); this one also watches the PAD priors and tells skipped
+loss-scaling steps from real overflows.
+"""
 from __future__ import annotations
 
 import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-from mmengine.registry import HOOKS
+
+from pad_mm.models.layers import pad_layers
+
+from pad_mm.registry import HOOKS
 
 __all__ = ['PADNumericsHook']
 
@@ -82,14 +92,12 @@ class PADNumericsHook(Hook):
         return hook
 
     def before_train(self, runner) -> None:
-        from pad_mm.models.layers import PADConv2d
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
-        for name, m in model.named_modules():
-            if isinstance(m, PADConv2d) and m.adaptive:
-                self._handles.append(
-                    m.probe.register_forward_hook(self._probe_hook(name)))
-                self.checked_pad_layers += 1
+        for name, m in pad_layers(model):
+            self._handles.append(
+                m.probe.register_forward_hook(self._probe_hook(name)))
+            self.checked_pad_layers += 1
         if self.check_grads:
             for name, p in model.named_parameters():
                 if p.requires_grad:

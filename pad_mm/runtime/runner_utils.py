@@ -1,32 +1,56 @@
-"""Config preparation shared by ``tools/train.py`` and ``tools/test.py``."""
+"""Config preparation shared by ``tools/train.py`` and ``tools/test.py``
+(work dir, ``--amp``, CPU distributed launches, default hooks, runner)."""
 from __future__ import annotations
 
+import argparse
 import logging
+import os
 import os.path as osp
 
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
+from mmengine.registry import RUNNERS, init_default_scope
+from mmengine.runner import Runner
+
+from pad_mm.registry import task_of
 
 from .amp import AMP_DTYPES
 
 __all__ = [
-    'TASK_SCOPES', 'task_of', 'apply_amp', 'apply_cpu_distributed',
+    'LAUNCHERS', 'add_launch_args', 'parse_launch_args', 'apply_amp', 'apply_cpu_distributed',
     'set_work_dir', 'build_runner', 'revert_sync_bn_cfg', 'cpu_amp_cfg',
     'add_default_pad_hooks'
 ]
 
-# default_scope -> task
-TASK_SCOPES = {'mmseg': 'seg', 'mmpretrain': 'cls'}
+#: values of ``--launcher``
+LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 
 
-def task_of(cfg: Config) -> str:
-    """'seg' or 'cls' from the config's ``default_scope``."""
-    scope = cfg.get('default_scope')
-    if scope not in TASK_SCOPES:
-        raise ValueError(f'default_scope must be one of {list(TASK_SCOPES)} '
-                         f'(it selects the task), got {scope!r}')
-    return TASK_SCOPES[scope]
+def add_launch_args(parser: argparse.ArgumentParser) -> None:
+    """The arguments ``tools/train.py`` and ``tools/test.py`` share with
+    mmseg's: ``--cfg-options``, ``--launcher``, ``--local_rank``."""
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings in the config, key=value pairs')
+    parser.add_argument(
+        '--launcher',
+        choices=list(LAUNCHERS),
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_launch_args(parser: argparse.ArgumentParser,
+                      argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse, and export ``LOCAL_RANK`` from ``--local_rank`` unless the
+    launcher set it."""
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
 
 
 def set_work_dir(cfg: Config, config_path: str,
@@ -145,8 +169,6 @@ def add_default_pad_hooks(cfg: Config) -> None:
 def build_runner(cfg: Config):
     """Build the runner of the config's scope (``runner_type`` honoured)."""
     task_of(cfg)
-    from mmengine.registry import RUNNERS, init_default_scope
-    from mmengine.runner import Runner
     init_default_scope(cfg.default_scope)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)

@@ -9,20 +9,25 @@ differentiable collectives, so 2 processes with a global batch B give the
 same forward, gradients and running statistics as 1 process with batch B.
 ``runner_utils.apply_cpu_distributed`` swaps SyncBN for it when there is
 no CUDA.
+
+Upstream: "SyncBatchNorm expected input tensor to be on GPU"
+(open-mmlab/mmsegmentation#2147); CPU support in torch was attempted in
+pytorch/pytorch#78078 (closed, not merged), so no torch version fixes it.
 """
 from __future__ import annotations
 
 import torch
 import torch.distributed as dist
-from mmengine.registry import MODELS
 from torch import Tensor
+from torch.distributed.nn.functional import all_reduce
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from pad_mm.registry import MODELS
 
 __all__ = ['CPUSyncBatchNorm']
 
 
 def _all_reduce(t: Tensor) -> Tensor:
-    from torch.distributed.nn.functional import all_reduce
     return all_reduce(t)  # sum; its backward all-reduces the gradient
 
 

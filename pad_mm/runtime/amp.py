@@ -5,8 +5,12 @@ is present and its ``autocast`` only allows bfloat16 on the CPU, so
 ``--amp`` cannot run on a CPU-only machine. :class:`CPUAmpOptimWrapper` is
 the same wrapper for the CPU: ``torch.autocast('cpu', dtype)`` around the
 forward pass (float16 or bfloat16) and, for float16, loss scaling with
-``torch.amp.GradScaler('cpu')``. ``pad_mm.engine.runner_utils.apply_amp``
+``torch.amp.GradScaler('cpu')``. ``pad_mm.runtime.runner_utils.apply_amp``
 selects it when CUDA is not available, so ``--amp`` works everywhere.
+
+Upstream: open-mmlab/mmpretrain#1556 ("``AmpOptimizerWrapper`` is only
+available training on gpu, npu or mlu"); still so in mmengine 0.10.7, no
+fixed version.
 """
 from __future__ import annotations
 
@@ -15,7 +19,8 @@ from contextlib import contextmanager
 import torch
 import torch.nn as nn
 from mmengine.optim import OptimWrapper
-from mmengine.registry import OPTIM_WRAPPERS
+
+from pad_mm.registry import OPTIM_WRAPPERS
 
 __all__ = ['CPUAmpOptimWrapper', 'AMP_DTYPES']
 

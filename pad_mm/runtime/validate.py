@@ -4,39 +4,55 @@
 the config is assembled and before the Runner is built, so a bad value
 fails in seconds with one error that names the field, the value and what
 is allowed, instead of minutes later (or never: silently ignored). Every
-error is a :class:`PADConfigError` (a ``ValueError``; missing files are
-also ``FileNotFoundError``).
+error is a :class:`~pad_mm.models.PADConfigError` (a ``ValueError``;
+missing files are :class:`PADConfigFileError`, also a
+``FileNotFoundError``).
 
 What is checked:
 
-- ``default_scope``; every ``PADBackbone`` (``base_type``, each
-  ``pad_cfg`` entry: keys, ``layers`` patterns matching convs of the built
-  base model, ``dilations``, ``tau``, modes, ``aggregation``, ``act_cfg``,
-  ``init_dilation``, ``init_margin``, ``impl``, chain names) and every
-  ``PADConv`` config dict (e.g. ``conv_cfg``);
+- ``default_scope``;
+- PAD: every ``PADBackbone`` is built on the ``meta`` device (no memory,
+  no weights), which parses its ``pad_cfg`` with the one settings parser
+  (:mod:`pad_mm.models.pad_cfg`) and matches its patterns against the
+  base model's convs; a :class:`~pad_mm.models.PADConfigError` is
+  re-raised with the config path in front. Every ``PADConv`` config dict
+  (e.g. ``conv_cfg``) is parsed the same way;
 - a dry forward pass of the built model on a small random input (catches
-  chains whose layers cannot be chained: wrong order, incompatible shapes),
-  with the RNG state left untouched;
+  chains whose layers cannot be chained: wrong order, different batches,
+  raised by the layers as :class:`~pad_mm.models.PADChainError`), with
+  the RNG state left untouched;
 - ``custom_hooks`` (registered type, arguments of pad_mm's hooks);
 - the data loaders (``batch_size``, ``num_workers``, ``data_root`` and
   ``data_prefix`` exist and hold files of the expected format, the
   generator parameters of ``PADTexturesDataset``);
 - checkpoint files: ``load_from``, ``model.pretrained``, every
-  ``init_cfg=dict(type='Pretrained', checkpoint=...)``;
+  ``init_cfg=dict(type='Pretrained'|'CheckedPretrained', checkpoint=...)``;
 - ``train_cfg`` lengths, ``optim_wrapper`` type/AMP dtype, ``randomness``,
   ``work_dir``, ``launcher`` environment.
 """
 from __future__ import annotations
 
 import copy
-import math
+import inspect
 import os
 import os.path as osp
-import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
+from mmengine.logging import print_log
+from mmengine.model import revert_sync_batchnorm
+from mmengine.registry import (DATASETS, HOOKS, MODELS, OPTIM_WRAPPERS,
+                               init_default_scope)
+
+from pad_mm.models.backbones.pretrained import PRETRAINED_TYPES
+from pad_mm.models.layers import PADChainError, pad_layers
+from pad_mm.models.pad_cfg import PADConfigError, parse_settings
+from pad_mm.registry import TASK_SCOPES
+
+from .amp import AMP_DTYPES
+from .hooks.rng_hook import get_rng_state, set_rng_state
+from .runner_utils import LAUNCHERS
 
 __all__ = [
     'PADConfigError', 'PADConfigFileError', 'validate_config',
@@ -47,18 +63,9 @@ REMOTE_PREFIXES = ('http://', 'https://', 's3://', 'open-mmlab://',
                    'torchvision://', 'mmcls://', 'pavi://', 'modelzoo://')
 IMG_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 GENERATE_KEYS = ('seed', 'num_train', 'num_val', 'size')
-
-
-class PADConfigError(ValueError):
-    """A config field or CLI argument has a value pad_mm cannot run with."""
-
-    def __init__(self, field: str, value: Any, allowed: str,
-                 why: str | None = None) -> None:
-        self.field, self.value, self.allowed = field, value, allowed
-        text = f'{field}={value!r}'
-        if why:
-            text += f': {why}'
-        super().__init__(f'{text}; allowed: {allowed}')
+# nn.Conv2d arguments a PADConv config dict may carry besides the settings
+CONV_KEYS = ('type', 'in_channels', 'out_channels', 'kernel_size', 'stride',
+             'padding', 'dilation', 'groups', 'bias', 'padding_mode')
 
 
 class PADConfigFileError(PADConfigError, FileNotFoundError):
@@ -102,183 +109,46 @@ def _need_file(field: str, path: Any, what: str) -> None:
 
 def _models_registry():
     """The MODELS registry of the current default scope."""
-    from mmengine.registry import MODELS
     with MODELS.switch_scope_and_registry(None) as registry:
         return registry
 
 
-# ------------------------------------------------------------ PAD fields
-def _check_layer_kwargs(prefix: str, kw: dict) -> None:
-    """PADConv2d keyword arguments (``dilations`` ... ``impl``)."""
-    from pad_mm.models.layers.pad_conv import (AGGREGATIONS, EVAL_MODES,
-                                               TRAIN_MODES)
-    from pad_mm.ops import available_impls, check_dilations, check_tau
-    dilations = kw.get('dilations', (1, 2, 4))
-    try:
-        dilations = check_dilations(dilations)
-    except (TypeError, ValueError) as e:
-        raise PADConfigError(f'{prefix}dilations', dilations,
-                             'a non-empty list/tuple of distinct positive '
-                             'ints (multiples of the conv dilation)',
-                             str(e)) from None
-    if 'tau' in kw:
-        try:
-            check_tau(kw['tau'])
-        except (TypeError, ValueError):
-            raise PADConfigError(f'{prefix}tau', kw['tau'],
-                                 'a finite number > 0') from None
-    for key, allowed in (('train_mode', TRAIN_MODES),
-                         ('eval_mode', EVAL_MODES),
-                         ('aggregation', AGGREGATIONS),
-                         ('impl', tuple(available_impls()))):
-        if key in kw and (not isinstance(kw[key], str)
-                          or kw[key] not in allowed):
-            raise PADConfigError(f'{prefix}{key}', kw[key],
-                                 f'one of {list(allowed)}')
-    if 'init_dilation' in kw and kw['init_dilation'] not in dilations:
-        raise PADConfigError(f'{prefix}init_dilation', kw['init_dilation'],
-                             f'one of dilations={dilations}')
-    if 'init_margin' in kw:
-        m = kw['init_margin']
-        if isinstance(m, bool) or not isinstance(m, (int, float)) or \
-                not math.isfinite(m) or m <= 0:
-            raise PADConfigError(f'{prefix}init_margin', m,
-                                 'a finite number > 0')
-    act = kw.get('act_cfg')
-    if act is not None:
-        MODELS = _models_registry()
-        if not isinstance(act, dict) or 'type' not in act:
-            raise PADConfigError(f'{prefix}act_cfg', act,
-                                 "None or an activation config dict with "
-                                 "'type', e.g. dict(type='ReLU')")
-        if isinstance(act['type'], str) and MODELS.get(act['type']) is None:
-            raise PADConfigError(f'{prefix}act_cfg.type', act['type'],
-                                 'a registered activation (ReLU, GELU, '
-                                 'Tanh, Sigmoid, ...)')
-
-
-def _check_pad_cfg(path: str, pad_cfg: Any) -> list[dict]:
-    from pad_mm.models.convert import PAD_CFG_KEYS
-    if isinstance(pad_cfg, dict):
-        entries = [pad_cfg]
-        fmt = '{path}.pad_cfg.'
-    elif isinstance(pad_cfg, (list, tuple)) and pad_cfg:
-        entries = list(pad_cfg)
-        fmt = '{path}.pad_cfg[{i}].'
-    else:
-        raise PADConfigError(f'{path}.pad_cfg', pad_cfg,
-                             'a dict or a non-empty list of dicts, each '
-                             "with 'layers' (one chain each)")
-    names: dict[str, int] = {}
-    out = []
-    for i, entry in enumerate(entries):
-        prefix = fmt.format(path=path, i=i)
-        if not isinstance(entry, dict):
-            raise PADConfigError(prefix[:-1], entry,
-                                 "a dict with 'layers' and PADConv "
-                                 'arguments')
-        unknown = sorted(set(entry) - set(PAD_CFG_KEYS))
-        if unknown:
-            raise PADConfigError(f'{prefix}{unknown[0]}',
-                                 entry[unknown[0]],
-                                 f'keys {list(PAD_CFG_KEYS)}',
-                                 f'unknown key {unknown[0]!r}')
-        layers = entry.get('layers')
-        if isinstance(layers, str):
-            layers = [layers]
-        if not isinstance(layers, (list, tuple)) or not layers or not all(
-                isinstance(p, str) and p for p in layers):
-            raise PADConfigError(f'{prefix}layers', entry.get('layers'),
-                                 'a non-empty fnmatch pattern or list of '
-                                 "them over conv names, e.g. "
-                                 "'layer4.*.conv2'")
-        if len(set(layers)) != len(layers):
-            raise PADConfigError(f'{prefix}layers', entry['layers'],
-                                 'distinct patterns', 'duplicate pattern')
-        name = entry.get('name', ','.join(layers))
-        if not isinstance(name, str) or not name:
-            raise PADConfigError(f'{prefix}name', name, 'a non-empty str')
-        if name in names:
-            raise PADConfigError(f'{prefix}name', name,
-                                 'a chain name not used by another entry',
-                                 f'pad_cfg[{names[name]}] has the same '
-                                 'name')
-        names[name] = i
-        _check_layer_kwargs(prefix, entry)
-        out.append(dict(entry, layers=list(layers), _prefix=prefix))
-    return out
-
-
-def _match_layers(path: str, node: dict, entries: list[dict]) -> None:
-    """Build the base model and match each pattern against its convs."""
-    import fnmatch
-
-    from pad_mm.models.convert import _is_plain_conv
-    from pad_mm.models.layers import PADConv2d
-    MODELS = _models_registry()
+# ------------------------------------------------------------------- PAD
+def _build_pad_backbone(path: str, node: dict) -> None:
+    """Build a ``PADBackbone`` node on the meta device (on the CPU if the
+    base backbone cannot be built on meta); PAD errors come back with the
+    config path in front."""
+    registry = _models_registry()
     base = node.get('base_type')
-    if not isinstance(base, str) or MODELS.get(base) is None:
-        raise PADConfigError(f'{path}.base_type', base,
-                             'a registered backbone type of the config '
-                             "scope, e.g. 'ResNetV1c'")
-    kwargs = {k: v for k, v in node.items()
-              if k not in ('type', 'base_type', 'pad_cfg')}
-    try:
-        model = MODELS.build(dict(type=base, **copy.deepcopy(kwargs)))
-    except Exception as e:  # noqa: BLE001  (report the upstream error)
-        raise PADConfigError(path, f'{base}(...)',
-                             f'arguments accepted by {base}',
-                             f'{type(e).__name__}: {e}') from e
-    convs = [n for n, m in model.named_modules() if _is_plain_conv(m)]
-    taken: dict[str, str] = {}
-    for entry in entries:
-        prefix = entry['_prefix']
-        for pattern in entry['layers']:
-            hits = [n for n in convs if fnmatch.fnmatchcase(n, pattern)]
-            if not hits:
-                shown = convs[:6] + (['...'] if len(convs) > 6 else [])
-                raise PADConfigError(
-                    f'{prefix}layers', pattern,
-                    f'a pattern matching nn.Conv2d names of {base}, e.g. '
-                    f'{shown}', 'matches no conv layer')
-            for n in hits:
-                if n in taken and taken[n] != prefix:
-                    raise PADConfigError(f'{prefix}layers', pattern,
-                                         'each conv in at most one chain',
-                                         f'{n!r} is already placed by '
-                                         f'{taken[n]}layers')
-                taken[n] = prefix
-                conv = model.get_submodule(n)
-                probe = PADConv2d(conv.in_channels, conv.out_channels,
-                                  conv.kernel_size, conv.stride,
-                                  conv.padding, conv.dilation, conv.groups,
-                                  False, conv.padding_mode,
-                                  device='meta')
-                if not probe.adaptive:
-                    raise PADConfigError(
-                        f'{prefix}layers', pattern,
-                        'patterns matching 3x3 (odd k > 1) convs with '
-                        'padding dilation*(k-1)//2',
-                        f'matches {n!r}, which cannot be made adaptive '
-                        f'({probe._non_adaptive_reason()})')
+    error: Exception | None = None
+    for device in ('meta', 'cpu'):
+        try:
+            with torch.device(device):
+                registry.build(copy.deepcopy(node))
+            return
+        except PADConfigError as e:
+            raise e.at(path) from None
+        except Exception as e:  # noqa: BLE001  (report the upstream error)
+            error = e
+    raise PADConfigError(path, f'{base}(...)',
+                         f'arguments accepted by {base}',
+                         f'{type(error).__name__}: {error}') from error
 
 
 def _check_pad_model(model_cfg: dict) -> None:
     nodes = list(_walk(model_cfg, 'model'))
-    # static checks of every PAD dict first, then the builds
     for path, node in nodes:
         if node.get('type') == 'PADConv':
-            _check_layer_kwargs(f'{path}.', node)
-            if node.get('aggregation', 'markov') != 'markov':
+            settings = parse_settings(node, path, ignore=CONV_KEYS)
+            if settings.aggregation not in ('markov', 'static'):
                 raise PADConfigError(
                     f'{path}.aggregation', node['aggregation'],
-                    "'markov' for PADConv built from a config dict (such "
-                    'layers are not linked into a chain); chains: '
+                    "'markov' or 'static' for PADConv built from a config "
+                    'dict (such layers are not linked into a chain); chains: '
                     "PADBackbone(pad_cfg=dict(layers=..., aggregation=...))")
-    backbones = [(path, node, _check_pad_cfg(path, node.get('pad_cfg')))
-                 for path, node in nodes if node.get('type') == 'PADBackbone']
-    for path, node, entries in backbones:
-        _match_layers(path, node, entries)
+    for path, node in nodes:
+        if node.get('type') == 'PADBackbone':
+            _build_pad_backbone(path, node)
 
 
 def _input_size(cfg) -> tuple[int, int]:
@@ -291,14 +161,10 @@ def _input_size(cfg) -> tuple[int, int]:
 
 def _dry_run(cfg) -> None:
     """Build the model and run one forward pass in train mode on random
-    data (the caller restores the RNG state). Only errors raised by PAD
-    layers (chains) fail the check: the input is a guess, so any other
-    forward error is logged and left to the real run."""
-    from mmengine.logging import print_log
-    from mmengine.model import revert_sync_batchnorm
-    from mmengine.registry import MODELS
-
-    from pad_mm.models.layers import PADConv2d
+    data (the caller restores the RNG state). Only a
+    :class:`~pad_mm.models.PADChainError` fails the check: the input is a
+    guess, so any other forward error is logged and left to the real
+    run."""
     try:
         model = MODELS.build(copy.deepcopy(cfg.model))
     except PADConfigError:
@@ -307,47 +173,25 @@ def _dry_run(cfg) -> None:
         raise PADConfigError('model', cfg.model.get('type'),
                              'a model config that builds',
                              f'{type(e).__name__}: {e}') from e
-    if not any(isinstance(m, PADConv2d) and m.adaptive
-               for m in model.modules()):
+    if next(pad_layers(model), None) is None:
         return
     model = revert_sync_batchnorm(model)  # SyncBN needs a process group
-    names = {id(m): n for n, m in model.named_modules()}
     h, w = _input_size(cfg)
     model.train()
     try:
         with torch.no_grad():
             model(torch.randn(2, 3, h, w), mode='tensor')
-    except Exception as e:  # noqa: BLE001
-        layer = _failing_pad_layer(e, names)
-        if layer is None:  # not a PAD problem (the input is only a guess)
-            print_log(f'pre-flight: dry forward pass on a [2, 3, {h}, {w}] '
-                      f'input skipped ({type(e).__name__}: {e})',
-                      logger='current')
-            return
+    except PADChainError as e:
         path, pad_cfg = _pad_cfg_of(cfg.model)
         raise PADConfigError(
             f'{path}.pad_cfg', pad_cfg,
             'chains over layers that run one after the other in the '
             'listed (module) order and see inputs of one batch',
-            f'dry forward pass failed in PAD layer {layer!r}: '
-            f'{type(e).__name__}: {e}') from e
-
-
-def _failing_pad_layer(exc: BaseException, names: dict) -> str | None:
-    """Name of the innermost PAD layer (PADConv2d, PADPrior or PADChain
-    code) the exception was raised in, or None."""
-    here = osp.join('models', 'layers', 'pad_conv.py')
-    found, tb = None, exc.__traceback__
-    while tb is not None:
-        frame = tb.tb_frame
-        if frame.f_code.co_filename.endswith(here):
-            obj = frame.f_locals.get('self')
-            if id(obj) in names:
-                found = names[id(obj)]
-            elif found is None:
-                found = getattr(obj, 'name', None) or 'a PAD chain'
-        tb = tb.tb_next
-    return found
+            f'dry forward pass failed: {e}') from e
+    except Exception as e:  # noqa: BLE001  (the input is only a guess)
+        print_log(f'pre-flight: dry forward pass on a [2, 3, {h}, {w}] '
+                  f'input skipped ({type(e).__name__}: {e})',
+                  logger='current')
 
 
 def _pad_cfg_of(model_cfg: dict) -> tuple[str, Any]:
@@ -359,9 +203,6 @@ def _pad_cfg_of(model_cfg: dict) -> tuple[str, Any]:
 
 # ----------------------------------------------------------------- hooks
 def _check_hooks(cfg) -> None:
-    import inspect
-
-    from mmengine.registry import HOOKS
     for i, hook in enumerate(cfg.get('custom_hooks') or []):
         field = f'custom_hooks[{i}]'
         if not isinstance(hook, dict) or 'type' not in hook:
@@ -386,15 +227,11 @@ def _check_hooks(cfg) -> None:
                                      f'unknown argument {key!r}')
         try:
             cls(**kwargs)
+        except PADConfigError as e:
+            raise e.at(field) from None
         except (TypeError, ValueError) as e:
-            msg = str(e)
-            key = next((k for k in kwargs if f'.{k} ' in msg
-                        or msg.startswith(f'{k} ')), None)
-            found = re.search(r'must be (.*?)(?:, got|$)', msg)
-            raise PADConfigError(
-                f'{field}.{key}' if key else field,
-                kwargs[key] if key else hook,
-                found.group(1) if found else msg) from None
+            raise PADConfigError(field, hook, f'arguments {typ} accepts',
+                                 str(e)) from None
 
 
 # ------------------------------------------------------------------ data
@@ -436,9 +273,6 @@ def _check_generate(field: str, gen: Any) -> None:
 
 def _default_arg(ds: dict, name: str) -> Any:
     """Default of argument ``name`` of the dataset class ``ds['type']``."""
-    import inspect
-
-    from mmengine.registry import DATASETS
     typ = ds.get('type')
     try:
         with DATASETS.switch_scope_and_registry(None) as registry:
@@ -539,7 +373,7 @@ def _check_checkpoints(cfg, mode: str) -> None:
         init = node.get('init_cfg')
         inits = init if isinstance(init, (list, tuple)) else [init]
         for j, ic in enumerate(inits):
-            if isinstance(ic, dict) and ic.get('type') == 'Pretrained':
+            if isinstance(ic, dict) and ic.get('type') in PRETRAINED_TYPES:
                 sub = f'{path}.init_cfg' + (f'[{j}]' if isinstance(
                     init, (list, tuple)) else '')
                 _need_file(f'{sub}.checkpoint', ic.get('checkpoint'),
@@ -548,9 +382,6 @@ def _check_checkpoints(cfg, mode: str) -> None:
 
 # --------------------------------------------------------------- runtime
 def _check_runtime(cfg, mode: str) -> None:
-    from mmengine.registry import OPTIM_WRAPPERS
-
-    from .amp import AMP_DTYPES
     train_cfg = cfg.get('train_cfg') or {}
     if mode == 'train':
         for key in ('max_iters', 'max_epochs', 'val_interval', 'val_begin'):
@@ -578,9 +409,9 @@ def _check_runtime(cfg, mode: str) -> None:
         raise PADConfigError('randomness.deterministic',
                              rnd['deterministic'], 'True or False')
     launcher = cfg.get('launcher', 'none')
-    if launcher not in ('none', 'pytorch', 'slurm', 'mpi'):
+    if launcher not in LAUNCHERS:
         raise PADConfigError('--launcher', launcher,
-                             "one of ['none', 'pytorch', 'slurm', 'mpi']")
+                             f'one of {list(LAUNCHERS)}')
     if launcher == 'pytorch':
         missing = [v for v in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR',
                                'MASTER_PORT') if v not in os.environ]
@@ -636,9 +467,6 @@ def validate_config(cfg, mode: str = 'train', dry_run: bool = True) -> None:
     Raises:
         PADConfigError: naming the field, the value and what is allowed.
     """
-    from mmengine.registry import init_default_scope
-
-    from .runner_utils import TASK_SCOPES
     if mode not in ('train', 'test'):
         raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
     scope = cfg.get('default_scope')
@@ -651,7 +479,6 @@ def validate_config(cfg, mode: str = 'train', dry_run: bool = True) -> None:
     if not isinstance(cfg.get('model'), dict):
         raise PADConfigError('model', cfg.get('model'), 'a model config')
     init_default_scope(scope)
-    from .hooks.rng_hook import get_rng_state, set_rng_state
     state = get_rng_state()  # building models below draws random numbers
     try:
         _validate(cfg, mode, dry_run)
