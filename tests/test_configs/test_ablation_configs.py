@@ -162,7 +162,7 @@ def fast_config_text(monkeypatch):
 @pytest.mark.parametrize('name', sorted(EXPECTED))
 def test_trains_two_iterations_and_validates(name, tmp_path_factory,
                                              tmp_path, fast_config_text):
-    from pad_mm.engine.runner_utils import build_runner
+    from pad_mm.runtime.runner_utils import build_runner
     data_root = str(tmp_path_factory.getbasetemp() / 'ablation_textures')
     cfg = _shrink(_cfg(ABL + name), data_root, str(tmp_path / 'w'))
     runner = build_runner(cfg)
