@@ -14,6 +14,9 @@ what                        registry            why
                                                 any scope, like ``DCNv2``
 ``PADBackbone`` (builder)   root ``MODELS``     wraps any backbone of
                                                 either task
+``FixedDilationBackbone``   root ``MODELS``     any backbone of either
+(builder)                                       task, chosen convs at a
+                                                fixed dilation (ablation)
 ``CPUSyncBN`` (norm layer)  root ``MODELS``     any task's ``norm_cfg``
 ``VGG``, ``Xception65``,    mmseg ``MODELS``    segmentation only (the
 FCN-skip heads                                  paper's FCN / DeepLab)

@@ -55,7 +55,8 @@ def pad_layer_flops(layer: PADConv2d,
     px = n * ho * wo
     d = len(layer.dilations)
     conv = 2 * px * layer.out_channels * (c // layer.groups) * k * k
-    prior = 2 * px * d * c                       # U_h x
+    # U_h x; the 'static' prior (a learned bias) costs nothing per pixel
+    prior = 0 if layer.aggregation == 'static' else 2 * px * d * c
     if layer.aggregation in ('recurrent', 'gated'):
         prior += 2 * px * d * d                  # W_h h
     if layer.aggregation == 'gated':

@@ -40,7 +40,7 @@ __all__ = [
     'UNSET'
 ]
 
-AGGREGATIONS = ('markov', 'recurrent', 'gated')
+AGGREGATIONS = ('markov', 'recurrent', 'gated', 'static')
 TRAIN_MODES = ('gumbel', 'gumbel_hard')
 EVAL_MODES = ('hard', 'soft', 'gumbel')
 
@@ -218,8 +218,9 @@ class PADSettings:
         '(noisy)', _choice(EVAL_MODES))
     aggregation: str = setting(
         'markov', f'one of {list(AGGREGATIONS)}',
-        "`'markov'` h = f(U x), `'recurrent'` eq. 3, `'gated'` eqs. 4-5",
-        _choice(AGGREGATIONS))
+        "`'markov'` h = f(U x), `'recurrent'` eq. 3, `'gated'` eqs. 4-5; "
+        "`'static'` h = f(b), a learned bias, the same at every pixel (an "
+        'ablation control, not in the paper)', _choice(AGGREGATIONS))
     act_cfg: dict | None = setting(
         None, "None or an activation config dict with 'type', e.g. "
         "dict(type='ReLU')",

@@ -140,11 +140,11 @@ def _check_pad_model(model_cfg: dict) -> None:
     for path, node in nodes:
         if node.get('type') == 'PADConv':
             settings = parse_settings(node, path, ignore=CONV_KEYS)
-            if settings.aggregation != 'markov':
+            if settings.aggregation not in ('markov', 'static'):
                 raise PADConfigError(
                     f'{path}.aggregation', node['aggregation'],
-                    "'markov' for PADConv built from a config dict (such "
-                    'layers are not linked into a chain); chains: '
+                    "'markov' or 'static' for PADConv built from a config "
+                    'dict (such layers are not linked into a chain); chains: '
                     "PADBackbone(pad_cfg=dict(layers=..., aggregation=...))")
     for path, node in nodes:
         if node.get('type') == 'PADBackbone':

@@ -17,6 +17,8 @@ checkpoint loads with only the ``prior.*`` keys missing::
     prior.gate_input_weight    [D, C, 1, 1]   U_a of eq. 5       ('gated')
     prior.gate_input_bias      [D]                               ('gated')
     prior.gate_hidden_weight   [D, D, 1, 1]   W_a of eq. 5       ('gated')
+    prior.static_bias          [D]            logits b  ('static' only: it
+                                              has no other prior key)
 
 A non-adaptive layer (e.g. 1x1) has exactly the keys of ``nn.Conv2d``.
 """
@@ -88,6 +90,10 @@ class PADPrior(nn.Module):
     ``recurrent``: h = f(W_h h_prev + U_h x)
     ``gated``:     a = sigmoid(W_a h_prev + U_a x);
                    h = f(a * (W_h h_prev) + (1 - a) * (U_h x))
+    ``static``:    h = f(b), a learned [D] bias broadcast to every pixel
+                   (no input term): an ablation control, not in the paper,
+                   that mixes the dilations with per-layer probabilities
+                   which are the same at every pixel.
 
     All U/W are 1x1 kernels with D output channels; U acts on the layer's
     input with the conv's stride so h has the conv's output size.
@@ -119,6 +125,10 @@ class PADPrior(nn.Module):
         self.init_margin = init_margin
         self.act = nn.Identity() if act_cfg is None else \
             build_activation_layer(act_cfg)
+        if aggregation == 'static':
+            self.static_bias = nn.Parameter(torch.empty(D))
+            self.reset_parameters()
+            return
         self.input_weight = nn.Parameter(torch.empty(D, in_channels, 1, 1))
         self.input_bias = nn.Parameter(torch.empty(D))
         if aggregation in ('recurrent', 'gated'):
@@ -134,7 +144,7 @@ class PADPrior(nn.Module):
     @property
     def uses_hidden(self) -> bool:
         """Whether h_prev enters the computation (not for Markov)."""
-        return self.aggregation != 'markov'
+        return self.aggregation in ('recurrent', 'gated')
 
     def reset_parameters(self) -> None:
         """Zero weights; biases give logit ``init_margin`` to the initial
@@ -144,12 +154,24 @@ class PADPrior(nn.Module):
         with torch.no_grad():
             for name, p in self.named_parameters():
                 p.zero_()
+            if self.aggregation == 'static':
+                self.static_bias.copy_(favour)
+                return
             self.input_bias.copy_(favour)
             if self.aggregation == 'gated':
                 # a * b_W + (1 - a) * b_U == margin for any gate a
                 self.hidden_bias.copy_(favour)
 
     def forward(self, x: Tensor, h_prev: Tensor | None = None) -> Tensor:
+        if self.aggregation == 'static':
+            h_out = (x.shape[2] - 1) // self.stride + 1
+            w_out = (x.shape[3] - 1) // self.stride + 1
+            # a computed tensor, not the parameter or a view of it, enters
+            # f: module hooks (e.g. torch's FlopCounterMode under no_grad)
+            # reject inputs that require grad but have no grad_fn
+            h = x.new_zeros(1, self.num_dilations, 1, 1) + \
+                self.static_bias.to(x.dtype).view(1, -1, 1, 1)
+            return self.act(h).expand(x.shape[0], -1, h_out, w_out)
         ux = F.conv2d(x, self.input_weight, self.input_bias, self.stride)
         if self.aggregation == 'markov':
             return self.act(ux)
@@ -236,7 +258,13 @@ class PADConv2d(nn.Conv2d):
             (straight-through one-hot).
         eval_mode: ``'hard'`` (argmax of the priors), ``'soft'`` (softmax of
             the priors, no noise) or ``'gumbel'`` (noisy sample).
-        aggregation: ``'markov'``, ``'recurrent'`` or ``'gated'`` (eqs. 3-5).
+        aggregation: ``'markov'``, ``'recurrent'`` or ``'gated'`` (eqs. 3-5),
+            or ``'static'``: an ablation control (not in the paper) whose
+            priors are a learned [D] bias, the same at every pixel (no
+            input term); its sampling draws one Gumbel sample per image and
+            layer, broadcast to all pixels, so the dilation mixture is the
+            same at every pixel of an image (``'hard'`` eval: the argmax
+            dilation of the bias everywhere).
         act_cfg: activation f of eqs. 3/4 (mmcv activation config), None for
             identity.
         init_dilation: the option (a member of ``dilations``) that the
@@ -353,7 +381,17 @@ class PADConv2d(nn.Conv2d):
         return self.train_mode if self.training else self.eval_mode
 
     def sample(self, logits: Tensor) -> Tensor:
-        """Dilation probabilities [N, D, H, W] from priors [N, D, H, W]."""
+        """Dilation probabilities [N, D, H, W] from priors [N, D, H, W].
+
+        ``aggregation='static'``: one sample per image from the (pixel-
+        independent) priors of its first pixel, broadcast to all pixels.
+        """
+        if self.aggregation == 'static':
+            return self._sample(logits[:, :, :1, :1]).expand_as(
+                logits).contiguous()
+        return self._sample(logits)
+
+    def _sample(self, logits: Tensor) -> Tensor:
         mode = self.mode
         if mode == 'hard':
             return hard_probs(logits)
