@@ -8,6 +8,9 @@ and the crash-safe checkpoint saving and resume
 (:func:`pad_mm.runtime.apply_default_patches`; ``PAD_MM_NO_PATCH=1`` turns
 it off). Configs do it with
 ``custom_imports = dict(imports=['pad_mm'], allow_failed_imports=False)``.
+It also registers pad_mm as a codebase (:mod:`pad_mm.utils`):
+``_base_ = ['pad_mm::demo/...']`` and mmpretrain's ``get_model('pad_...')``
+work after it.
 """
 from .version import __version__
 
@@ -20,5 +23,7 @@ else:
     from . import (apis, datasets, engine, evaluation, models,  # noqa: F401
                    runtime, visualization)  # (registration)
     runtime.apply_default_patches()
+    from . import utils  # noqa: E402
+    utils.register_codebase()  # pad_mm:: configs, mmpretrain ModelHub
 
 __all__ = ['__version__', 'HAS_OPENMMLAB']

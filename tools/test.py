@@ -3,7 +3,9 @@ import argparse
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
+_ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..'))
+if osp.isdir(osp.join(_ROOT, 'pad_mm')):  # a source checkout, not .mim/
+    sys.path.insert(0, _ROOT)
 
 from mmengine.config import Config  # noqa: E402
 
@@ -17,6 +19,7 @@ from pad_mm.runtime.validate import (PADConfigError,  # noqa: E402
                                      PADConfigFileError,
                                      validate_cfg_options, validate_config,
                                      validate_work_dir)
+from pad_mm.utils import run_tool  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -35,7 +38,16 @@ def parse_args(argv=None):
         help='seg: test-time augmentation (the config\'s tta_pipeline and '
         'tta_model, e.g. multi-scale + flip)')
     parser.add_argument(
-        '--show-dir', help='seg: directory to save painted predictions')
+        '--show-dir',
+        help='seg: directory to save painted predictions; like mmseg\'s '
+        'SegVisualizationHook it draws every 50th image only (the 1st, '
+        '51st, ...), --show-interval changes that')
+    parser.add_argument(
+        '--show-interval',
+        type=int,
+        default=50,
+        help='with --show-dir: draw every N-th test image (default 50, '
+        'mmseg\'s default; 1 draws all)')
     add_launch_args(parser)
     return parse_launch_args(parser, argv)
 
@@ -80,6 +92,9 @@ def main(argv=None):
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
+    if args.show_interval < 1:
+        raise PADConfigError('--show-interval', args.show_interval,
+                             'a positive int (1 draws every image)')
     if args.show_dir:
         if task != 'seg':
             raise PADConfigError('--show-dir', args.show_dir,
@@ -89,6 +104,7 @@ def main(argv=None):
             raise PADConfigError('--show-dir', args.show_dir,
                                  'configs with default_hooks.visualization')
         hook['draw'] = True
+        hook['interval'] = args.show_interval
         hook['show'] = False
         cfg.visualizer['save_dir'] = args.show_dir
     apply_cpu_distributed(cfg)
@@ -105,4 +121,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -7,7 +7,9 @@ import argparse
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
+_ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..'))
+if osp.isdir(osp.join(_ROOT, 'pad_mm')):  # a source checkout, not .mim/
+    sys.path.insert(0, _ROOT)
 
 from mmengine.config import Config  # noqa: E402
 
@@ -15,9 +17,11 @@ import pad_mm  # noqa: E402,F401  (registers modules, applies fixes)
 from pad_mm.runtime.runner_utils import (  # noqa: E402
     add_default_pad_hooks, add_launch_args, apply_amp, apply_cpu_distributed,
     build_runner, cpu_amp_cfg, parse_launch_args, set_work_dir)
-from pad_mm.runtime.validate import (validate_cfg_options,  # noqa: E402
-                                     validate_config, validate_work_dir)
 from pad_mm.runtime.checkpoint import CheckpointError  # noqa: E402
+from pad_mm.runtime.validate import (PADConfigFileError,  # noqa: E402
+                                     validate_cfg_options, validate_config,
+                                     validate_work_dir)
+from pad_mm.utils import run_tool  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -53,7 +57,8 @@ def prepare_cfg(args) -> Config:
     """The config of a training run: file + CLI, validated (pre-flight)
     before anything is built or written."""
     if not osp.isfile(args.config):
-        raise FileNotFoundError(f'config: no such file {args.config!r}')
+        raise PADConfigFileError('config', args.config, 'an existing file',
+                                 'no such file')
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
@@ -98,4 +103,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -29,7 +29,8 @@ LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 
 def add_launch_args(parser: argparse.ArgumentParser) -> None:
     """The arguments ``tools/train.py`` and ``tools/test.py`` share with
-    mmseg's: ``--cfg-options``, ``--launcher``, ``--local_rank``."""
+    mmseg's: ``--cfg-options``, ``--launcher``, ``--local_rank``; and
+    ``--debug`` (see :func:`pad_mm.utils.run_tool`)."""
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -40,6 +41,11 @@ def add_launch_args(parser: argparse.ArgumentParser) -> None:
         choices=list(LAUNCHERS),
         default='none',
         help='job launcher')
+    parser.add_argument(
+        '--debug',
+        action='store_true',
+        help='show the traceback of a config error (by default pad_mm\'s '
+        'own config errors print one line)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 

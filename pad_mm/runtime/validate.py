@@ -54,6 +54,8 @@ from .amp import AMP_DTYPES
 from .hooks.rng_hook import get_rng_state, set_rng_state
 from .runner_utils import LAUNCHERS
 
+from pad_mm.runtime.cfg_keys import check_cfg_keys
+
 __all__ = [
     'PADConfigError', 'PADConfigFileError', 'validate_config',
     'validate_cfg_options', 'validate_work_dir'
@@ -433,27 +435,11 @@ def validate_work_dir(work_dir: Any, field: str = '--work-dir') -> None:
 
 
 def validate_cfg_options(cfg, options: dict | None) -> None:
-    """``--cfg-options key=value``: every key's parent must exist in the
-    config (a misspelt branch would otherwise be added and ignored)."""
+    """``--cfg-options key=value``: every key checked against the assembled
+    config, a near miss named with the closest existing key
+    (:func:`pad_mm.runtime.cfg_keys.check_cfg_keys`)."""
     root = cfg._cfg_dict if hasattr(cfg, '_cfg_dict') else cfg
-    for key in options or {}:
-        parts = key.split('.')
-        node: Any = root
-        for depth, part in enumerate(parts[:-1]):
-            if isinstance(node, dict) and part in node:
-                node = node[part]
-            elif isinstance(node, (list, tuple)) and part.isdigit() and \
-                    int(part) < len(node):
-                node = node[int(part)]
-            else:
-                where = '.'.join(parts[:depth]) or 'the config'
-                have = list(node) if isinstance(node, dict) else \
-                    f'indices 0..{len(node) - 1}' if isinstance(
-                        node, (list, tuple)) else 'no sub-keys'
-                raise PADConfigError(
-                    f'--cfg-options {key}', options[key],
-                    f'keys whose parents exist; {where} has {have}',
-                    f'{part!r} does not exist in {where}')
+    check_cfg_keys(root, options, PADConfigError)
 
 
 def validate_config(cfg, mode: str = 'train', dry_run: bool = True) -> None:
