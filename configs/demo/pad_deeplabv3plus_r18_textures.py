@@ -12,5 +12,10 @@ model = dict(
             dilations=(1, 2, 4),
             aggregation='markov')))
 custom_hooks = [
-    dict(type='PADTauHook', schedule='exp', tau_start=1.0, tau_end=0.2)
+    dict(type='PADTauHook', schedule='exp', tau_start=1.0, tau_end=0.2),
+    # after each validation: PAD dilation statistics next to mIoU (log,
+    # vis_data/scalars.json) and their histogram picture, and the dilation
+    # maps of validation images 0 and 1 (vis_data/vis_image/)
+    dict(type='PADDilationStatsHook'),
+    dict(type='PADDilationMapHook', indices=[0, 1]),
 ]

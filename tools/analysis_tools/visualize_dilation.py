@@ -1,9 +1,12 @@
-"""Dilation maps of every PAD layer for one image (paper Fig. 4).
+"""Dilation maps of every PAD layer for images (paper Fig. 4).
 
     python tools/analysis_tools/visualize_dilation.py CONFIG CHECKPOINT IMAGE \
         --out-dir DIR
 
-Writes to DIR:
+IMAGE is an image file, a folder (every .png/.jpg/.jpeg/.bmp/.tif/.tiff/
+.webp in it, sorted) or a glob pattern in quotes ('data/val/*.png'); the
+model is built once. Per image,
+writes to DIR:
   <image>_dilation.png   the image, then per PAD layer (call order) the
                          expected dilation E[d] = sum_k softmax(h)_k d_k per
                          pixel (top) and the chosen = argmax dilation
@@ -15,6 +18,7 @@ Writes to DIR:
 Works for segmentation (mmseg) and classification (mmpretrain) configs.
 """
 import argparse
+import os
 import os.path as osp
 import sys
 
@@ -33,7 +37,8 @@ def parse_args(argv=None):
         description='Draw the per-pixel dilation of every PAD layer')
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('image', help='image file')
+    parser.add_argument('image', help='image file, folder of images, or glob '
+                        'pattern (quoted)')
     parser.add_argument('--out-dir', required=True, help='output folder')
     parser.add_argument('--device', default='cpu', help='e.g. cpu, cuda:0')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -41,17 +46,55 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+
+
+def image_paths(spec: str) -> list[str]:
+    """The images named by a file, a folder or a glob pattern (sorted).
+
+    Raises:
+        FileNotFoundError: nothing matches; ValueError: two images share a
+        file stem (their outputs would overwrite each other).
+    """
+    import glob
+    if osp.isfile(spec):
+        paths = [spec]
+    elif osp.isdir(spec):
+        paths = sorted(osp.join(spec, f) for f in os.listdir(spec)
+                       if f.lower().endswith(IMAGE_SUFFIXES))
+    else:
+        paths = sorted(p for p in glob.glob(spec, recursive=True)
+                       if osp.isfile(p) and p.lower().endswith(IMAGE_SUFFIXES))
+    if not paths:
+        raise FileNotFoundError(
+            f'image={spec!r}: no image there; allowed: an image file, a '
+            f'folder of {"/".join(IMAGE_SUFFIXES)} files, or a glob pattern')
+    stems = [osp.splitext(osp.basename(p))[0] for p in paths]
+    dup = sorted({s for s in stems if stems.count(s) > 1})
+    if dup:
+        raise ValueError(f'image={spec!r}: several images named {dup}; '
+                         'their outputs would overwrite each other')
+    return paths
+
+
 def main(argv=None) -> dict:
+    """One image: its result dict; several: ``{'images': [results]}``."""
     args = parse_args(argv)
+    paths = image_paths(args.image)
     cfg = load_config(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     model, cfg = load_model(cfg, args.checkpoint, args.device)
-    sample = prepare_image(model, cfg, args.image, args.device)
+    results = [_one_image(model, cfg, path, args) for path in paths]
+    return results[0] if len(results) == 1 else dict(images=results)
+
+
+def _one_image(model, cfg, image: str, args) -> dict:
+    sample = prepare_image(model, cfg, image, args.device)
     panels, stats = dilation_panels(model, sample.inputs)
     if not panels:
-        raise ValueError('no PAD layer ran on this image')
-    stem = osp.splitext(osp.basename(args.image))[0]
+        raise ValueError(f'no PAD layer ran on {image}')
+    stem = osp.splitext(osp.basename(image))[0]
     figure = render_dilation_maps(sample.image, panels, title=stem)
     png = save_png(figure, osp.join(args.out_dir, f'{stem}_dilation.png'))
     layers = []
@@ -71,7 +114,7 @@ def main(argv=None) -> dict:
             expected_csv=f'{base}_expected.csv',
             chosen_csv=f'{base}_chosen.csv'))
     result = dict(
-        config=args.config, checkpoint=args.checkpoint, image=args.image,
+        config=args.config, checkpoint=args.checkpoint, image=image,
         image_size=list(sample.image.shape[:2]),
         figure=osp.basename(png), figure_size=list(figure.shape[:2]),
         mean_dilation=stats['all']['mean'], var_dilation=stats['all']['var'],
