@@ -45,6 +45,13 @@ fi
 STEP4=(mmsegmentation==1.2.2 mmpretrain==1.2.0 ftfy regex "matplotlib>=3.7"
        "pytest>=7" "onnx>=1.15" "onnxruntime>=1.17" "tensorboard>=2.14")
 if [ -n "$(missing "${STEP4[@]}")" ]; then $PIP "${STEP4[@]}"; fi
+#    openmim (`mim list / search / train pad_mm`) without its dependencies:
+#    its opendatalab -> openxlab chain pins setuptools~=60.2, requests~=2.28,
+#    rich~=13.4, tqdm~=4.65 and would downgrade them (the mim commands
+#    pad_mm uses never import it); its other requirements are installed
+MIM_DEPS=(click colorama model-index pandas tabulate rich requests)
+if [ -n "$(missing "${MIM_DEPS[@]}")" ]; then $PIP "${MIM_DEPS[@]}"; fi
+if [ -n "$(missing openmim==0.3.9)" ]; then $PIP --no-deps openmim==0.3.9; fi
 # 5. pad_mm itself, editable (configs find it through custom_imports)
 # (checked from another directory: the repo root itself is on sys.path here)
 if ! (cd / && $PY - "$PWD" <<'PYEOF' 2>/dev/null
