@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job: set up (idempotent), train the PAD DeepLabV3+ R18 demo on
 # the generated PAD-Textures set (created under data/ on first use),
-# evaluate the final checkpoint with tools/test.py.
+# evaluate the final checkpoint with tools/test.py, publish it (weights +
+# plain meta, NAME-<sha256[:8]>.pth next to the checkpoints; see
+# tools/publish_model.py).
 #
 #   bash tools/run_demo.sh                 # PAD model
 #   bash tools/run_demo.sh configs/demo/deeplabv3plus_r18_textures.py
@@ -19,4 +21,5 @@ $PY tools/train.py "$CONFIG" --work-dir "$WORK_DIR"
 end=$(date +%s)
 CKPT=$(cat "$WORK_DIR/last_checkpoint")
 $PY tools/test.py "$CONFIG" "$CKPT" --work-dir "$WORK_DIR/test"
+$PY tools/publish_model.py "$CKPT" "$WORK_DIR/$NAME.pth"
 echo "train wall time: $((end - start)) s; checkpoint: $CKPT"
