@@ -40,8 +40,8 @@ def parse_args(argv=None):
     parser.add_argument(
         '--show-dir',
         help='seg: directory to save painted predictions; like mmseg\'s '
-        'SegVisualizationHook it draws every 50th image only (the 1st, '
-        '51st, ...), --show-interval changes that')
+        'SegVisualizationHook it draws every 50th image only (the 50th, '
+        '100th, ...), --show-interval changes that')
     parser.add_argument(
         '--show-interval',
         type=int,
