@@ -35,7 +35,18 @@ _ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..'))
 if osp.isdir(osp.join(_ROOT, 'pad_mm')):  # a source checkout, not .mim/
     sys.path.insert(0, _ROOT)
 
+import mmengine  # noqa: E402
 import torch  # noqa: E402
+from mmengine.config import Config  # noqa: E402
+
+import pad_mm  # noqa: E402
+from pad_mm.apis import load_model  # noqa: E402
+from pad_mm.engine.hooks.tau_hook import tau_at  # noqa: E402
+from pad_mm.models import PADConv2d  # noqa: E402
+from pad_mm.registry import task_of  # noqa: E402
+from pad_mm.runtime.validate import (PADConfigError,  # noqa: E402
+                                     PADConfigFileError)
+from pad_mm.utils import run_tool  # noqa: E402
 
 PAD_IMPORT = 'pad_mm'
 
@@ -84,12 +95,8 @@ def stored_config(ckpt: dict, config: str | None):
     """The config to publish: ``--config`` or the checkpoint's, with
     ``custom_imports`` of pad_mm and without run state (load_from,
     resume)."""
-    from mmengine.config import Config
-
-    from pad_mm.engine.validate import PADConfigError
     if config is not None:
         if not osp.isfile(config):
-            from pad_mm.engine.validate import PADConfigFileError
             raise PADConfigFileError('--config', config, 'an existing file',
                                      'no such file')
         cfg = Config.fromfile(config)
@@ -115,7 +122,6 @@ def stored_config(ckpt: dict, config: str | None):
 
 def pad_layers(model) -> dict:
     """Name -> options of every adaptive PAD layer."""
-    from pad_mm.models import PADConv2d
     out = {}
     for name, m in model.named_modules():
         if isinstance(m, PADConv2d) and m.adaptive:
@@ -129,7 +135,6 @@ def pad_layers(model) -> dict:
 def final_tau(cfg, iteration: int | None) -> float | None:
     """tau of the last training iteration under the config's PADTauHook
     (None without the hook or the iteration)."""
-    from pad_mm.engine.hooks.tau_hook import tau_at
     hooks = [h for h in cfg.get('custom_hooks', []) or []
              if h.get('type') == 'PADTauHook']
     if not hooks or not iteration:
@@ -143,7 +148,6 @@ def final_tau(cfg, iteration: int | None) -> float | None:
 
 
 def default_shape(cfg) -> tuple[int, int]:
-    from pad_mm.engine.runner_utils import task_of
     if task_of(cfg) == 'cls':
         return (224, 224)
     size = cfg.model.get('data_preprocessor', {}).get('size') or \
@@ -152,7 +156,6 @@ def default_shape(cfg) -> tuple[int, int]:
 
 
 def _model_output(cfg, state_dict, shape) -> torch.Tensor:
-    from pad_mm.visualization import load_model
     model, _ = load_model(cfg)
     model.load_state_dict(state_dict, strict=True)
     model.eval()
@@ -176,11 +179,6 @@ def publish(checkpoint: str, out: str, config: str | None = None,
             shape=None) -> dict:
     """Write and verify the published checkpoint; returns ``{'path',
     'sha256', 'pad_layers', 'max_abs_diff'}``."""
-    import mmengine
-    from mmengine.config import Config
-
-    import pad_mm
-    from pad_mm.engine.validate import PADConfigError, PADConfigFileError
     if not osp.isfile(checkpoint):
         raise PADConfigFileError('checkpoint', checkpoint, 'an existing file',
                                  'no such file')
@@ -244,5 +242,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
-    from pad_mm.utils import run_tool
     run_tool(main)

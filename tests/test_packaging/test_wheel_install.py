@@ -100,7 +100,7 @@ def test_wheel_carries_configs_tools_and_model_index(installed, repo_root):
 
 
 def test_inheritance_hub_and_mmpretrain_get_model(installed):
-    out = _python(installed, f'''
+    out = _python(installed, '''
         import json, os, sys
         with open('child.py', 'w') as f:
             f.write("_base_ = ['pad_mm::demo/pad_deeplabv3plus_r18_textures.py']\\n"

@@ -21,7 +21,7 @@ import torch
 from mmengine.config import Config
 
 import pad_mm
-from pad_mm.engine.validate import PADConfigError, PADConfigFileError
+from pad_mm.runtime.validate import PADConfigError, PADConfigFileError
 
 DEMO = 'configs/demo/pad_deeplabv3plus_r18_textures.py'
 
@@ -161,7 +161,7 @@ def test_fresh_process_without_pad_mm(trained, repo_root):
     from pad_mm.datasets import PADTexturesDataset
     assert res['classes'] == list(PADTexturesDataset.METAINFO['classes'])
     # the same output as the model built here from the training checkpoint
-    from pad_mm.visualization import load_model
+    from pad_mm.apis import load_model
     model, _ = load_model(trained['cfg'], trained['ckpt'])
     x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():

@@ -36,6 +36,12 @@ if osp.isdir(osp.join(_ROOT, 'pad_mm')):  # a source checkout, not .mim/
 
 import torch  # noqa: E402
 
+from pad_mm.apis import load_config, load_model  # noqa: E402
+from pad_mm.models import PADConv2d  # noqa: E402
+from pad_mm.registry import task_of  # noqa: E402
+from pad_mm.runtime.validate import PADConfigError  # noqa: E402
+from pad_mm.utils import run_tool  # noqa: E402
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
@@ -77,7 +83,6 @@ def regular_config(cfg):
 
 def set_hard(model) -> int:
     """Every PAD layer to ``eval_mode='hard'``; returns how many."""
-    from pad_mm.models import PADConv2d
     n = 0
     for m in model.modules():
         if isinstance(m, PADConv2d):
@@ -111,8 +116,6 @@ def time_models(models: dict, images: list, warmup: int,
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    from pad_mm.engine.validate import PADConfigError
-    from pad_mm.visualization import load_config, load_model
     for flag in ('num_images', 'warmup'):
         value = getattr(args, flag)
         if value < (1 if flag == 'num_images' else 0):
@@ -144,7 +147,6 @@ def main(argv=None) -> dict:
             raise PADConfigError('--compare', reg_source,
                                  'a config without PAD layers')
         models['regular'] = reg_model
-    from pad_mm.engine.runner_utils import task_of
     if args.shape:
         shape = tuple(args.shape)
     elif task_of(cfg) == 'cls':
@@ -184,5 +186,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
-    from pad_mm.utils import run_tool
     run_tool(main)

@@ -19,7 +19,14 @@ _ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 if osp.isdir(osp.join(_ROOT, 'pad_mm')):  # a source checkout, not .mim/
     sys.path.insert(0, _ROOT)
 
-from mmengine.config import DictAction  # noqa: E402
+import numpy as np  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.registry import init_default_scope  # noqa: E402
+
+import pad_mm  # noqa: E402,F401  (registration)
+from pad_mm.registry import task_of  # noqa: E402
+from pad_mm.runtime.validate import PADConfigError  # noqa: E402
+from pad_mm.utils import run_tool  # noqa: E402
 
 SPLITS = ('train', 'val', 'test')
 
@@ -44,13 +51,6 @@ def parse_args(argv=None):
 def main(argv=None) -> list[str]:
     """Returns the written files."""
     args = parse_args(argv)
-    import numpy as np
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-
-    import pad_mm  # noqa: F401  (registration)
-    from pad_mm.engine.runner_utils import task_of
-    from pad_mm.engine.validate import PADConfigError
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
@@ -87,5 +87,4 @@ def main(argv=None) -> list[str]:
 
 
 if __name__ == '__main__':
-    from pad_mm.utils import run_tool
     run_tool(main)

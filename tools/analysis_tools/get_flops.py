@@ -24,7 +24,9 @@ import argparse
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
+_ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+if osp.isdir(osp.join(_ROOT, 'pad_mm')):  # a source checkout, not .mim/
+    sys.path.insert(0, _ROOT)
 
 import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402

@@ -26,7 +26,9 @@ import csv
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
+_ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+if osp.isdir(osp.join(_ROOT, 'pad_mm')):  # a source checkout, not .mim/
+    sys.path.insert(0, _ROOT)
 
 import torch.nn as nn  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402

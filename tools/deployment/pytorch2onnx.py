@@ -33,6 +33,13 @@ if osp.isdir(osp.join(_ROOT, 'pad_mm')):  # a source checkout, not .mim/
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
+from pad_mm.apis import load_config, load_model  # noqa: E402
+from pad_mm.models import PADConv2d  # noqa: E402
+from pad_mm.registry import task_of  # noqa: E402
+from pad_mm.runtime.validate import (PADConfigError,  # noqa: E402
+                                     PADConfigFileError)
+from pad_mm.utils import run_tool  # noqa: E402
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Export a model to ONNX')
@@ -72,9 +79,6 @@ class TensorOutput(nn.Module):
 def export(config: str, checkpoint: str, out: str, shape=None,
            opset: int = 17) -> tuple[nn.Module, torch.Tensor]:
     """Write ``out``; returns the exported module and its example input."""
-    from pad_mm.engine.runner_utils import task_of
-    from pad_mm.engine.validate import PADConfigError, PADConfigFileError
-    from pad_mm.visualization import load_config, load_model
     if not osp.isfile(checkpoint):
         raise PADConfigFileError('checkpoint', checkpoint, 'an existing file',
                                  'no such file')
@@ -82,7 +86,6 @@ def export(config: str, checkpoint: str, out: str, shape=None,
         raise PADConfigError('--out', out, 'a path ending in .onnx')
     cfg = load_config(config)
     model, cfg = load_model(cfg, checkpoint)
-    from pad_mm.models import PADConv2d
     for m in model.modules():
         if isinstance(m, PADConv2d):
             m.eval_mode = 'hard'
@@ -150,5 +153,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
-    from pad_mm.utils import run_tool
     run_tool(main)
