@@ -75,10 +75,10 @@ def prepare_cfg(args) -> Config:
         cfg.load_from = None
     elif args.resume is not None:
         if not osp.isfile(args.resume):
-            raise FileNotFoundError(
-                f'--resume={args.resume!r}: no such checkpoint; allowed: '
-                'an existing .pth file, or --resume alone for the latest '
-                'checkpoint of the work dir')
+            raise PADConfigFileError(
+                '--resume', args.resume, 'an existing .pth file, or --resume '
+                'alone for the latest checkpoint of the work dir',
+                'no such checkpoint')
         cfg.resume = True
         cfg.load_from = args.resume
     apply_cpu_distributed(cfg)
