@@ -103,7 +103,8 @@ def test_inheritance_hub_and_mmpretrain_get_model(installed):
     out = _python(installed, '''
         import json, os, sys
         with open('child.py', 'w') as f:
-            f.write("_base_ = ['pad_mm::demo/pad_deeplabv3plus_r18_textures.py']\\n"
+            f.write("_base_ = "
+                    "['pad_mm::demo/pad_deeplabv3plus_r18_textures.py']\\n"
                     "max_iters = 3\\n")
         import pad_mm
         from mmengine.config import Config
@@ -169,7 +170,8 @@ def test_mim_train_two_iterations(installed):
     ds = ('train_dataloader.dataset', 'val_dataloader.dataset',
           'test_dataloader.dataset')
     opts = ['train_cfg.max_iters=2', 'train_cfg.val_interval=2',
-            'train_dataloader.batch_size=2', 'model.data_preprocessor.size=(32,32)',
+            'train_dataloader.batch_size=2',
+            'model.data_preprocessor.size=(32,32)',
             'default_hooks.logger.interval=1']
     for d in ds:
         opts += [f'{d}.data_root=tiny', f'{d}.generate.num_train=4',

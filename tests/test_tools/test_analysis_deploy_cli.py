@@ -64,7 +64,8 @@ def test_get_flops_macs_first_and_delta(repo_root, tmp_path):
     reg, _ = _run(tool, [osp.join(repo_root, REG_CFG), '--shape', '32',
                          '32'])
     lines = out.splitlines()
-    assert 'MACs = multiply-adds' in lines[1] and 'FLOPs = 2 x MACs' in lines[1]
+    assert 'MACs = multiply-adds' in lines[1]
+    assert 'FLOPs = 2 x MACs' in lines[1]
     assert pad['macs'] * 2 == pad['flops']
     assert pad['macs_soft'] * 2 == pad['flops_soft']
     # "regular" = the same model with plain convs = the vanilla config

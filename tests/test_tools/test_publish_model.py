@@ -137,7 +137,8 @@ def test_fresh_process_without_pad_mm(trained, repo_root):
         meta = torch.load(path, weights_only=True)['meta']
         model = init_model(Config.fromstring(meta['cfg'], '.py'), path,
                            device='cpu')
-        x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+        gen = torch.Generator().manual_seed(0)
+        x = torch.rand(1, 3, 32, 32, generator=gen)
         with torch.no_grad():
             out = model(x, mode='tensor')
         torch.save(out, {str(tmp / 'fresh_out.pt')!r})
