@@ -26,8 +26,11 @@ Half-precision inputs are computed in float32 and cast back (the CPU has no
 fast half GEMM in general); float64 stays float64 (``gradcheck``).
 
 The sparse hard path (:func:`pad_conv2d_hard_im2col`) computes only the
-chosen dilation per pixel: a row gather of the channels-last padded input
-at the chosen taps into a patch image, then one stride-k conv.
+chosen dilation per pixel: when few pixels differ from the dominant
+dilation, a plain conv at the dominant dilation plus one small GEMM over
+the gathered taps of the differing pixels; otherwise a row gather of the
+channels-last padded input at the chosen taps into a patch image, then
+one stride-k conv.
 
 (A variant of the soft path that also used a channels-last patch image and
 torch's conv kernels measured slower in forward+backward on the CPU than
@@ -44,7 +47,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ['pad_conv2d_im2col', 'pad_conv2d_hard_im2col']
+__all__ = [
+    'pad_conv2d_im2col', 'pad_conv2d_hard_im2col', 'gather_taps',
+    'recompute_pixels', 'SPARSE_MAX_SHARE'
+]
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -245,33 +251,22 @@ def _patch_image(z6: Tensor) -> Tensor:
     return z6.view(n, h_out * k, w_out * k, c).permute(0, 3, 1, 2)
 
 
-def pad_conv2d_hard_im2col(input: Tensor,
-                           weight: Tensor,
-                           bias: Tensor | None,
-                           index: Tensor,
-                           dilations: Sequence[int],
-                           stride: int = 1,
-                           groups: int = 1) -> Tensor:
-    """Sparse hard PAD: only the chosen dilation is computed per pixel.
+# Share of pixels (of the batch) whose index differs from the dominant one
+# up to which the sparse hard path (plain conv at the dominant dilation +
+# recomputation of the differing pixels) is used; above it the full gather
+# (one conv over the gathered taps of every pixel) runs. Measured on the
+# CPU with ``benchmark_pad.py --sweep-share`` (see docs/performance.md,
+# "Sparse hard inference"): the sparse path is faster up to about 0.3 - 0.4
+# of the pixels at the ResNet layer4 shapes.
+SPARSE_MAX_SHARE = 0.3
 
-    ``out[n, :, p] = conv at pixel p with dilation dilations[index[n, p]]``.
-    If every pixel chose the same dilation this is one plain conv;
-    otherwise the k x k taps of each pixel's chosen dilation are gathered
-    (rows of the channels-last padded input) into a "patch image"
-    [N, C_in, k*H_out, k*W_out] and one stride-k conv with the layer's
-    weight computes all pixels: one conv's worth of MACs (on the CPU this
-    ran faster than an explicit GEMM over the same gathered taps).
 
-    Shapes: input [N, C_in, H, W], weight [C_out, C_in/groups, k, k],
-    bias [C_out] or None, index [N, H_out, W_out] (int64 in [0, D)) ->
-    [N, C_out, H_out, W_out]. Differentiable in input, weight and bias.
-    """
+def _hard_gather(input: Tensor, weight: Tensor, bias: Tensor | None,
+                 index: Tensor, dilations: Sequence[int], stride: int,
+                 groups: int) -> Tensor:
+    """Full gather: every pixel's chosen taps into a patch image, one
+    stride-k conv (see :func:`pad_conv2d_hard_im2col`)."""
     k = weight.shape[-1]
-    lo, hi = int(index.min()), int(index.max())
-    if lo == hi:  # one dilation everywhere: a plain conv
-        d = dilations[lo]
-        return F.conv2d(input, weight, bias, stride, d * (k - 1) // 2, d,
-                        groups)
     dtype = input.dtype
     cdt = _compute_dtype(dtype)
     x = input.to(cdt)
@@ -297,6 +292,123 @@ def pad_conv2d_hard_im2col(input: Tensor,
     fmt = torch.channels_last if _is_channels_last(input) else \
         torch.contiguous_format
     return out.to(dtype).contiguous(memory_format=fmt)
+
+
+def gather_taps(x: Tensor, ni: Tensor, hi: Tensor, wi: Tensor,
+                dil: Tensor, k: int, stride: int) -> Tensor:
+    """The k x k taps of M output pixels, each at its own dilation.
+
+    Args:
+        x: [N, C, H, W] input (any memory format).
+        ni, hi, wi: [M] image, output row and output column of each pixel.
+        dil: [M] the dilation of each pixel.
+        k: kernel size (odd); stride: the conv's stride.
+
+    Returns:
+        [C, k*k, M] (channel-major, tap-minor: ``weight.view(C_out,
+        C*k*k) @ taps.view(C*k*k, M)`` is the conv at these pixels);
+        taps outside the image are 0.
+    """
+    n, c, h, w = x.shape
+    off = torch.arange(k, device=x.device) - (k - 1) // 2
+    offh = off.view(k, 1).expand(k, k).reshape(-1, 1)
+    offw = off.view(1, k).expand(k, k).reshape(-1, 1)
+    rr = hi.view(1, -1) * stride + dil.view(1, -1) * offh  # [k*k, M]
+    cc = wi.view(1, -1) * stride + dil.view(1, -1) * offw
+    valid = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
+    taps = x.transpose(0, 1)[:, ni.view(1, -1).expand_as(rr),
+                             rr.clamp(0, h - 1), cc.clamp(0, w - 1)]
+    return taps.mul_(valid)
+
+
+def recompute_pixels(taps: Tensor, weight: Tensor, bias: Tensor | None,
+                     groups: int) -> Tensor:
+    """Conv output of M pixels from their gathered taps: one GEMM.
+
+    Args:
+        taps: [C_in, k*k, M] (:func:`gather_taps`).
+        weight: [C_out, C_in/groups, k, k]; bias: [C_out] or None.
+
+    Returns:
+        [C_out, M].
+    """
+    c, kk, m = taps.shape
+    c_out = weight.shape[0]
+    if groups == 1:
+        w2 = weight.reshape(c_out, c * kk)
+        cols = taps.view(c * kk, m)
+        if bias is None:
+            return torch.mm(w2, cols)
+        return torch.addmm(bias.view(-1, 1), w2, cols)
+    out = torch.bmm(weight.reshape(groups, c_out // groups, c // groups * kk),
+                    taps.view(groups, c // groups * kk, m)).view(c_out, m)
+    return out if bias is None else out + bias.view(-1, 1)
+
+
+def _hard_sparse(input: Tensor, weight: Tensor, bias: Tensor | None,
+                 index: Tensor, dilations: Sequence[int], stride: int,
+                 groups: int, dom: int) -> Tensor:
+    """Plain conv at ``dilations[dom]`` for every pixel, then the pixels
+    whose index differs are recomputed from their gathered taps (one GEMM)
+    and written over."""
+    k = weight.shape[-1]
+    d = dilations[dom]
+    out = F.conv2d(input, weight, bias, stride, d * (k - 1) // 2, d, groups)
+    # (n, oh, ow) of the differing pixels
+    sel = (index != dom).nonzero()
+    if sel.shape[0] == 0:
+        return out
+    ni, hi, wi = sel.unbind(1)
+    cdt = _compute_dtype(input.dtype)
+    dil = torch.tensor(dilations, device=input.device)[index[ni, hi, wi]]
+    taps = gather_taps(input.to(cdt), ni, hi, wi, dil, k, stride)
+    res = recompute_pixels(taps, weight.to(cdt),
+                           None if bias is None else bias.to(cdt), groups)
+    out[ni, :, hi, wi] = res.t().to(out.dtype)
+    return out
+
+
+def pad_conv2d_hard_im2col(input: Tensor,
+                           weight: Tensor,
+                           bias: Tensor | None,
+                           index: Tensor,
+                           dilations: Sequence[int],
+                           stride: int = 1,
+                           groups: int = 1,
+                           max_sparse_share: float | None = None) -> Tensor:
+    """Sparse hard PAD: only the chosen dilation is computed per pixel.
+
+    ``out[n, :, p] = conv at pixel p with dilation dilations[index[n, p]]``.
+    Two strategies, chosen by the share of pixels whose index differs from
+    the dominant one (the most frequent index in the batch):
+
+    * share <= ``max_sparse_share`` (default :data:`SPARSE_MAX_SHARE`,
+      measured): a plain conv at the dominant dilation for every pixel,
+      then the differing pixels' k x k taps (at their own dilation) are
+      gathered from the channels-last padded input and one small GEMM
+      recomputes them (the centre tap is the same row for every dilation;
+      a pixel's taps are gathered once). With no differing pixel this is
+      exactly one plain conv.
+    * otherwise the taps of every pixel's chosen dilation are gathered
+      (rows of the channels-last padded input) into a "patch image"
+      [N, C_in, k*H_out, k*W_out] and one stride-k conv with the layer's
+      weight computes all pixels: one conv's worth of MACs (on the CPU
+      this ran faster than an explicit GEMM over the same gathered taps).
+
+    Shapes: input [N, C_in, H, W], weight [C_out, C_in/groups, k, k],
+    bias [C_out] or None, index [N, H_out, W_out] (int64 in [0, D)) ->
+    [N, C_out, H_out, W_out]. Differentiable in input, weight and bias.
+    """
+    if max_sparse_share is None:
+        max_sparse_share = SPARSE_MAX_SHARE
+    counts = torch.bincount(index.reshape(-1), minlength=len(dilations))
+    dom = int(counts.argmax())
+    other = index.numel() - int(counts[dom])
+    if other <= max_sparse_share * index.numel():
+        return _hard_sparse(input, weight, bias, index, dilations, stride,
+                            groups, dom)
+    return _hard_gather(input, weight, bias, index, dilations, stride,
+                        groups)
 
 
 def _is_channels_last(x: Tensor) -> bool:

@@ -26,7 +26,12 @@ Built-in implementations, in the order ``impl='auto'`` tries them:
 * ``'reference'``: always supports everything; the fallback.
 
 While tracing, scripting, exporting or compiling (:func:`is_tracing`),
-``auto`` runs the reference. ``impl='reference'`` (e.g.
+``auto`` runs the reference, except for hard inference recorded by
+``torch.jit.trace``, the TorchScript ONNX exporter or ``torch.export``:
+there ``pad_conv2d_hard`` runs ``'export'``
+(:mod:`pad_mm.ops.export_hard`: plain conv at the dominant dilation plus a
+NonZero/Gather/MatMul/ScatterElements recomputation of the differing
+pixels, instead of D full convs). ``impl='reference'`` (e.g.
 ``PADConv2d(impl='reference')`` or
 ``pad_cfg=dict(..., impl='reference')`` in a config) forces the ground
 truth.
@@ -38,6 +43,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from . import export_hard as _export
 from . import im2col as _im2col
 from . import triton_pad as _triton
 from .reference import pad_conv2d_hard_reference, pad_conv2d_reference
@@ -177,6 +183,9 @@ def select_impl(input: Tensor, weight: Tensor, probs: Tensor,
         _IMPLS, _AUTO_ORDER)
     args = (input, weight, probs, dilations, stride, groups)
     if impl == 'auto':
+        if hard and 'export' in impls and _export.export_tracing():
+            # a recorded hard graph: dominant conv + differing pixels
+            return 'export'
         if is_tracing():
             # exported graphs (ONNX, jit.trace, torch.export, compile) get
             # the plain-aten reference: no custom autograd Functions, no
@@ -243,6 +252,8 @@ def _check_index(input: Tensor, index: Tensor, num_dilations: int,
             index.dtype == torch.bool:
         raise TypeError(f'index must be an integer tensor, got '
                         f'{index.dtype}')
+    if is_tracing():  # no values to check (fake tensors) or to bake in
+        return
     if index.numel() and (int(index.min()) < 0
                           or int(index.max()) >= num_dilations):
         raise ValueError(f'index values must be in [0, {num_dilations}) '
@@ -300,6 +311,10 @@ register_impl('im2col', _im2col.pad_conv2d_im2col, _always, priority=0,
               prefer=_cpu_prefers_im2col)
 register_impl('im2col', _im2col.pad_conv2d_hard_im2col, _always,
               priority=0, prefer=_cpu_prefers_im2col, hard=True)
+# hard inference in recorded graphs (picked by select_impl while
+# _export.export_tracing(), never by the auto order otherwise)
+register_impl('export', _export.pad_conv2d_hard_export, _always,
+              priority=0, prefer=lambda *args: False, hard=True)
 register_impl('triton', _triton.pad_conv2d_triton, _triton.supports,
               priority=0, prefer=_triton.prefer)
 register_impl('triton', _triton.pad_conv2d_hard_triton, _triton.supports_hard,
