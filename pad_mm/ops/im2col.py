@@ -48,8 +48,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
-    'pad_conv2d_im2col', 'pad_conv2d_hard_im2col', 'gather_taps',
-    'recompute_pixels', 'SPARSE_MAX_SHARE'
+    'pad_conv2d_im2col', 'pad_conv2d_hard_im2col', 'recompute_pixels',
+    'SPARSE_MAX_SHARE'
 ]
 
 
@@ -294,55 +294,39 @@ def _hard_gather(input: Tensor, weight: Tensor, bias: Tensor | None,
     return out.to(dtype).contiguous(memory_format=fmt)
 
 
-def gather_taps(x: Tensor, ni: Tensor, hi: Tensor, wi: Tensor,
-                dil: Tensor, k: int, stride: int) -> Tensor:
-    """The k x k taps of M output pixels, each at its own dilation.
+def recompute_pixels(x: Tensor, ni: Tensor, hi: Tensor, wi: Tensor,
+                     dil: Tensor, weight: Tensor, bias: Tensor | None,
+                     stride: int, groups: int) -> Tensor:
+    """Conv output of M pixels, each at its own dilation.
+
+    The k x k taps of each pixel are gathered (channel rows of the
+    channels-last view of ``x``; out-of-image taps clamped, then zeroed)
+    into a patch image [1, C_in, k, M*k] with channels-last strides, and
+    one stride-k conv with the layer's weight computes the M outputs (on
+    the CPU this measured faster than an explicit GEMM over the same taps,
+    see docs/performance.md).
 
     Args:
-        x: [N, C, H, W] input (any memory format).
-        ni, hi, wi: [M] image, output row and output column of each pixel.
-        dil: [M] the dilation of each pixel.
-        k: kernel size (odd); stride: the conv's stride.
-
-    Returns:
-        [C, k*k, M] (channel-major, tap-minor: ``weight.view(C_out,
-        C*k*k) @ taps.view(C*k*k, M)`` is the conv at these pixels);
-        taps outside the image are 0.
-    """
-    n, c, h, w = x.shape
-    off = torch.arange(k, device=x.device) - (k - 1) // 2
-    offh = off.view(k, 1).expand(k, k).reshape(-1, 1)
-    offw = off.view(1, k).expand(k, k).reshape(-1, 1)
-    rr = hi.view(1, -1) * stride + dil.view(1, -1) * offh  # [k*k, M]
-    cc = wi.view(1, -1) * stride + dil.view(1, -1) * offw
-    valid = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
-    taps = x.transpose(0, 1)[:, ni.view(1, -1).expand_as(rr),
-                             rr.clamp(0, h - 1), cc.clamp(0, w - 1)]
-    return taps.mul_(valid)
-
-
-def recompute_pixels(taps: Tensor, weight: Tensor, bias: Tensor | None,
-                     groups: int) -> Tensor:
-    """Conv output of M pixels from their gathered taps: one GEMM.
-
-    Args:
-        taps: [C_in, k*k, M] (:func:`gather_taps`).
-        weight: [C_out, C_in/groups, k, k]; bias: [C_out] or None.
+        x: [N, C_in, H, W]; ni, hi, wi: [M] image, output row, output
+            column; dil: [M] dilations; weight: [C_out, C_in/groups, k, k];
+            bias: [C_out] or None.
 
     Returns:
         [C_out, M].
     """
-    c, kk, m = taps.shape
-    c_out = weight.shape[0]
-    if groups == 1:
-        w2 = weight.reshape(c_out, c * kk)
-        cols = taps.view(c * kk, m)
-        if bias is None:
-            return torch.mm(w2, cols)
-        return torch.addmm(bias.view(-1, 1), w2, cols)
-    out = torch.bmm(weight.reshape(groups, c_out // groups, c // groups * kk),
-                    taps.view(groups, c // groups * kk, m)).view(c_out, m)
-    return out if bias is None else out + bias.view(-1, 1)
+    n, c, h, w = x.shape
+    k = weight.shape[-1]
+    off = torch.arange(k, device=x.device) - (k - 1) // 2
+    m = ni.shape[0]
+    rr = hi.view(1, -1, 1) * stride + dil.view(1, -1, 1) * off.view(k, 1, 1)
+    cc = wi.view(1, -1, 1) * stride + dil.view(1, -1, 1) * off.view(1, 1, k)
+    rr, cc = rr.expand(k, m, k), cc.expand(k, m, k)
+    valid = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
+    taps = x.permute(0, 2, 3, 1)[ni.view(1, -1, 1).expand(k, m, k),
+                                 rr.clamp(0, h - 1), cc.clamp(0, w - 1)]
+    taps.mul_(valid.unsqueeze(-1))  # [k, M, k, C]
+    img = taps.view(1, k, m * k, c).permute(0, 3, 1, 2)
+    return F.conv2d(img, weight, bias, k, 0, 1, groups).view(-1, m)
 
 
 def _hard_sparse(input: Tensor, weight: Tensor, bias: Tensor | None,
@@ -361,9 +345,9 @@ def _hard_sparse(input: Tensor, weight: Tensor, bias: Tensor | None,
     ni, hi, wi = sel.unbind(1)
     cdt = _compute_dtype(input.dtype)
     dil = torch.tensor(dilations, device=input.device)[index[ni, hi, wi]]
-    taps = gather_taps(input.to(cdt), ni, hi, wi, dil, k, stride)
-    res = recompute_pixels(taps, weight.to(cdt),
-                           None if bias is None else bias.to(cdt), groups)
+    res = recompute_pixels(input.to(cdt), ni, hi, wi, dil, weight.to(cdt),
+                           None if bias is None else bias.to(cdt), stride,
+                           groups)
     out[ni, :, hi, wi] = res.t().to(out.dtype)
     return out
 
@@ -385,9 +369,9 @@ def pad_conv2d_hard_im2col(input: Tensor,
     * share <= ``max_sparse_share`` (default :data:`SPARSE_MAX_SHARE`,
       measured): a plain conv at the dominant dilation for every pixel,
       then the differing pixels' k x k taps (at their own dilation) are
-      gathered from the channels-last padded input and one small GEMM
-      recomputes them (the centre tap is the same row for every dilation;
-      a pixel's taps are gathered once). With no differing pixel this is
+      gathered into a small patch image and one stride-k conv recomputes
+      them (:func:`recompute_pixels`; the centre tap is the same row for
+      every dilation, a pixel's taps are gathered once). With no differing pixel this is
       exactly one plain conv.
     * otherwise the taps of every pixel's chosen dilation are gathered
       (rows of the channels-last padded input) into a "patch image"
