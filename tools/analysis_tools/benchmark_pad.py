@@ -109,6 +109,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    '(default: the first --num-images of the val set)')
     p.add_argument('--num-images', type=int, default=4,
                    help='checkpoint source: validation images (default 4)')
+    p.add_argument('--threads', type=int, default=None,
+                   help='torch.set_num_threads (default: torch\'s choice); '
+                   'on a CPU shared with other jobs 1 thread is less '
+                   'disturbed by descheduled OpenMP workers')
     p.add_argument('--hard-only', action='store_true',
                    help='time hard inference only (the soft and training '
                    'rows do not depend on the index source)')
@@ -136,6 +140,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error(f'--batch must be >= 1, got {args.batch}')
     if args.repeats < 1:
         p.error(f'--repeats must be >= 1, got {args.repeats}')
+    if args.threads is not None:
+        if args.threads < 1:
+            p.error(f'--threads must be >= 1, got {args.threads}')
+        torch.set_num_threads(args.threads)
     try:
         args.index = parse_index_source(args.index_source)
     except ValueError as e:
