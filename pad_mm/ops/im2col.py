@@ -388,6 +388,10 @@ def pad_conv2d_hard_im2col(input: Tensor,
     counts = torch.bincount(index.reshape(-1), minlength=len(dilations))
     dom = int(counts.argmax())
     other = index.numel() - int(counts[dom])
+    if other == 0:  # one dilation everywhere: a plain conv
+        d = dilations[dom]
+        return F.conv2d(input, weight, bias, stride,
+                        d * (weight.shape[-1] - 1) // 2, d, groups)
     if other <= max_sparse_share * index.numel():
         return _hard_sparse(input, weight, bias, index, dilations, stride,
                             groups, dom)
