@@ -329,26 +329,87 @@ def recompute_pixels(x: Tensor, ni: Tensor, hi: Tensor, wi: Tensor,
     return F.conv2d(img, weight, bias, k, 0, 1, groups).view(-1, m)
 
 
+# A (image, dilation) group of differing pixels whose bounding box holds at
+# most this many times as many pixels as the group is recomputed by a
+# plain conv over the box (oneDNN's direct conv, as fast per pixel as the
+# dominant conv; what blobs of trained maps get); other groups by the
+# patch-image conv of :func:`recompute_pixels`. A heuristic (not swept).
+BOX_MAX_WASTE = 2.0
+
+
+def _conv_box(x: Tensor, weight: Tensor, bias: Tensor | None, b: int,
+              r0: int, r1: int, c0: int, c1: int, d: int,
+              stride: int, groups: int) -> Tensor:
+    """Conv at dilation ``d`` of image ``b`` for output rows r0..r1 and
+    columns c0..c1 (inclusive): [C_out, r1-r0+1, c1-c0+1]."""
+    h, w = x.shape[-2:]
+    k = weight.shape[-1]
+    p = d * (k - 1) // 2
+    top, bottom = r0 * stride - p, r1 * stride + p + 1
+    left, right = c0 * stride - p, c1 * stride + p + 1
+    crop = x[b:b + 1, :, max(top, 0):min(bottom, h),
+             max(left, 0):min(right, w)]
+    crop = F.pad(crop, (max(-left, 0), max(right - w, 0), max(-top, 0),
+                        max(bottom - h, 0)))
+    return F.conv2d(crop, weight, bias, stride, 0, d, groups)[0]
+
+
 def _hard_sparse(input: Tensor, weight: Tensor, bias: Tensor | None,
                  index: Tensor, dilations: Sequence[int], stride: int,
                  groups: int, dom: int) -> Tensor:
     """Plain conv at ``dilations[dom]`` for every pixel, then the pixels
-    whose index differs are recomputed from their gathered taps (one GEMM)
-    and written over."""
+    whose index differs are recomputed at their own dilation and written
+    over: a compact group (one image, one dilation) by a conv over its
+    bounding box, the rest by :func:`recompute_pixels`."""
     k = weight.shape[-1]
     d = dilations[dom]
     out = F.conv2d(input, weight, bias, stride, d * (k - 1) // 2, d, groups)
+    diff = index != dom
     # (n, oh, ow) of the differing pixels
-    sel = (index != dom).nonzero()
+    sel = diff.nonzero()
     if sel.shape[0] == 0:
         return out
-    ni, hi, wi = sel.unbind(1)
     cdt = _compute_dtype(input.dtype)
-    dil = torch.tensor(dilations, device=input.device)[index[ni, hi, wi]]
-    res = recompute_pixels(input.to(cdt), ni, hi, wi, dil, weight.to(cdt),
-                           None if bias is None else bias.to(cdt), stride,
-                           groups)
-    out[ni, :, hi, wi] = res.t().to(out.dtype)
+    x = input.to(cdt)
+    wc = weight.to(cdt)
+    bc = None if bias is None else bias.to(cdt)
+    ni, hi, wi = sel.unbind(1)
+    sel_idx = index[ni, hi, wi]
+    # group by (image, dilation): counts and bounding boxes
+    num_d = len(dilations)
+    key = ni * num_d + sel_idx
+    n_groups = index.shape[0] * num_d
+    counts = torch.bincount(key, minlength=n_groups)
+    big = torch.iinfo(torch.long).max
+    rmin = torch.full((n_groups, ), big, dtype=torch.long,
+                      device=key.device).scatter_reduce(
+                          0, key, hi, 'amin')
+    rmax = torch.zeros(n_groups, dtype=torch.long,
+                       device=key.device).scatter_reduce(0, key, hi, 'amax')
+    cmin = torch.full((n_groups, ), big, dtype=torch.long,
+                      device=key.device).scatter_reduce(
+                          0, key, wi, 'amin')
+    cmax = torch.zeros(n_groups, dtype=torch.long,
+                       device=key.device).scatter_reduce(0, key, wi, 'amax')
+    boxed = torch.zeros(n_groups, dtype=torch.bool, device=key.device)
+    for g, cnt, a, b_, c, e in zip(range(n_groups), counts.tolist(),
+                                   rmin.tolist(), rmax.tolist(),
+                                   cmin.tolist(), cmax.tolist()):
+        if cnt == 0 or (b_ - a + 1) * (e - c + 1) > BOX_MAX_WASTE * cnt:
+            continue
+        img, i = divmod(g, num_d)
+        y = _conv_box(x, wc, bc, img, a, b_, c, e, dilations[i], stride,
+                      groups).to(out.dtype)
+        region = out[img, :, a:b_ + 1, c:e + 1]
+        m = index[img, a:b_ + 1, c:e + 1] == i
+        region.copy_(torch.where(m, y, region))
+        boxed[g] = True
+    rest = ~boxed[key]
+    if bool(rest.any()):
+        ni, hi, wi, sel_idx = ni[rest], hi[rest], wi[rest], sel_idx[rest]
+        dil = torch.tensor(dilations, device=input.device)[sel_idx]
+        res = recompute_pixels(x, ni, hi, wi, dil, wc, bc, stride, groups)
+        out[ni, :, hi, wi] = res.t().to(out.dtype)
     return out
 
 
