@@ -1,20 +1,22 @@
 """Test a checkpoint of a pad_mm (or any mmseg / mmpretrain) config."""
 import argparse
-import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
 
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 
 import pad_mm  # noqa: E402,F401
-from pad_mm.engine.runner_utils import (apply_cpu_distributed,  # noqa: E402
-                                        build_runner, cpu_amp_cfg,
-                                        set_work_dir, task_of)
-from pad_mm.engine.validate import (PADConfigError,  # noqa: E402
-                                    PADConfigFileError, validate_cfg_options,
-                                    validate_config, validate_work_dir)
+from pad_mm.registry import task_of  # noqa: E402
+from pad_mm.runtime.runner_utils import (add_launch_args,  # noqa: E402
+                                         apply_cpu_distributed, build_runner,
+                                         cpu_amp_cfg, parse_launch_args,
+                                         set_work_dir)
+from pad_mm.runtime.validate import (PADConfigError,  # noqa: E402
+                                     PADConfigFileError,
+                                     validate_cfg_options, validate_config,
+                                     validate_work_dir)
 
 
 def parse_args(argv=None):
@@ -34,21 +36,8 @@ def parse_args(argv=None):
         'tta_model, e.g. multi-scale + flip)')
     parser.add_argument(
         '--show-dir', help='seg: directory to save painted predictions')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings in the config, key=value pairs')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_launch_args(parser)
+    return parse_launch_args(parser, argv)
 
 
 def main(argv=None):

@@ -4,20 +4,20 @@ The task comes from the config's ``default_scope`` (mmseg: segmentation,
 mmpretrain: classification). Flags follow mmseg's ``tools/train.py``.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
 
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 
 import pad_mm  # noqa: E402,F401  (registers modules, applies fixes)
-from pad_mm.engine.runner_utils import (  # noqa: E402
-    add_default_pad_hooks, apply_amp, apply_cpu_distributed, build_runner,
-    cpu_amp_cfg, set_work_dir)
-from pad_mm.engine.validate import (validate_cfg_options,  # noqa: E402
-                                    validate_config, validate_work_dir)
+from pad_mm.runtime.runner_utils import (  # noqa: E402
+    add_default_pad_hooks, add_launch_args, apply_amp, apply_cpu_distributed,
+    build_runner, cpu_amp_cfg, parse_launch_args, set_work_dir)
+from pad_mm.runtime.validate import (validate_cfg_options,  # noqa: E402
+                                     validate_config, validate_work_dir)
+from pad_mm.runtime.checkpoint import CheckpointError  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -41,25 +41,12 @@ def parse_args(argv=None):
         choices=['float16', 'bfloat16'],
         help='dtype of --amp (float16 uses dynamic loss scaling)')
     parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings in the config, key=value pairs')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument(
         '--no-preflight',
         action='store_true',
         help='skip the pre-flight validation of the config (model build, '
         'one dry forward pass, data roots and checkpoint files)')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_launch_args(parser)
+    return parse_launch_args(parser, argv)
 
 
 def prepare_cfg(args) -> Config:
@@ -100,7 +87,13 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = prepare_cfg(args)
     runner = build_runner(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except CheckpointError as exc:
+        # a torn checkpoint to resume from, or a failed checkpoint write:
+        # one clear line instead of a traceback
+        runner.logger.error(f'error: {exc}')
+        raise SystemExit(1) from None
     return runner
 
 

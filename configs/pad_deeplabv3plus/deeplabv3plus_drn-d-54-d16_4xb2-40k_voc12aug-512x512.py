@@ -14,5 +14,5 @@ model = dict(
         norm_cfg=dict(type='SyncBN', requires_grad=True),
         # the authors' ImageNet DRN-D-54 (drn_d_54-0e0534ff.pth)
         init_cfg=dict(
-            type='Pretrained', checkpoint='pretrain/drn_d_54-0e0534ff.pth')),
+            type='CheckedPretrained', checkpoint='pretrain/drn_d_54-0e0534ff.pth')),
     decode_head=dict(in_index=1, in_channels=512, c1_in_channels=256))

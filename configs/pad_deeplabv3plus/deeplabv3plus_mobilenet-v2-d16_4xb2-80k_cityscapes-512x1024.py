@@ -18,7 +18,7 @@ model = dict(
         # mmpretrain's ImageNet MobileNetV2 1.0
         # (mobilenet_v2_batch256_imagenet_20200708-3b2dc3af.pth)
         init_cfg=dict(
-            type='Pretrained',
+            type='CheckedPretrained',
             checkpoint='pretrain/mobilenet_v2.pth',
             prefix='backbone.')),
     decode_head=dict(in_channels=320, c1_in_channels=24))

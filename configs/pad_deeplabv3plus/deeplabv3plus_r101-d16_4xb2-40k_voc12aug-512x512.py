@@ -16,7 +16,7 @@ model = dict(
         dilations=(1, 1, 1, 2),
         # mmcv's ImageNet ResNet-101 V1c (resnet101_v1c-e67eebb6.pth)
         init_cfg=dict(
-            type='Pretrained', checkpoint='pretrain/resnet101_v1c.pth')),
+            type='CheckedPretrained', checkpoint='pretrain/resnet101_v1c.pth')),
     decode_head=dict(dilations=(1, 6, 12, 18)),
     auxiliary_head=None)
 train_dataloader = dict(batch_size=2)

@@ -18,6 +18,6 @@ model = dict(
         norm_cfg=dict(type='SyncBN', eps=1e-3, requires_grad=False),
         norm_eval=True,
         # timm's xception65.tf_in1k ImageNet weights (TF DeepLab port)
-        init_cfg=dict(type='Pretrained',
+        init_cfg=dict(type='CheckedPretrained',
                       checkpoint='pretrain/xception65.pth')),
     decode_head=dict(in_channels=2048, c1_in_channels=256))

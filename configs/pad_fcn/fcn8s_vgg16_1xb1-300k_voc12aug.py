@@ -30,7 +30,7 @@ model = dict(
         out_indices=(2, 3, 5),  # pool3, pool4, fc7
         # torchvision's ImageNet VGG-16 (vgg16-397923af.pth), see README
         init_cfg=dict(
-            type='Pretrained', checkpoint='pretrain/vgg16-397923af.pth')),
+            type='CheckedPretrained', checkpoint='pretrain/vgg16-397923af.pth')),
     decode_head=dict(
         type='FCN8sHead',
         in_channels=(256, 512, 4096),
@@ -44,16 +44,13 @@ model = dict(
     test_cfg=dict(mode='whole'))
 
 # no augmentation, no resizing: whole images in, full-resolution scores out
+# (training and testing read the data the same way)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs')
 ]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(type='PackSegInputs')
-]
+test_pipeline = train_pipeline
 dataset_type = 'PascalVOCDataset'
 data_root = 'data/VOCdevkit/VOC2012'
 train_dataloader = dict(

@@ -1,22 +1,11 @@
-# PAD-MobileNetV2 on Stanford Cars, crop 224 (Table 7 / Table 10): the
-# depthwise 3x3 convs of the (t=6, c=32, n=3, s=2) stage become PAD layers,
-# dilation options (1, 2, 3), Markov aggregation; initialised from the PAD
-# ImageNet checkpoint of
-# configs/pad_imagenet/pad_mobilenet-v2_8xb32-300e_in1k.py (the regular
-# ImageNet checkpoint loads as well: only the priors then start from their
-# init).
-_base_ = ['./mobilenet-v2_8xb32-120e_stanfordcars-224px.py']
-
-model = dict(
-    backbone=dict(
-        type='PADBackbone',
-        base_type='MobileNetV2',
-        pad_cfg=dict(
-            layers=['layer3.*.conv.1.conv'],
-            dilations=(1, 2, 3),
-            aggregation='markov'),
-        init_cfg=dict(
-            checkpoint='checkpoints/imagenet/pad_mobilenet-v2_8xb32-300e_in1k.pth')))  # noqa: E501
-custom_hooks = [
-    dict(type='PADTauHook', schedule='exp', tau_start=1.0, tau_end=0.1)
+# PAD-MobileNetV2 on Stanford Cars, crop 224 (Table 7 / Table 10): the PAD
+# placement and its ImageNet checkpoint are in
+# _base_/models/pad_mobilenet-v2.py.
+_base_ = [
+    './_base_/models/pad_mobilenet-v2.py',
+    './_base_/datasets/stanfordcars_bs32_224px.py',
+    './_base_/schedules/finetune_sgd-120e.py',
+    'mmpretrain::_base_/default_runtime.py'
 ]
+
+model = dict(head=dict(num_classes=196))

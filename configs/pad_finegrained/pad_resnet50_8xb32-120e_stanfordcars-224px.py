@@ -1,21 +1,10 @@
-# PAD-ResNet-50 on Stanford Cars, crop 224 (Table 7 / Table 10): the 3x3
-# convs of the last three bottlenecks of layer2 become PAD layers, dilation
-# options (1, 2, 3), Markov aggregation; initialised from the PAD ImageNet
-# checkpoint of configs/pad_imagenet/pad_resnet50_8xb24-120e_in1k.py (the
-# regular ImageNet checkpoint loads as well: only the priors then start from
-# their init).
-_base_ = ['./resnet50_8xb32-120e_stanfordcars-224px.py']
-
-model = dict(
-    backbone=dict(
-        type='PADBackbone',
-        base_type='ResNet',
-        pad_cfg=dict(
-            layers=['layer2.1.conv2', 'layer2.2.conv2', 'layer2.3.conv2'],
-            dilations=(1, 2, 3),
-            aggregation='markov'),
-        init_cfg=dict(
-            checkpoint='checkpoints/imagenet/pad_resnet50_8xb24-120e_in1k.pth')))  # noqa: E501
-custom_hooks = [
-    dict(type='PADTauHook', schedule='exp', tau_start=1.0, tau_end=0.1)
+# PAD-ResNet-50 on Stanford Cars, crop 224 (Table 7 / Table 10): the PAD
+# placement and its ImageNet checkpoint are in _base_/models/pad_resnet50.py.
+_base_ = [
+    './_base_/models/pad_resnet50.py',
+    './_base_/datasets/stanfordcars_bs32_224px.py',
+    './_base_/schedules/finetune_sgd-120e.py',
+    'mmpretrain::_base_/default_runtime.py'
 ]
+
+model = dict(head=dict(num_classes=196))

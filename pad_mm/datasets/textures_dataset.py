@@ -5,7 +5,8 @@ import os.path as osp
 
 from mmengine.dist import barrier, get_dist_info
 from mmseg.datasets import BaseSegDataset
-from mmseg.registry import DATASETS
+
+from pad_mm.registry import SEG_DATASETS as DATASETS
 
 from .textures import TEXTURE_CLASSES, ensure_textures_dataset
 

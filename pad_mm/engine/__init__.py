@@ -1,10 +1,9 @@
-"""Runner-side pieces: hooks and fixes for mmengine on current torch."""
-from .compat import apply_compat_patches
-from .hooks import TAU_SCHEDULES, PADTauHook, set_tau, tau_at
-
-apply_compat_patches()
+"""The PAD hooks (tau annealing, dilation statistics and maps). Generic
+runtime fixes live in :mod:`pad_mm.runtime`."""
+from .hooks import (TAU_SCHEDULES, PADDilationMapHook, PADDilationStatsHook,
+                    PADTauHook, set_tau, tau_at)
 
 __all__ = [
-    'apply_compat_patches', 'PADTauHook', 'tau_at', 'set_tau',
-    'TAU_SCHEDULES'
+    'PADTauHook', 'tau_at', 'set_tau', 'TAU_SCHEDULES',
+    'PADDilationStatsHook', 'PADDilationMapHook'
 ]

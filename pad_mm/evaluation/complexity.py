@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from pad_mm.models.layers import PADConv2d
+from pad_mm.models.layers import PADConv2d, pad_layers
 
 __all__ = ['pad_layer_flops', 'count_flops', 'FlopReport', 'LayerFlops']
 
@@ -55,7 +55,8 @@ def pad_layer_flops(layer: PADConv2d,
     px = n * ho * wo
     d = len(layer.dilations)
     conv = 2 * px * layer.out_channels * (c // layer.groups) * k * k
-    prior = 2 * px * d * c                       # U_h x
+    # U_h x; the 'static' prior (a learned bias) costs nothing per pixel
+    prior = 0 if layer.aggregation == 'static' else 2 * px * d * c
     if layer.aggregation in ('recurrent', 'gated'):
         prior += 2 * px * d * d                  # W_h h
     if layer.aggregation == 'gated':
@@ -118,8 +119,7 @@ def count_flops(model: nn.Module, run: Callable[[], object]) -> FlopReport:
     under-count is never silent; ``params_not_run`` are the parameters of
     modules that did not run (e.g. auxiliary heads at inference).
     """
-    pads = {n: m for n, m in model.named_modules()
-            if isinstance(m, PADConv2d) and m.adaptive}
+    pads = dict(pad_layers(model))
     shapes: dict[str, tuple] = {}
     ran: set[str] = set()
     handles = []

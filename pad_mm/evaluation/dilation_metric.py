@@ -31,7 +31,8 @@ import torch
 import torch.nn as nn
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
-from mmengine.registry import METRICS
+
+from pad_mm.registry import METRICS
 
 from .recorder import PADRecorder, summarize_dilation_stats
 

@@ -28,29 +28,18 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
-from mmengine.model import is_model_wrapper
 from torch import Tensor
 
-from pad_mm.models.layers import PADConv2d
+from pad_mm.models.layers import pad_layers
 
 __all__ = [
-    'PADRecorder', 'LayerRecord', 'pad_layers', 'forward_stats',
+    'PADRecorder', 'LayerRecord', 'forward_stats',
     'summarize_dilation_stats', 'expected_dilation', 'chosen_dilation',
     'recording'
 ]
 
 # sums kept per layer and forward pass
 STAT_KEYS = ('count', 'sum_mean', 'sum_mean_sq', 'sum_var')
-
-
-def pad_layers(model: nn.Module) -> list[tuple[str, PADConv2d]]:
-    """``(name, layer)`` of every adaptive PAD layer, in module order (a
-    model wrapper such as DDP is unwrapped, names are those of the inner
-    model)."""
-    if is_model_wrapper(model):
-        model = model.module
-    return [(n, m) for n, m in model.named_modules()
-            if isinstance(m, PADConv2d) and m.adaptive]
 
 
 def _dilation_vector(dilations: Sequence[int], like: Tensor) -> Tensor:
@@ -160,7 +149,7 @@ class PADRecorder:
     """
 
     def __init__(self, model: nn.Module, keep_maps: bool = False) -> None:
-        self.layers = pad_layers(model)
+        self.layers = list(pad_layers(model))
         if not self.layers:
             raise ValueError(
                 f'{type(model).__name__} has no adaptive PAD layer '

@@ -1,11 +1,19 @@
-"""OpenMMLab layer: the registered PAD conv, conversion, backbones."""
+"""OpenMMLab layer: the PAD settings spec, the registered PAD conv,
+conversion, backbones and heads."""
 from . import backbones, heads  # noqa: F401  (registration)
-from .convert import PADBackbone, convert_to_pad
+from .convert import (PADBackbone, build_pad_backbone, convert_to_pad,
+                      is_convertible_conv, match_pad_cfg)
 from .layers import (AGGREGATIONS, EVAL_MODES, TRAIN_MODES, PADChain,
-                     PADConv2d, PADPrior, PADProbe, link_chain)
+                     PADChainError, PADConv2d, PADPrior, PADProbe,
+                     link_chain, non_adaptive_reason, pad_layers)
+from .pad_cfg import (PADChainCfg, PADConfigError, PADSettings,
+                      parse_pad_cfg, parse_settings, settings_table)
 
 __all__ = [
-    'PADConv2d', 'PADPrior', 'PADProbe', 'PADChain', 'link_chain',
-    'convert_to_pad', 'PADBackbone', 'AGGREGATIONS', 'TRAIN_MODES',
-    'EVAL_MODES'
+    'PADConv2d', 'PADPrior', 'PADProbe', 'PADChain', 'PADChainError',
+    'link_chain', 'pad_layers', 'non_adaptive_reason', 'convert_to_pad',
+    'match_pad_cfg', 'is_convertible_conv', 'build_pad_backbone',
+    'PADBackbone', 'PADConfigError', 'PADSettings', 'PADChainCfg',
+    'parse_settings', 'parse_pad_cfg', 'settings_table', 'AGGREGATIONS',
+    'TRAIN_MODES', 'EVAL_MODES'
 ]

@@ -2,7 +2,8 @@
 
 ``convert_to_pad(model, pad_cfg)`` replaces the matched ``nn.Conv2d``
 modules by :class:`PADConv2d` (copying their weights) and links each group
-into an aggregation chain. ``PADBackbone`` does the same from a config::
+into an aggregation chain. The ``PADBackbone`` builder
+(:func:`build_pad_backbone`) does the same from a config::
 
     model = dict(
         backbone=dict(
@@ -25,25 +26,25 @@ import fnmatch
 from collections.abc import Sequence
 
 import torch.nn as nn
-from mmengine.registry import MODELS
+from pad_mm.registry import MODELS
 
-from .layers.pad_conv import PADConv2d, link_chain
+from .layers.pad_conv import PADConv2d, link_chain, non_adaptive_reason
+from .pad_cfg import PAD_CFG_KEYS, PADChainCfg, PADConfigError, parse_pad_cfg
 
-__all__ = ['convert_to_pad', 'PADBackbone', 'PAD_CFG_KEYS']
-
-# keys of one pad_cfg entry besides 'layers' and 'name', all passed to
-# PADConv2d
-LAYER_KEYS = ('dilations', 'tau', 'train_mode', 'eval_mode', 'aggregation',
-              'act_cfg', 'init_dilation', 'init_margin', 'impl')
-PAD_CFG_KEYS = ('layers', 'name') + LAYER_KEYS
+__all__ = [
+    'convert_to_pad', 'match_pad_cfg', 'build_pad_backbone', 'PADBackbone',
+    'is_convertible_conv', 'PAD_CFG_KEYS'
+]
 
 
-def _is_plain_conv(m: nn.Module) -> bool:
+def is_convertible_conv(m: nn.Module) -> bool:
+    """Whether ``convert_to_pad`` may replace ``m``: a plain ``nn.Conv2d``
+    (or mmcv's ``Conv2d`` wrapper, which only adds empty-tensor support),
+    not already a PAD layer and not a subclass with its own forward."""
     if not isinstance(m, nn.Conv2d) or isinstance(m, PADConv2d):
         return False
     if type(m).forward is nn.Conv2d.forward:
         return True
-    # mmcv's Conv2d wrapper only adds empty-tensor support
     return type(m).__module__ == 'mmcv.cnn.bricks.wrappers' and \
         type(m).__name__ == 'Conv2d'
 
@@ -54,7 +55,7 @@ def _set_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
     setattr(parent, attr, module)
 
 
-def _to_pad(conv: nn.Conv2d, layer_cfg: dict) -> PADConv2d:
+def _to_pad(conv: nn.Conv2d, chain: PADChainCfg) -> PADConv2d:
     pad = PADConv2d(
         conv.in_channels,
         conv.out_channels,
@@ -65,48 +66,67 @@ def _to_pad(conv: nn.Conv2d, layer_cfg: dict) -> PADConv2d:
         groups=conv.groups,
         bias=conv.bias is not None,
         padding_mode=conv.padding_mode,
-        **layer_cfg)
-    pad.to(device=conv.weight.device, dtype=conv.weight.dtype)
-    pad.weight.data.copy_(conv.weight.data)
-    if conv.bias is not None:
-        pad.bias.data.copy_(conv.bias.data)
+        device=conv.weight.device,
+        dtype=conv.weight.dtype,
+        **chain.settings.as_kwargs())
+    if conv.weight.device.type != 'meta':
+        pad.weight.data.copy_(conv.weight.data)
+        if conv.bias is not None:
+            pad.bias.data.copy_(conv.bias.data)
     pad.train(conv.training)
     return pad
 
 
-def _normalise(pad_cfg: dict | Sequence[dict]) -> list[dict]:
-    if isinstance(pad_cfg, dict):
-        entries = [pad_cfg]
-    elif isinstance(pad_cfg, Sequence) and not isinstance(pad_cfg, str):
-        entries = list(pad_cfg)
-    else:
-        raise TypeError('pad_cfg must be a dict or a list of dicts, got '
-                        f'{pad_cfg!r}')
-    if not entries:
-        raise ValueError('pad_cfg must not be an empty list')
+def match_pad_cfg(model: nn.Module,
+                  chains: Sequence[PADChainCfg]) -> list[list[str]]:
+    """The names of the convs each chain places, in module order.
+
+    Raises:
+        PADConfigError: a pattern matches no convertible conv, matches a
+            conv that cannot be made adaptive (e.g. 1x1), or a conv is
+            matched by two chains.
+    """
+    convs = [(n, m) for n, m in model.named_modules()
+             if is_convertible_conv(m)]
+    conv_names = [n for n, _ in convs]
+    modules = dict(convs)
+    taken: dict[str, str] = {}
     out = []
-    for i, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            raise TypeError(f'pad_cfg[{i}] must be a dict, got {entry!r}')
-        unknown = sorted(set(entry) - set(PAD_CFG_KEYS))
-        if unknown:
-            raise ValueError(f'pad_cfg[{i}] has unknown keys {unknown}; '
-                             f'allowed keys are {list(PAD_CFG_KEYS)}')
-        if 'layers' not in entry:
-            raise ValueError(f"pad_cfg[{i}] needs 'layers': a module-name "
-                             "pattern or a list of them, e.g. "
-                             "'layer4.*.conv2'")
-        layers = entry['layers']
-        if isinstance(layers, str):
-            layers = [layers]
-        if not isinstance(layers, Sequence) or not layers or not all(
-                isinstance(p, str) and p for p in layers):
-            raise ValueError(f"pad_cfg[{i}].layers must be a non-empty "
-                             f"pattern or list of patterns, got "
-                             f"{entry['layers']!r}")
-        entry = dict(entry, layers=list(layers))
-        entry.setdefault('name', ','.join(layers))
-        out.append(entry)
+    for chain in chains:
+        field = f'{chain.path}.layers'
+        matched: list[str] = []
+        for pattern in chain.layers:
+            hits = [n for n in conv_names if fnmatch.fnmatchcase(n, pattern)]
+            if not hits:
+                shown = conv_names[:6] + (['...'] if len(conv_names) > 6
+                                          else [])
+                raise PADConfigError(
+                    field, pattern,
+                    f'a pattern matching nn.Conv2d names of '
+                    f'{type(model).__name__}, e.g. {shown}',
+                    f'matches no nn.Conv2d of {type(model).__name__}')
+            for name in hits:
+                if name in taken and taken[name] != chain.path:
+                    raise PADConfigError(
+                        field, pattern, 'each conv in at most one chain',
+                        f'conv {name!r} is already placed by '
+                        f'{taken[name]}')
+                conv = modules[name]
+                reason = non_adaptive_reason(conv.kernel_size, conv.stride,
+                                             conv.padding, conv.dilation,
+                                             conv.padding_mode)
+                if reason is not None:
+                    raise PADConfigError(
+                        field, pattern,
+                        'patterns matching 3x3 (odd k > 1) convs with '
+                        'padding dilation*(k-1)//2',
+                        f'matches {name!r}, which cannot be made adaptive '
+                        f'({reason})')
+                taken[name] = chain.path
+                if name not in matched:
+                    matched.append(name)
+        matched.sort(key=conv_names.index)
+        out.append(matched)
     return out
 
 
@@ -115,65 +135,61 @@ def convert_to_pad(model: nn.Module,
     """Replace the convs of ``model`` matched by ``pad_cfg`` by PAD layers.
 
     Args:
-        model: any module; converted in place and returned.
-        pad_cfg: one chain spec or a list of them. A spec is a dict with
-            ``layers`` (fnmatch patterns over the names of the model's
+        model: any module; converted in place and returned (on the
+            ``meta`` device too: then no weights are copied).
+        pad_cfg: one chain spec or a list of them (see
+            :func:`~pad_mm.models.pad_cfg.parse_pad_cfg`). A spec is a dict
+            with ``layers`` (fnmatch patterns over the names of the model's
             ``nn.Conv2d`` modules, e.g. ``'layer4.*.conv2'``), an optional
-            chain ``name`` and any of the :class:`PADConv2d` keyword
-            arguments (``dilations``, ``aggregation``, ``tau``, ...).
-            The matched convs form one aggregation chain in module order.
+            chain ``name`` and any PAD setting (``dilations``,
+            ``aggregation``, ``tau``, ...). The matched convs form one
+            aggregation chain in module order.
 
     Raises:
-        ValueError: a pattern matches no conv, a matched conv cannot be
-            made adaptive (e.g. 1x1), or a conv is matched by two specs.
+        PADConfigError: (a ``ValueError``) a bad setting, a pattern that
+            matches no conv, a matched conv that cannot be made adaptive
+            (e.g. 1x1), a conv matched by two chains, duplicate patterns or
+            chain names; the error names the field (``pad_cfg[1].layers``).
     """
-    entries = _normalise(pad_cfg)
-    convs = [(n, m) for n, m in model.named_modules() if _is_plain_conv(m)]
-    conv_names = [n for n, _ in convs]
-    taken: dict[str, int] = {}
-    for i, entry in enumerate(entries):
-        layer_cfg = {k: entry[k] for k in LAYER_KEYS if k in entry}
-        matched: list[str] = []
-        for pattern in entry['layers']:
-            hits = [n for n in conv_names if fnmatch.fnmatchcase(n, pattern)]
-            if not hits:
-                examples = conv_names[:6] + (['...'] if len(conv_names) > 6
-                                             else [])
-                raise ValueError(
-                    f'pad_cfg[{i}].layers: pattern {pattern!r} matches no '
-                    f'nn.Conv2d of {type(model).__name__}; conv names look '
-                    f'like {examples}')
-            matched += [n for n in hits if n not in matched]
-        matched.sort(key=conv_names.index)
+    chains = parse_pad_cfg(pad_cfg)
+    for chain, names in zip(chains, match_pad_cfg(model, chains)):
         pads = []
-        for name in matched:
-            if name in taken:
-                raise ValueError(
-                    f'pad_cfg[{i}].layers: conv {name!r} is already placed '
-                    f'by pad_cfg[{taken[name]}]')
-            taken[name] = i
-            pad = _to_pad(model.get_submodule(name), layer_cfg)
-            if not pad.adaptive:
-                raise ValueError(
-                    f'pad_cfg[{i}].layers: conv {name!r} cannot be made '
-                    f'adaptive ({pad._non_adaptive_reason()}); only odd '
-                    'square kernels > 1 with padding dilation*(k-1)//2 can')
+        for name in names:
+            pad = _to_pad(model.get_submodule(name), chain)
             _set_submodule(model, name, pad)
             pads.append(pad)
-        link_chain(pads, entry['name'])
+        link_chain(pads, chain.name)
     return model
 
 
-def PADBackbone(base_type: str, pad_cfg: dict | Sequence[dict],
-                **kwargs) -> nn.Module:
-    """Build ``dict(type=base_type, **kwargs)`` and convert it with
-    :func:`convert_to_pad`. Returns the converted module itself (not a
-    wrapper), so its state-dict keys are the base module's."""
-    if not isinstance(base_type, (str, type)):
-        raise TypeError(f'base_type must be a registered type name, got '
-                        f'{base_type!r}')
+def build_pad_backbone(base_type: str | type, pad_cfg: dict | Sequence[dict],
+                       **kwargs) -> nn.Module:
+    """Build ``dict(type=base_type, **kwargs)`` from the current scope's
+    ``MODELS`` and convert it with :func:`convert_to_pad`.
+
+    Registered in mmengine's root ``MODELS`` as ``'PADBackbone'`` (the
+    config key, see :mod:`pad_mm.registry`). It is a builder, not a
+    wrapper class: it returns the converted base module itself, so the
+    state-dict keys are the base module's (plus ``*.prior.*``).
+
+    Raises:
+        PADConfigError: ``base_type`` is not registered (field
+            ``base_type``), or ``pad_cfg`` is bad (field ``pad_cfg...``).
+    """
+    if isinstance(base_type, str):
+        with MODELS.switch_scope_and_registry(None) as registry:
+            known = registry.get(base_type) is not None
+    else:
+        known = isinstance(base_type, type)
+    if not known:
+        raise PADConfigError('base_type', base_type,
+                             'a registered backbone type of the config '
+                             "scope, e.g. 'ResNetV1c'")
+    parse_pad_cfg(pad_cfg)  # bad settings fail before the (slow) build
     model = MODELS.build(dict(type=base_type, **kwargs))
     return convert_to_pad(model, copy.deepcopy(pad_cfg))
 
 
-MODELS.register_module('PADBackbone', module=PADBackbone)
+#: The config key of :func:`build_pad_backbone`.
+PADBackbone = build_pad_backbone
+MODELS.register_module('PADBackbone', module=build_pad_backbone)

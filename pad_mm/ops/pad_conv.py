@@ -15,9 +15,13 @@ per pixel. It has its own registry with the same implementation names.
 Built-in implementations, in the order ``impl='auto'`` tries them:
 
 * ``'triton'`` (:mod:`pad_mm.ops.triton_pad`): fused Triton kernels for
-  CUDA tensors (fp32/fp16/bf16, any groups) when ``triton`` is importable;
-  ``auto`` picks them for ``C_in/groups >= 16`` (depthwise stays on cuDNN
-  via the reference). GPU speed not measured yet.
+  CUDA tensors (fp32/fp16/bf16, fp32 weights with half activations, any
+  groups) when ``triton`` >= 3 is importable and the GPU has compute
+  capability >= 8.0. ``auto`` considers them for ``C_in/groups >= 16``
+  (depthwise stays on cuDNN via the reference) and picks them only after
+  their self-check passed in this process and they measured faster than
+  the reference for the shape class (:mod:`pad_mm.ops.dispatch`). Not run
+  on a GPU yet (``tools/analysis_tools/gpu_check.py`` measures them).
 * ``'im2col'`` (:mod:`pad_mm.ops.im2col`): mixed-im2col + one GEMM (soft)
   and a gather + one GEMM (hard); works on any device and dtype; ``auto``
   picks it on the CPU for non-depthwise convs with ``C_out/groups >= 8``
@@ -25,51 +29,59 @@ Built-in implementations, in the order ``impl='auto'`` tries them:
   ``tools/analysis_tools/benchmark_pad.py`` and ``docs/performance.md``).
 * ``'reference'``: always supports everything; the fallback.
 
-While tracing, scripting, exporting or compiling (:func:`is_tracing`),
-``auto`` runs the reference, except for hard inference recorded by
+Choosing: a name other than ``'auto'`` (``impl=`` argument,
+``PADConv2d(impl=...)``, ``pad_cfg=dict(..., impl=...)``) forces that
+implementation (an error if it does not support the inputs). For
+``impl='auto'`` the environment variable ``PAD_MM_IMPL`` (``reference``,
+``triton``, ``im2col`` or ``auto``), when set, forces the same way. While
+tracing, scripting, exporting or compiling (:func:`is_tracing`), ``auto``
+runs the reference, except for hard inference recorded by
 ``torch.jit.trace``, the TorchScript ONNX exporter or ``torch.export``:
-there ``pad_conv2d_hard`` runs ``'export'``
-(:mod:`pad_mm.ops.export_hard`: plain conv at the dominant dilation plus a
-NonZero/Gather/MatMul/ScatterElements recomputation of the differing
-pixels, instead of D full convs). ``impl='reference'`` (e.g.
-``PADConv2d(impl='reference')`` or
-``pad_cfg=dict(..., impl='reference')`` in a config) forces the ground
-truth.
+there ``pad_conv2d_hard`` runs ``'export'`` (:mod:`pad_mm.ops.export_hard`:
+plain conv at the dominant dilation plus a NonZero/Gather/MatMul/
+ScatterElements recomputation of the differing pixels, instead of D full
+convs).
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 
+from . import dispatch as _dispatch
 from . import export_hard as _export
 from . import im2col as _im2col
 from . import triton_pad as _triton
+from .dispatch import Impl
 from .reference import pad_conv2d_hard_reference, pad_conv2d_reference
 
 __all__ = [
     'pad_conv2d', 'pad_conv2d_hard', 'check_dilations', 'register_impl',
-    'available_impls', 'select_impl', 'is_tracing'
+    'available_impls', 'select_impl', 'is_tracing', 'ENV_IMPL'
 ]
 
 PADImpl = Callable[..., Tensor]
 Predicate = Callable[..., bool]
+#: environment variable that forces the choice of ``impl='auto'``
+ENV_IMPL = 'PAD_MM_IMPL'
 
 
 def _always(*args) -> bool:
     return True
 
 
-# name -> (function, supports, prefer); both predicates take (input, weight,
-# probs (or index for the hard registry), dilations, stride, groups).
-# ``supports``: the implementation is correct for these inputs (checked
-# when the name is asked for); ``prefer``: ``impl='auto'`` may pick it.
-_IMPLS: dict[str, tuple[PADImpl, Predicate, Predicate]] = {
-    'reference': (pad_conv2d_reference, _always, _always),
+# name -> Impl(fn, supports, prefer, checked); the predicates take (input,
+# weight, probs (or index for the hard registry), dilations, stride,
+# groups). ``supports``: the implementation is correct for these inputs
+# (checked when the name is asked for); ``prefer``: ``impl='auto'`` may
+# consider it; ``checked``: ``auto`` also needs its self-check and timing.
+_IMPLS: dict[str, Impl] = {
+    'reference': Impl(pad_conv2d_reference, _always, _always),
 }
-_HARD_IMPLS: dict[str, tuple[PADImpl, Predicate, Predicate]] = {
-    'reference': (pad_conv2d_hard_reference, _always, _always),
+_HARD_IMPLS: dict[str, Impl] = {
+    'reference': Impl(pad_conv2d_hard_reference, _always, _always),
 }
 # order tried by impl='auto'; 'reference' always last
 _AUTO_ORDER: list[str] = ['reference']
@@ -90,7 +102,8 @@ def register_impl(name: str,
                   supports: Predicate,
                   priority: int = 0,
                   prefer: Predicate | None = None,
-                  hard: bool = False) -> None:
+                  hard: bool = False,
+                  checked: bool = False) -> None:
     """Register a PAD implementation for ``impl='auto'`` and by name.
 
     ``supports(input, weight, probs, dilations, stride, groups)`` returns
@@ -100,11 +113,15 @@ def register_impl(name: str,
     order: a new name is inserted at position ``priority`` (0 = tried
     first), never after ``'reference'``. ``hard=True`` registers a
     :func:`pad_conv2d_hard` implementation (``fn`` then takes ``index``
-    instead of ``probs``).
+    instead of ``probs``). ``checked=True``: ``auto`` picks it only after
+    it passed its self-check in this process and measured faster than the
+    reference for the shape class, and falls back to the reference if it
+    ever raises (:mod:`pad_mm.ops.dispatch`).
     """
     impls, order = (_HARD_IMPLS, _HARD_AUTO_ORDER) if hard else (
         _IMPLS, _AUTO_ORDER)
-    impls[name] = (fn, supports, supports if prefer is None else prefer)
+    impls[name] = Impl(fn, supports, supports if prefer is None else prefer,
+                       checked)
     if name not in order:
         order.insert(max(0, min(priority, len(order) - 1)), name)
 
@@ -173,37 +190,91 @@ def _check_args(input: Tensor, weight: Tensor, bias: Tensor | None,
                          f'{tuple(probs.shape)}')
 
 
+def _env_impl(impls: dict, hard: bool) -> str | None:
+    value = os.environ.get(ENV_IMPL, '').strip()
+    if not value or value == 'auto':
+        return None
+    if value not in impls:
+        raise ValueError(f'{ENV_IMPL} must be one of '
+                         f'{available_impls(hard)}, got {value!r}')
+    return value
+
+
+def _select(input: Tensor, weight: Tensor, sel: Tensor,
+            dilations: tuple[int, ...], stride: int, groups: int, impl: str,
+            hard: bool) -> tuple[str, bool]:
+    """(name, whether to run it guarded by the reference fallback)."""
+    impls, order = (_HARD_IMPLS, _HARD_AUTO_ORDER) if hard else (
+        _IMPLS, _AUTO_ORDER)
+    family = 'hard' if hard else 'soft'
+    reference = impls['reference'].fn
+    args = (input, weight, sel, dilations, stride, groups)
+    source = 'impl'
+    if impl == 'auto':
+        if hard and 'export' in impls and _export.export_tracing():
+            # a recorded hard graph: dominant conv + differing pixels
+            return 'export', False
+        if is_tracing():
+            # exported graphs (ONNX, jit.trace, torch.export, compile) get
+            # the plain-aten reference: no custom autograd Functions, no
+            # data-dependent branches
+            return 'reference', False
+        forced = _env_impl(impls, hard)
+        if forced is None:
+            for name in order:
+                entry = impls[name]
+                if not (entry.supports(*args) and entry.prefer(*args)):
+                    continue
+                if not entry.checked:
+                    return name, False
+                if _dispatch.failed(name, family, input):
+                    continue
+                if _dispatch.capturing(input):
+                    # no checks or timings inside a CUDA graph capture
+                    if _dispatch.decided(name, family, *args):
+                        return name, True
+                    continue
+                if _dispatch.verified(name, entry, family, input,
+                                      reference) and _dispatch.faster(
+                                          name, entry, family, reference,
+                                          *args):
+                    return name, True
+            return 'reference', False
+        impl, source = forced, ENV_IMPL
+    if impl not in impls:
+        raise ValueError(f'impl must be one of {available_impls(hard)}, got '
+                         f'{impl!r}')
+    if not impls[impl].supports(*args):
+        raise ValueError(f'{source}={impl!r} does not support these inputs '
+                         f'(device={input.device.type}, dtype={input.dtype},'
+                         f' weight dtype={weight.dtype}, stride={stride}, '
+                         f"groups={groups}); use impl='auto' or 'reference'")
+    return impl, False
+
+
 def select_impl(input: Tensor, weight: Tensor, probs: Tensor,
                 dilations: tuple[int, ...], stride: int, groups: int,
                 impl: str = 'auto', hard: bool = False) -> str:
     """Name of the implementation ``pad_conv2d`` (``hard=True``:
     ``pad_conv2d_hard``, ``probs`` is then ``index``) would run for these
-    inputs."""
-    impls, order = (_HARD_IMPLS, _HARD_AUTO_ORDER) if hard else (
-        _IMPLS, _AUTO_ORDER)
-    args = (input, weight, probs, dilations, stride, groups)
-    if impl == 'auto':
-        if hard and 'export' in impls and _export.export_tracing():
-            # a recorded hard graph: dominant conv + differing pixels
-            return 'export'
-        if is_tracing():
-            # exported graphs (ONNX, jit.trace, torch.export, compile) get
-            # the plain-aten reference: no custom autograd Functions, no
-            # data-dependent branches
-            return 'reference'
-        for name in order:
-            if impls[name][1](*args) and impls[name][2](*args):
-                return name
-        return 'reference'
-    if impl not in impls:
-        raise ValueError(f'impl must be one of {available_impls(hard)}, got '
-                         f'{impl!r}')
-    if not impls[impl][1](*args):
-        raise ValueError(f'impl={impl!r} does not support these inputs '
-                         f'(device={input.device.type}, dtype={input.dtype},'
-                         f' stride={stride}, groups={groups}); use '
-                         f"impl='auto' or 'reference'")
-    return impl
+    inputs. For ``impl='auto'`` this may run a checked implementation's
+    one-time self-check and shape-class timing."""
+    return _select(input, weight, probs, dilations, stride, groups, impl,
+                   hard)[0]
+
+
+def _call(impls: dict, name: str, guarded: bool, hard: bool, input: Tensor,
+          weight: Tensor, bias: Tensor | None, sel: Tensor,
+          dilations: tuple[int, ...], stride: int, groups: int) -> Tensor:
+    if not guarded:
+        return impls[name].fn(input, weight, bias, sel, dilations, stride,
+                              groups)
+    call = _dispatch.GuardedCall(name, 'hard' if hard else 'soft',
+                                 impls[name].fn, impls['reference'].fn,
+                                 str(input.device),
+                                 _dispatch.compute_dtype_key(input),
+                                 (dilations, stride, groups))
+    return call(input, weight, bias, sel)
 
 
 def pad_conv2d(input: Tensor,
@@ -235,9 +306,10 @@ def pad_conv2d(input: Tensor,
     """
     dilations = check_dilations(dilations)
     _check_args(input, weight, bias, probs, dilations, stride, groups)
-    name = select_impl(input, weight, probs, dilations, stride, groups, impl)
-    return _IMPLS[name][0](input, weight, bias, probs, dilations, stride,
-                           groups)
+    name, guarded = _select(input, weight, probs, dilations, stride, groups,
+                            impl, False)
+    return _call(_IMPLS, name, guarded, False, input, weight, bias, probs,
+                 dilations, stride, groups)
 
 
 def _check_index(input: Tensor, index: Tensor, num_dilations: int,
@@ -253,6 +325,16 @@ def _check_index(input: Tensor, index: Tensor, num_dilations: int,
         raise TypeError(f'index must be an integer tensor, got '
                         f'{index.dtype}')
     if is_tracing():  # no values to check (fake tensors) or to bake in
+        return
+    if index.is_cuda:
+        # no host sync per call: checked on the device, raised at the next
+        # synchronisation (the layer's argmax index is in range by
+        # construction)
+        if index.numel():
+            torch._assert_async(
+                ((index >= 0) & (index < num_dilations)).all(),
+                f'index values must be in [0, {num_dilations}) (positions '
+                'in dilations)')
         return
     if index.numel() and (int(index.min()) < 0
                           or int(index.max()) >= num_dilations):
@@ -291,10 +373,10 @@ def pad_conv2d_hard(input: Tensor,
     dilations = check_dilations(dilations)
     _check_args(input, weight, bias, None, dilations, stride, groups)
     _check_index(input, index, len(dilations), stride)
-    name = select_impl(input, weight, index, dilations, stride, groups, impl,
-                       hard=True)
-    return _HARD_IMPLS[name][0](input, weight, bias, index, dilations, stride,
-                                groups)
+    name, guarded = _select(input, weight, index, dilations, stride, groups,
+                            impl, True)
+    return _call(_HARD_IMPLS, name, guarded, True, input, weight, bias,
+                 index, dilations, stride, groups)
 
 
 def _cpu_prefers_im2col(input: Tensor, weight: Tensor, *args) -> bool:
@@ -311,11 +393,11 @@ register_impl('im2col', _im2col.pad_conv2d_im2col, _always, priority=0,
               prefer=_cpu_prefers_im2col)
 register_impl('im2col', _im2col.pad_conv2d_hard_im2col, _always,
               priority=0, prefer=_cpu_prefers_im2col, hard=True)
-# hard inference in recorded graphs (picked by select_impl while
+# hard inference in recorded graphs (picked by _select while
 # _export.export_tracing(), never by the auto order otherwise)
 register_impl('export', _export.pad_conv2d_hard_export, _always,
               priority=0, prefer=lambda *args: False, hard=True)
 register_impl('triton', _triton.pad_conv2d_triton, _triton.supports,
-              priority=0, prefer=_triton.prefer)
+              priority=0, prefer=_triton.prefer, checked=True)
 register_impl('triton', _triton.pad_conv2d_hard_triton, _triton.supports_hard,
-              priority=0, prefer=_triton.prefer, hard=True)
+              priority=0, prefer=_triton.prefer, hard=True, checked=True)

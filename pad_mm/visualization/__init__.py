@@ -1,23 +1,28 @@
-"""Drawing dilation maps, receptive fields and activations."""
-from .analysis import (ImageBatch, capture_outputs, conv_trace,
-                       dilation_panels, effective_receptive_field,
-                       forward_tensor, layer_output, load_config,
-                       load_model,
-                       prepare_image, prepare_sample, safe_name,
-                       sampled_positions, test_pipeline_cfg, write_csv,
-                       write_json)
+"""Drawing dilation maps, receptive fields and activations.
+
+- :mod:`.capture`: outputs of named modules, one layer's output, the PAD
+  dilation maps of one forward pass;
+- :mod:`.receptive_field`: effective receptive fields and sampled
+  positions;
+- :mod:`.figures`: the pictures; :mod:`.writers`: JSON / CSV files.
+
+Loading a model and preparing an image is :mod:`pad_mm.apis`.
+"""
+from .capture import (capture_outputs, dilation_map_image, dilation_panels,
+                      layer_output)
 from .figures import (CBAR_PX, DPI, HIST_SIZE, PANEL_PX, figure_to_array,
                       grid_size, render_activations,
                       render_dilation_histogram, render_dilation_maps,
                       render_receptive_fields, save_png, upscale)
+from .receptive_field import (conv_trace, effective_receptive_field,
+                              module_geometry, sampled_positions)
+from .writers import safe_name, write_csv, write_json
 
 __all__ = [
-    'ImageBatch', 'capture_outputs', 'conv_trace', 'dilation_panels',
-    'effective_receptive_field', 'forward_tensor', 'layer_output',
-    'load_config', 'load_model', 'prepare_image', 'prepare_sample',
-    'sampled_positions', 'test_pipeline_cfg', 'write_json', 'write_csv',
-    'safe_name', 'CBAR_PX', 'DPI', 'HIST_SIZE', 'PANEL_PX',
-    'figure_to_array', 'grid_size', 'render_activations',
-    'render_dilation_histogram', 'render_dilation_maps',
-    'render_receptive_fields', 'save_png', 'upscale'
+    'capture_outputs', 'conv_trace', 'dilation_panels', 'dilation_map_image',
+    'effective_receptive_field', 'layer_output', 'module_geometry',
+    'sampled_positions', 'write_json', 'write_csv', 'safe_name', 'CBAR_PX',
+    'DPI', 'HIST_SIZE', 'PANEL_PX', 'figure_to_array', 'grid_size',
+    'render_activations', 'render_dilation_histogram',
+    'render_dilation_maps', 'render_receptive_fields', 'save_png', 'upscale'
 ]

@@ -11,12 +11,15 @@ import os
 import os.path as osp
 from collections.abc import Sequence
 
+import cv2
 import matplotlib
 import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from mmengine.visualization import Visualizer
+
+from pad_mm.registry import FUNCTIONS
 
 __all__ = [
     'PANEL_PX', 'CBAR_PX', 'DPI', 'grid_size', 'figure_to_array',
@@ -77,7 +80,6 @@ def figure_to_array(fig: Figure) -> np.ndarray:
 
 def save_png(image: np.ndarray, path: str) -> str:
     """Write an RGB array as PNG (creating the folder)."""
-    import cv2
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     if not cv2.imwrite(path, np.ascontiguousarray(image[..., ::-1]),
                        [cv2.IMWRITE_PNG_COMPRESSION, 9]):
@@ -141,6 +143,7 @@ def render_dilation_maps(image: np.ndarray,
 HIST_SIZE = (640, 320)
 
 
+@FUNCTIONS.register_module('pad_dilation_histogram')
 def render_dilation_histogram(stats: dict[str, dict],
                               title: str = '') -> np.ndarray:
     """Bar chart: fraction of pixels choosing each dilation, per layer,

@@ -13,8 +13,8 @@ import torch
 
 import pad_mm  # noqa: F401
 from pad_mm.datasets.textures import make_textures_dataset
-from pad_mm.evaluation import pad_layers
-from pad_mm.visualization.analysis import load_model, prepare_image
+from pad_mm.models import pad_layers
+from pad_mm.apis.inference import load_model, prepare_image
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 CONFIG = osp.join(ROOT, 'configs', 'demo', 'pad_deeplabv3plus_r18_textures.py')

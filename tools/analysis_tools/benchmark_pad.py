@@ -493,7 +493,7 @@ def record_checkpoint_maps(config: str, checkpoint: str,
     from mmengine.dataset import Compose
 
     from pad_mm.evaluation import PADRecorder
-    from pad_mm.visualization.analysis import (load_model, prepare_image,
+    from pad_mm.apis.inference import (load_model, prepare_image,
                                                prepare_sample,
                                                test_pipeline_cfg)
     model, cfg = load_model(config, checkpoint)

@@ -17,7 +17,14 @@ import sys
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 
+import numpy as np  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
+
+from pad_mm.apis import load_config  # noqa: E402
+from pad_mm.evaluation import PADDilationMetric  # noqa: E402
+from pad_mm.runtime.runner_utils import build_runner  # noqa: E402
+from pad_mm.visualization import (render_dilation_histogram,  # noqa: E402
+                                  save_png, write_json)
 
 
 def parse_args(argv=None):
@@ -33,13 +40,6 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    import numpy as np
-
-    import pad_mm  # noqa: F401
-    from pad_mm.engine.runner_utils import build_runner
-    from pad_mm.evaluation import PADDilationMetric
-    from pad_mm.visualization import (load_config, render_dilation_histogram,
-                                      save_png, write_json)
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint: no such file '
                                 f'{args.checkpoint!r}')

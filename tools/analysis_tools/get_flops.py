@@ -18,7 +18,13 @@ import sys
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 
+import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
+
+from pad_mm.apis import load_config, load_model  # noqa: E402
+from pad_mm.evaluation import count_flops  # noqa: E402
+from pad_mm.registry import task_of  # noqa: E402
+from pad_mm.visualization import write_json  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -36,7 +42,6 @@ def parse_args(argv=None):
 
 
 def default_shape(cfg) -> tuple[int, int]:
-    from pad_mm.engine.runner_utils import task_of
     if task_of(cfg) == 'cls':
         return (224, 224)
     size = cfg.model.get('data_preprocessor', {}).get('size') or \
@@ -54,10 +59,6 @@ def _m(x: int) -> str:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    import torch
-
-    from pad_mm.evaluation import count_flops
-    from pad_mm.visualization import load_config, load_model, write_json
     cfg = load_config(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)

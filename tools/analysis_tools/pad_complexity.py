@@ -26,7 +26,13 @@ import csv
 import os.path as osp
 import sys
 
-import torch.nn as nn
+sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
+
+import torch.nn as nn  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.registry import MODELS, init_default_scope  # noqa: E402
+
+from pad_mm.models import pad_layers  # noqa: E402
 
 FIELDS = ('config', 'model', 'p', 'dp', 'dp_over_p_percent', 'pad_layers')
 
@@ -38,26 +44,20 @@ def count_pad_params(model: nn.Module) -> dict:
     (PAD prior parameters), ``dp_over_p_percent`` and ``pad_layers`` (names
     of the adaptive PAD layers, in module order).
     """
-    from pad_mm.models import PADConv2d
-    pad_layers, dp = [], 0
-    for name, m in model.named_modules():
-        if isinstance(m, PADConv2d) and m.adaptive:
-            pad_layers.append(name)
-            dp += sum(p.numel() for p in m.prior.parameters())
+    names, dp = [], 0
+    for name, m in pad_layers(model):
+        names.append(name)
+        dp += sum(p.numel() for p in m.prior.parameters())
     total = sum(p.numel() for p in model.parameters())
     p = total - dp
     return dict(p=p, dp=dp, dp_over_p_percent=100.0 * dp / p,
-                pad_layers=pad_layers)
+                pad_layers=names)
 
 
 def config_complexity(config: str, cfg_options: dict | None = None) -> dict:
     """Build the model of ``config`` and count it (see
     :func:`count_pad_params`); adds ``config`` and ``model`` (the backbone
     type, ``PADBackbone(<base_type>)`` for PAD models)."""
-    from mmengine.config import Config
-    from mmengine.registry import MODELS, init_default_scope
-
-    import pad_mm  # noqa: F401  (registration)
     cfg = Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -112,7 +112,6 @@ def write_csv(rows: list[dict], path: str) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from mmengine.config import DictAction
     parser = argparse.ArgumentParser(
         description='p#, dp# and dp#/p# of regular and PAD models')
     parser.add_argument('configs', nargs='+', metavar='CONFIG')
@@ -137,6 +136,4 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == '__main__':
-    sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..',
-                                            '..')))
     main()

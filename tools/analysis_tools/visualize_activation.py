@@ -19,6 +19,14 @@ import sys
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 
+import torch  # noqa: E402
+
+from pad_mm.apis import load_model, prepare_image  # noqa: E402
+from pad_mm.models import pad_layers  # noqa: E402
+from pad_mm.visualization import (layer_output,  # noqa: E402
+                                  render_activations, save_png, write_csv,
+                                  write_json)
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
@@ -41,12 +49,6 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    import torch
-
-    from pad_mm.evaluation import pad_layers
-    from pad_mm.visualization import (layer_output, load_model,
-                                      prepare_image, render_activations,
-                                      save_png, write_csv, write_json)
     model, cfg = load_model(args.config, args.checkpoint, args.device)
     names = [n for n, _ in pad_layers(model)]
     if args.layer:

@@ -22,6 +22,11 @@ sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 
 from mmengine.config import DictAction  # noqa: E402
 
+from pad_mm.apis import load_config, load_model, prepare_image  # noqa: E402
+from pad_mm.visualization import (dilation_panels,  # noqa: E402
+                                  render_dilation_maps, safe_name, save_png,
+                                  write_csv, write_json)
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
@@ -38,10 +43,6 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    from pad_mm.visualization import (dilation_panels, load_config,
-                                      load_model, prepare_image,
-                                      render_dilation_maps, safe_name,
-                                      save_png, write_csv, write_json)
     cfg = load_config(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)

@@ -25,7 +25,16 @@ import sys
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
+
+from pad_mm.apis import (forward_tensor, load_model,  # noqa: E402
+                         prepare_image)
+from pad_mm.models import pad_layers  # noqa: E402
+from pad_mm.visualization import (conv_trace,  # noqa: E402
+                                  effective_receptive_field, layer_output,
+                                  render_receptive_fields, sampled_positions,
+                                  save_png, write_csv, write_json)
 
 
 def _pixel(text: str) -> tuple[int, int]:
@@ -61,11 +70,6 @@ def parse_args(argv=None):
 
 def analyse(model, cfg, image_path, names, layer, pixels, device):
     """RF cells and ERF of ``model`` at ``pixels``."""
-    import numpy as np
-
-    from pad_mm.visualization import (conv_trace, effective_receptive_field,
-                                      forward_tensor, layer_output,
-                                      prepare_image, sampled_positions)
     sample = prepare_image(model, cfg, image_path, device)
     H, W = sample.image.shape[:2]
     for x, y in pixels:
@@ -108,9 +112,6 @@ def analyse(model, cfg, image_path, names, layer, pixels, device):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    from pad_mm.evaluation import pad_layers
-    from pad_mm.visualization import (load_model, render_receptive_fields,
-                                      save_png, write_csv, write_json)
     model, cfg = load_model(args.config, args.checkpoint, args.device)
     # call order of the PAD layers = module order for chains
     names = [n for n, _ in pad_layers(model)]
@@ -149,7 +150,6 @@ def main(argv=None) -> dict:
 
 
 def _default_pixels(model, cfg, args):
-    from pad_mm.visualization import prepare_image
     h, w = prepare_image(model, cfg, args.image, args.device).image.shape[:2]
     return [(w // 2, h // 2), (w // 4, h // 4), (3 * w // 4, 3 * h // 4)]
 

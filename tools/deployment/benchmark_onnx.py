@@ -79,11 +79,12 @@ def main(argv=None) -> dict:
     import torch
 
     import pad_mm  # noqa: F401
-    from pad_mm.evaluation import PADRecorder, pad_layers
-    from pad_mm.visualization.analysis import load_model, prepare_image
+    from pad_mm.evaluation import PADRecorder
+    from pad_mm.models import pad_layers
+    from pad_mm.apis.inference import load_model, prepare_image
     pad, pad_cfg = load_model(args.pad_config, args.pad_checkpoint)
     van, _ = load_model(args.vanilla_config, args.vanilla_checkpoint)
-    layers = pad_layers(pad)
+    layers = list(pad_layers(pad))
     if not layers:
         raise ValueError(f'{args.pad_config}: the model has no PAD layer')
     for _, m in layers:

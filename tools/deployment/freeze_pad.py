@@ -81,7 +81,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def _samples(model, cfg, images):
-    from pad_mm.visualization.analysis import prepare_image, prepare_sample
+    from pad_mm.apis.inference import prepare_image, prepare_sample
     if images:
         for path in images:
             yield prepare_image(model, cfg, path)
@@ -220,7 +220,7 @@ def express(base_cfg: dict, wanted: dict[str, int],
 def decide(shares: dict, model, base_cfg: dict, entries: list,
            max_other: float) -> tuple[dict, dict]:
     """Per layer: frozen or not, the chosen dilation and the reason."""
-    from pad_mm.evaluation import pad_layers
+    from pad_mm.models import pad_layers
     layers = dict(pad_layers(model.backbone))
     rows = {}
     for name, layer in layers.items():
@@ -275,8 +275,7 @@ def frozen_model(model, rows: dict):
     PAD layers left are re-linked into their chains."""
     import torch.nn as nn
 
-    from pad_mm.evaluation import pad_layers
-    from pad_mm.models import link_chain
+    from pad_mm.models import link_chain, pad_layers
     model = copy.deepcopy(model)
     layers = dict(pad_layers(model.backbone))
     chains: dict = {}
@@ -429,7 +428,7 @@ def main(argv=None) -> dict:
     import torch
 
     import pad_mm  # noqa: F401
-    from pad_mm.visualization.analysis import load_config, load_model
+    from pad_mm.apis.inference import load_config, load_model
     cfg = load_config(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)

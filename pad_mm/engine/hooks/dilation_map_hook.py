@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-from mmengine.registry import HOOKS
+
+from pad_mm.registry import FUNCTIONS, HOOKS
 
 __all__ = ['PADDilationMapHook']
 
@@ -47,9 +48,6 @@ class PADDilationMapHook(Hook):
         self._count = 0
 
     def after_val_epoch(self, runner, metrics=None) -> None:
-        from pad_mm.visualization.analysis import (dilation_panels,
-                                                   prepare_sample)
-        from pad_mm.visualization.figures import render_dilation_maps
         self._count += 1
         if (self._count - 1) % self.interval or not is_main_process():
             return
@@ -63,15 +61,15 @@ class PADDilationMapHook(Hook):
             else runner.model
         loop = runner._train_loop
         step = 0 if loop is None or isinstance(loop, dict) else runner.iter
-        device = next(model.parameters()).device
+        # pad_mm.visualization.dilation_map_image (registered by name: the
+        # engine layer does not import visualization/)
+        draw = FUNCTIONS.get('pad_dilation_map_image')
         was_training = model.training
         model.eval()
         try:
             for idx in self.indices:
-                sample = prepare_sample(model, dataset[idx], device)
-                panels, _ = dilation_panels(model, sample.inputs)
-                image = render_dilation_maps(
-                    sample.image, panels, title=f'val #{idx}, iter {step}')
+                image = draw(model, dataset[idx],
+                             title=f'val #{idx}, iter {step}')
                 runner.visualizer.add_image(f'pad_dilation_map_{idx}', image,
                                             step=step)
         finally:

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.registry import HOOKS
 
-from pad_mm.evaluation.dilation_metric import PADDilationMetric
+from pad_mm.registry import FUNCTIONS, HOOKS, METRICS
 
 __all__ = ['PADDilationStatsHook']
 
@@ -51,15 +50,19 @@ class PADDilationStatsHook(Hook):
         self.add_metric = add_metric
         self.per_layer = per_layer
 
-    def _pad_metrics(self, evaluator) -> list[PADDilationMetric]:
+    def _pad_metrics(self, evaluator) -> list:
+        # pad_mm.evaluation.PADDilationMetric and
+        # pad_mm.visualization.render_dilation_histogram are found by their
+        # registered names: the engine layer does not import those above it
+        metric_cls = METRICS.get('PADDilationMetric')
         metrics = [m for m in evaluator.metrics
-                   if isinstance(m, PADDilationMetric)]
+                   if isinstance(m, metric_cls)]
         if not metrics:
             if not self.add_metric:
                 raise ValueError(
                     'PADDilationStatsHook(add_metric=False) needs '
                     "dict(type='PADDilationMetric') in the evaluator")
-            metric = PADDilationMetric(per_layer=self.per_layer)
+            metric = metric_cls(per_layer=self.per_layer)
             evaluator.metrics.append(metric)
             print_log('PADDilationStatsHook: added PADDilationMetric to the '
                       'evaluator', logger='current')
@@ -71,7 +74,7 @@ class PADDilationStatsHook(Hook):
             metric.bind(runner.model)
 
     def _finish(self, runner, evaluator, tag: str) -> None:
-        from pad_mm.visualization.figures import render_dilation_histogram
+        render_dilation_histogram = FUNCTIONS.get('pad_dilation_histogram')
         for i, metric in enumerate(self._pad_metrics(evaluator)):
             metric.unbind()
             if self.histogram and any(k != 'all'

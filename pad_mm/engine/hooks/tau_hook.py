@@ -4,10 +4,11 @@ from __future__ import annotations
 import math
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
-from mmengine.registry import HOOKS
 
+from pad_mm.models.layers import pad_layers
+from pad_mm.models.pad_cfg import PADConfigError
 from pad_mm.ops import check_tau
+from pad_mm.registry import HOOKS
 
 __all__ = ['PADTauHook', 'tau_at', 'set_tau', 'TAU_SCHEDULES']
 
@@ -37,15 +38,11 @@ def tau_at(iteration: int, schedule: str, tau_start: float, tau_end: float,
 
 def set_tau(model, tau: float) -> int:
     """Set tau on every adaptive PAD layer of ``model``; returns how many."""
-    from pad_mm.models.layers import PADConv2d
     tau = check_tau(tau)
-    if is_model_wrapper(model):
-        model = model.module
     n = 0
-    for m in model.modules():
-        if isinstance(m, PADConv2d) and m.adaptive:
-            m.tau = tau
-            n += 1
+    for _, m in pad_layers(model):
+        m.tau = tau
+        n += 1
     return n
 
 
@@ -53,6 +50,9 @@ def set_tau(model, tau: float) -> int:
 class PADTauHook(Hook):
     """Set tau of all PAD layers before every training iteration and log it
     as ``tau``.
+
+    Bad arguments raise :class:`~pad_mm.models.PADConfigError` naming the
+    argument.
 
     Args:
         schedule: ``'constant'``, ``'exp'`` or ``'cosine'`` (see
@@ -75,16 +75,21 @@ class PADTauHook(Hook):
                  tau_end: float = 0.1,
                  anneal_iters: int | None = None) -> None:
         if schedule not in TAU_SCHEDULES:
-            raise ValueError(f'PADTauHook.schedule must be one of '
-                             f'{list(TAU_SCHEDULES)}, got {schedule!r}')
+            raise PADConfigError('schedule', schedule,
+                                 f'one of {list(TAU_SCHEDULES)}')
         self.schedule = schedule
-        self.tau_start = check_tau(tau_start, 'PADTauHook.tau_start')
-        self.tau_end = check_tau(tau_end, 'PADTauHook.tau_end')
+        for name, tau in (('tau_start', tau_start), ('tau_end', tau_end)):
+            try:
+                check_tau(tau, name)
+            except (TypeError, ValueError):
+                raise PADConfigError(name, tau,
+                                     'a finite number > 0') from None
+        self.tau_start, self.tau_end = float(tau_start), float(tau_end)
         if anneal_iters is not None and (
                 isinstance(anneal_iters, bool)
                 or not isinstance(anneal_iters, int) or anneal_iters < 1):
-            raise ValueError('PADTauHook.anneal_iters must be a positive int '
-                             f'or None, got {anneal_iters!r}')
+            raise PADConfigError('anneal_iters', anneal_iters,
+                                 'a positive int or None')
         self.anneal_iters = anneal_iters
 
     def _tau(self, runner, iteration: int) -> float:

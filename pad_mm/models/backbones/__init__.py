@@ -1,5 +1,12 @@
-"""Backbones of the paper that mmseg / mmpretrain lack, and the checked
-``'Pretrained'`` initializer of both scopes."""
-from . import drn, pretrained  # noqa: F401
-from .vgg import VGG  # noqa: F401
-from .xception import Xception65  # noqa: F401
+"""Backbones of the paper that mmseg / mmpretrain lack (VGG, Xception65,
+DRN), the ``CheckedPretrained`` initializer, and ``FixedDilationBackbone``
+(fixed-dilation controls of the ablation)."""
+from . import drn, fixed_dilation, pretrained  # noqa: F401  (registration)
+from .drn import DRN
+from .fixed_dilation import FixedDilationBackbone, set_conv_dilation
+from .pretrained import CheckedPretrainedInit
+from .vgg import VGG
+from .xception import Xception65
+
+__all__ = ['DRN', 'VGG', 'Xception65', 'CheckedPretrainedInit',
+           'FixedDilationBackbone', 'set_conv_dilation']

@@ -77,19 +77,20 @@ up, e.g. 33 px -> 17 -> 9 -> 5).
 from __future__ import annotations
 
 import math
-import os.path as osp
 from collections.abc import Sequence
 
 import torch.nn as nn
 from mmcv.cnn import build_norm_layer
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
-from mmengine.runner.checkpoint import (CheckpointLoader,
-                                        load_state_dict)
-from mmpretrain.registry import MODELS as CLS_MODELS
-from mmseg.registry import MODELS as SEG_MODELS
+from mmengine.runner.checkpoint import load_state_dict
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from pad_mm.registry import CLS_MODELS, SEG_MODELS, register_in
+
+from .norm_eval import NormEvalMixin
+from .pretrained import PRETRAINED_TYPES, read_pretrained_state
 
 __all__ = ['DRN', 'DRNBasicBlock', 'DRNBottleneck', 'DRN_ARCHS']
 
@@ -178,7 +179,7 @@ CHANNELS = (16, 32, 64, 128, 256, 512, 512, 512)
 _OS_SETTINGS = {8: (1, (2, 4, 2, 1)), 16: (2, (1, 2, 1, 1))}
 
 
-class DRN(BaseModule):
+class DRN(NormEvalMixin, BaseModule):
     """Dilated Residual Network backbone (see the module docstring).
 
     Args:
@@ -333,8 +334,8 @@ class DRN(BaseModule):
         docstring); other init_cfg types are applied by mmengine."""
         cfgs = self.init_cfg if isinstance(self.init_cfg, list) else \
             [self.init_cfg] if self.init_cfg else []
-        pretrained = [c for c in cfgs if c.get('type') == 'Pretrained']
-        others = [c for c in cfgs if c.get('type') != 'Pretrained']
+        pretrained = [c for c in cfgs if c.get('type') in PRETRAINED_TYPES]
+        others = [c for c in cfgs if c.get('type') not in PRETRAINED_TYPES]
         if getattr(self, '_is_init', False):
             return
         init_cfg, self.init_cfg = self.init_cfg, (others or None)
@@ -360,24 +361,10 @@ class DRN(BaseModule):
                 exist.
             ValueError: the file has no DRN weights under ``prefix``.
         """
-        if not isinstance(checkpoint, str) or not checkpoint:
-            raise ValueError('DRN: init_cfg.checkpoint must be a path or '
-                             f'URL, got {checkpoint!r}')
-        is_remote = '://' in checkpoint
-        if not is_remote and not osp.isfile(checkpoint):
-            raise FileNotFoundError(
-                f'DRN-{self.arch}: pretrained checkpoint {checkpoint!r} '
-                '(init_cfg.checkpoint) does not exist. Download the official '
-                'DRN ImageNet weights (e.g. drn_c_26-ddedf421.pth, '
-                'drn_d_54-0e0534ff.pth) or train the ImageNet config, then '
-                'set init_cfg.checkpoint to the file, or set init_cfg=None '
-                'to train from scratch.')
-        ckpt = CheckpointLoader.load_checkpoint(checkpoint,
-                                                map_location='cpu')
-        state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) \
-            else ckpt
-        state = {(k[len('module.'):] if k.startswith('module.') else k): v
-                 for k, v in state.items()}
+        state = read_pretrained_state(
+            checkpoint, f'DRN-{self.arch}',
+            'the official DRN ImageNet weights (e.g. drn_c_26-ddedf421.pth, '
+            'drn_d_54-0e0534ff.pth) or a checkpoint of the ImageNet config')
         if prefix is None and any(k.startswith('backbone.') for k in state):
             prefix = 'backbone.'
         if prefix:
@@ -412,14 +399,5 @@ class DRN(BaseModule):
             outs.append(x)
         return tuple(outs[i] for i in self.out_indices)
 
-    def train(self, mode: bool = True) -> 'DRN':
-        super().train(mode)
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
 
-
-SEG_MODELS.register_module('DRN', module=DRN)
-CLS_MODELS.register_module('DRN', module=DRN)
+register_in((SEG_MODELS, CLS_MODELS), 'DRN')(DRN)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 from mmengine.model import BaseModule
-from mmseg.registry import MODELS
+from pad_mm.registry import SEG_MODELS as MODELS
 from torch import Tensor
 
 from .pretrained import load_pretrained, pretrained_checkpoint

@@ -23,10 +23,10 @@ from collections.abc import Sequence
 import torch.nn as nn
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
-from mmseg.registry import MODELS
+from pad_mm.registry import SEG_MODELS as MODELS
 from torch import Tensor
-from torch.nn.modules.batchnorm import _BatchNorm
 
+from .norm_eval import NormEvalMixin
 from .pretrained import load_pretrained, pretrained_checkpoint
 
 __all__ = ['Xception65', 'XCEPTION65_BLOCKS']
@@ -124,7 +124,7 @@ class XceptionBlock(nn.Module):
 
 
 @MODELS.register_module()
-class Xception65(BaseModule):
+class Xception65(NormEvalMixin, BaseModule):
     """Aligned Xception-65 for DeepLabV3+.
 
     Args:
@@ -208,11 +208,3 @@ class Xception65(BaseModule):
             if i in (ENTRY_FLOW[-1], MIDDLE_FLOW[-1], EXIT_FLOW[-1]):
                 outs.append(x)
         return tuple(outs[i] for i in self.out_indices)
-
-    def train(self, mode: bool = True) -> 'Xception65':
-        super().train(mode)
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self

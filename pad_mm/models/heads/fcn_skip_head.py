@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
-from mmseg.registry import MODELS
+from pad_mm.registry import SEG_MODELS as MODELS
 from torch import Tensor
 
 __all__ = ['FCNSkipHead', 'FCN32sHead', 'FCN16sHead', 'FCN8sHead',

@@ -17,43 +17,70 @@ checkpoint loads with only the ``prior.*`` keys missing::
     prior.gate_input_weight    [D, C, 1, 1]   U_a of eq. 5       ('gated')
     prior.gate_input_bias      [D]                               ('gated')
     prior.gate_hidden_weight   [D, D, 1, 1]   W_a of eq. 5       ('gated')
+    prior.static_bias          [D]            logits b  ('static' only: it
+                                              has no other prior key)
 
 A non-adaptive layer (e.g. 1x1) has exactly the keys of ``nn.Conv2d``.
 """
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer
 from mmengine.logging import print_log
-from mmengine.registry import MODELS
+from mmengine.model import is_model_wrapper
 from torch import Tensor
 
-from pad_mm.ops import (available_impls, check_dilations, check_tau,
-                        export_tracing, gumbel_softmax, hard_probs,
+from pad_mm.registry import MODELS
+from pad_mm.ops import (export_tracing, gumbel_softmax, hard_probs,
                         is_tracing, pad_conv2d, pad_conv2d_hard)
 
-__all__ = [
-    'PADConv2d', 'PADPrior', 'PADProbe', 'PADChain', 'link_chain',
-    'AGGREGATIONS', 'TRAIN_MODES', 'EVAL_MODES'
-]
+from ..pad_cfg import (AGGREGATIONS, EVAL_MODES, TRAIN_MODES,
+                       parse_settings)
 
-AGGREGATIONS = ('markov', 'recurrent', 'gated')
-TRAIN_MODES = ('gumbel', 'gumbel_hard')
-EVAL_MODES = ('hard', 'soft', 'gumbel')
+__all__ = [
+    'PADConv2d', 'PADPrior', 'PADProbe', 'PADChain', 'PADChainError',
+    'link_chain', 'pad_layers', 'non_adaptive_reason', 'AGGREGATIONS',
+    'TRAIN_MODES', 'EVAL_MODES'
+]
 
 _LOGGED_NON_ADAPTIVE: set[str] = set()
 
 
-def _check_choice(value: object, allowed: Sequence[str], name: str) -> str:
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f'{name} must be one of {list(allowed)}, got '
-                         f'{value!r}')
-    return value
+class PADChainError(RuntimeError):
+    """The layers of an aggregation chain cannot pass h^(l-1) on: they ran
+    out of chain order, or see inputs of different batches."""
+
+
+def _pair(v) -> tuple:
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
+def non_adaptive_reason(kernel_size, stride=1, padding=0, dilation=1,
+                        padding_mode: str = 'zeros') -> str | None:
+    """Why a conv with this geometry cannot be made adaptive, or None if
+    it can (odd square kernel > 1, square stride and dilation, padding
+    ``dilation*(k-1)//2`` (or ``'same'`` with stride 1), zero padding)."""
+    k, s, d = _pair(kernel_size), _pair(stride), _pair(dilation)
+    p = padding if isinstance(padding, str) else _pair(padding)
+    if k[0] != k[1] or k[0] % 2 == 0 or k[0] == 1:
+        return f'kernel_size={k} is not an odd square kernel > 1'
+    if s[0] != s[1]:
+        return f'stride={s} is not square'
+    if d[0] != d[1]:
+        return f'dilation={d} is not square'
+    if isinstance(p, str):
+        if p != 'same' or s[0] != 1:
+            return f'padding={p!r} with stride {s}'
+    elif p[0] != p[1] or p[0] != d[0] * (k[0] - 1) // 2:
+        return (f'padding={p} differs from dilation*(k-1)//2='
+                f'{d[0] * (k[0] - 1) // 2}')
+    if padding_mode != 'zeros':
+        return f"padding_mode={padding_mode!r} is not 'zeros'"
+    return None
 
 
 class PADPrior(nn.Module):
@@ -63,6 +90,10 @@ class PADPrior(nn.Module):
     ``recurrent``: h = f(W_h h_prev + U_h x)
     ``gated``:     a = sigmoid(W_a h_prev + U_a x);
                    h = f(a * (W_h h_prev) + (1 - a) * (U_h x))
+    ``static``:    h = f(b), a learned [D] bias broadcast to every pixel
+                   (no input term): an ablation control, not in the paper,
+                   that mixes the dilations with per-layer probabilities
+                   which are the same at every pixel.
 
     All U/W are 1x1 kernels with D output channels; U acts on the layer's
     input with the conv's stride so h has the conv's output size.
@@ -83,8 +114,10 @@ class PADPrior(nn.Module):
                  init_index: int = 0,
                  init_margin: float = 2.0) -> None:
         super().__init__()
-        self.aggregation = _check_choice(aggregation, AGGREGATIONS,
-                                         'aggregation')
+        if aggregation not in AGGREGATIONS:
+            raise ValueError(f'aggregation must be one of '
+                             f'{list(AGGREGATIONS)}, got {aggregation!r}')
+        self.aggregation = aggregation
         self.in_channels = in_channels
         self.num_dilations = D = num_dilations
         self.stride = stride
@@ -92,6 +125,10 @@ class PADPrior(nn.Module):
         self.init_margin = init_margin
         self.act = nn.Identity() if act_cfg is None else \
             build_activation_layer(act_cfg)
+        if aggregation == 'static':
+            self.static_bias = nn.Parameter(torch.empty(D))
+            self.reset_parameters()
+            return
         self.input_weight = nn.Parameter(torch.empty(D, in_channels, 1, 1))
         self.input_bias = nn.Parameter(torch.empty(D))
         if aggregation in ('recurrent', 'gated'):
@@ -107,7 +144,7 @@ class PADPrior(nn.Module):
     @property
     def uses_hidden(self) -> bool:
         """Whether h_prev enters the computation (not for Markov)."""
-        return self.aggregation != 'markov'
+        return self.aggregation in ('recurrent', 'gated')
 
     def reset_parameters(self) -> None:
         """Zero weights; biases give logit ``init_margin`` to the initial
@@ -117,12 +154,24 @@ class PADPrior(nn.Module):
         with torch.no_grad():
             for name, p in self.named_parameters():
                 p.zero_()
+            if self.aggregation == 'static':
+                self.static_bias.copy_(favour)
+                return
             self.input_bias.copy_(favour)
             if self.aggregation == 'gated':
                 # a * b_W + (1 - a) * b_U == margin for any gate a
                 self.hidden_bias.copy_(favour)
 
     def forward(self, x: Tensor, h_prev: Tensor | None = None) -> Tensor:
+        if self.aggregation == 'static':
+            h_out = (x.shape[2] - 1) // self.stride + 1
+            w_out = (x.shape[3] - 1) // self.stride + 1
+            # a computed tensor, not the parameter or a view of it, enters
+            # f: module hooks (e.g. torch's FlopCounterMode under no_grad)
+            # reject inputs that require grad but have no grad_fn
+            h = x.new_zeros(1, self.num_dilations, 1, 1) + \
+                self.static_bias.to(x.dtype).view(1, -1, 1, 1)
+            return self.act(h).expand(x.shape[0], -1, h_out, w_out)
         ux = F.conv2d(x, self.input_weight, self.input_bias, self.stride)
         if self.aggregation == 'markov':
             return self.act(ux)
@@ -172,7 +221,7 @@ class PADChain:
             self._h, self._step = None, -1
             return None
         if self._step != index - 1:
-            raise RuntimeError(
+            raise PADChainError(
                 f'PAD chain {self.name!r}: layer {index} ran before layer '
                 f'{index - 1} in this forward pass; the layers of a chain '
                 'must run in chain order (activation checkpointing that '
@@ -209,7 +258,13 @@ class PADConv2d(nn.Conv2d):
             (straight-through one-hot).
         eval_mode: ``'hard'`` (argmax of the priors), ``'soft'`` (softmax of
             the priors, no noise) or ``'gumbel'`` (noisy sample).
-        aggregation: ``'markov'``, ``'recurrent'`` or ``'gated'`` (eqs. 3-5).
+        aggregation: ``'markov'``, ``'recurrent'`` or ``'gated'`` (eqs. 3-5),
+            or ``'static'``: an ablation control (not in the paper) whose
+            priors are a learned [D] bias, the same at every pixel (no
+            input term); its sampling draws one Gumbel sample per image and
+            layer, broadcast to all pixels, so the dilation mixture is the
+            same at every pixel of an image (``'hard'`` eval: the argmax
+            dilation of the bias everywhere).
         act_cfg: activation f of eqs. 3/4 (mmcv activation config), None for
             identity.
         init_dilation: the option (a member of ``dilations``) that the
@@ -259,27 +314,23 @@ class PADConv2d(nn.Conv2d):
         super().__init__(in_channels, out_channels, kernel_size, stride,
                          padding, dilation, groups, bias, padding_mode,
                          device, dtype)
-        self.dilations = check_dilations(dilations, 'dilations')
-        self.tau = check_tau(tau, 'tau')
-        self.train_mode = _check_choice(train_mode, TRAIN_MODES, 'train_mode')
-        self.eval_mode = _check_choice(eval_mode, EVAL_MODES, 'eval_mode')
-        self.aggregation = _check_choice(aggregation, AGGREGATIONS,
-                                         'aggregation')
-        if init_dilation not in self.dilations:
-            raise ValueError(f'init_dilation must be one of dilations='
-                             f'{self.dilations}, got {init_dilation!r}')
-        if isinstance(init_margin, bool) or not isinstance(
-                init_margin, (int, float)) or not math.isfinite(
-                    init_margin) or init_margin <= 0:
-            raise ValueError(f'init_margin must be a finite number > 0, got '
-                             f'{init_margin!r}')
-        _check_choice(impl, available_impls(), 'impl')
-        self.impl = impl
-        self.init_dilation = init_dilation
+        settings = parse_settings(dict(
+            dilations=dilations, tau=tau, train_mode=train_mode,
+            eval_mode=eval_mode, aggregation=aggregation, act_cfg=act_cfg,
+            init_dilation=init_dilation, init_margin=init_margin,
+            impl=impl))
+        self.settings = settings
+        self.dilations = settings.dilations
+        self.tau = settings.tau
+        self.train_mode = settings.train_mode
+        self.eval_mode = settings.eval_mode
+        self.aggregation = settings.aggregation
+        self.impl = settings.impl
+        self.init_dilation = settings.init_dilation
         self._chain: PADChain | None = None
         self._chain_index = 0
 
-        reason = self._non_adaptive_reason()
+        reason = self.non_adaptive_reason
         self.adaptive = reason is None
         if not self.adaptive:
             if reason not in _LOGGED_NON_ADAPTIVE:
@@ -293,32 +344,21 @@ class PADConv2d(nn.Conv2d):
             in_channels,
             len(self.dilations),
             stride=self.stride[0],
-            aggregation=aggregation,
-            act_cfg=act_cfg,
-            init_index=self.dilations.index(init_dilation),
-            init_margin=float(init_margin))
+            aggregation=settings.aggregation,
+            act_cfg=settings.act_cfg,
+            init_index=self.dilations.index(settings.init_dilation),
+            init_margin=settings.init_margin)
         if device is not None or dtype is not None:
             self.prior.to(device=device, dtype=dtype)
         self.probe = PADProbe()
 
-    def _non_adaptive_reason(self) -> str | None:
-        k, s, d, p = (self.kernel_size, self.stride, self.dilation,
-                      self.padding)
-        if k[0] != k[1] or k[0] % 2 == 0 or k[0] == 1:
-            return f'kernel_size={k} is not an odd square kernel > 1'
-        if s[0] != s[1]:
-            return f'stride={s} is not square'
-        if d[0] != d[1]:
-            return f'dilation={d} is not square'
-        if isinstance(p, str):
-            if p != 'same' or s[0] != 1:
-                return f'padding={p!r} with stride {s}'
-        elif p[0] != p[1] or p[0] != d[0] * (k[0] - 1) // 2:
-            return (f'padding={p} differs from dilation*(k-1)//2='
-                    f'{d[0] * (k[0] - 1) // 2}')
-        if self.padding_mode != 'zeros':
-            return f"padding_mode={self.padding_mode!r} is not 'zeros'"
-        return None
+    @property
+    def non_adaptive_reason(self) -> str | None:
+        """Why this conv is built plain (see :func:`non_adaptive_reason`),
+        or None when it is adaptive."""
+        return non_adaptive_reason(self.kernel_size, self.stride,
+                                   self.padding, self.dilation,
+                                   self.padding_mode)
 
     @property
     def abs_dilations(self) -> tuple[int, ...]:
@@ -341,7 +381,17 @@ class PADConv2d(nn.Conv2d):
         return self.train_mode if self.training else self.eval_mode
 
     def sample(self, logits: Tensor) -> Tensor:
-        """Dilation probabilities [N, D, H, W] from priors [N, D, H, W]."""
+        """Dilation probabilities [N, D, H, W] from priors [N, D, H, W].
+
+        ``aggregation='static'``: one sample per image from the (pixel-
+        independent) priors of its first pixel, broadcast to all pixels.
+        """
+        if self.aggregation == 'static':
+            return self._sample(logits[:, :, :1, :1]).expand_as(
+                logits).contiguous()
+        return self._sample(logits)
+
+    def _sample(self, logits: Tensor) -> Tensor:
         mode = self.mode
         if mode == 'hard':
             return hard_probs(logits)
@@ -361,6 +411,12 @@ class PADConv2d(nn.Conv2d):
                 "one: place it with PADBackbone(pad_cfg=...) or "
                 'pad_mm.models.link_chain([...])')
         h_prev = self._chain.read(self._chain_index) if uses_chain else None
+        if h_prev is not None and h_prev.shape[0] != x.shape[0]:
+            raise PADChainError(
+                f'PAD chain {self._chain.name!r}: layer {self._chain_index} '
+                f'sees a batch of {x.shape[0]} but the previous layer of its '
+                f'chain saw a batch of {h_prev.shape[0]}; the layers of a '
+                'chain must see inputs of one batch')
         logits = self.prior(x, h_prev)
         if uses_chain:
             self._chain.write(self._chain_index, logits)
@@ -415,3 +471,15 @@ def link_chain(layers: Sequence[PADConv2d], name: str = 'chain') -> PADChain:
         layer._chain = chain
         layer._chain_index = i
     return chain
+
+
+def pad_layers(model: nn.Module) -> Iterator[tuple[str, PADConv2d]]:
+    """``(name, layer)`` of every adaptive :class:`PADConv2d` of ``model``,
+    in module order. A model wrapper (DDP, ``DataParallel``, mmengine's
+    wrappers) is unwrapped; names are those of the inner model."""
+    while is_model_wrapper(model) or isinstance(
+            model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+        model = model.module
+    for name, m in model.named_modules():
+        if isinstance(m, PADConv2d) and m.adaptive:
+            yield name, m

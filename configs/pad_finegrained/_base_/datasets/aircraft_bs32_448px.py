@@ -1,7 +1,6 @@
-# FGVC-Aircraft (100 variants, trainval 6667 / test 3333), crop 448: the 224 data
-# config with the DLA recipe's crops doubled: RandomResizedCrop(448) +
-# horizontal flip for training; resize the short edge to 512 (= 448 * 256 /
-# 224) and center-crop 448 for testing.
+# FGVC-Aircraft, crop 448: the 224 data config with the DLA recipe's crops
+# doubled: RandomResizedCrop(448) + horizontal flip for training; resize the
+# short edge to 512 (= 448 * 256 / 224) and center-crop 448 for testing.
 _base_ = ['./aircraft_bs32_224px.py']
 
 train_pipeline = [

@@ -1,48 +1,13 @@
-# Stanford Cars (196 classes, train 8144 / test 8041), crop 224: fine-
-# grained fine-tuning data of Table 7 / 10. Follows the DLA fine-tuning
-# recipe (Yu et al. 2018; ucbdrive/dla classify.py): RandomResizedCrop(224)
-# + horizontal flip for training; resize the short edge to 256 (= 224 * 256
-# / 224) and center-crop 224 for testing. Reads the dataset with
-# mmpretrain's own `StanfordCars` class (cars_train/, cars_test/,
-# devkit/*.mat, or car_ims/ + cars_annos.mat).
+# Stanford Cars (196 classes, train 8144 / test 8041), crop 224: the shared
+# fine-grained data config read with mmpretrain's own `StanfordCars` class
+# (cars_train/, cars_test/, devkit/*.mat, or car_ims/ + cars_annos.mat).
+_base_ = ['./finegrained_bs32_224px.py']
+
 dataset_type = 'StanfordCars'
 data_root = 'data/stanford_cars'
-data_preprocessor = dict(
-    num_classes=196,
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    to_rgb=True)
-
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='RandomResizedCrop', scale=224),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='PackInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='ResizeEdge', scale=256, edge='short'),
-    dict(type='CenterCrop', crop_size=224),
-    dict(type='PackInputs'),
-]
+data_preprocessor = dict(num_classes=196)
 train_dataloader = dict(
-    batch_size=32,
-    num_workers=5,
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        split='train',
-        pipeline=train_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=True))
+    dataset=dict(type=dataset_type, data_root=data_root, split='train'))
 val_dataloader = dict(
-    batch_size=32,
-    num_workers=5,
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        split='test',
-        pipeline=test_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=False))
-val_evaluator = dict(type='Accuracy', topk=(1, ))
+    dataset=dict(type=dataset_type, data_root=data_root, split='test'))
 test_dataloader = val_dataloader
-test_evaluator = val_evaluator

@@ -1,7 +1,6 @@
-# Stanford Cars (196 classes, train 8144 / test 8041), crop 448: the 224 data
-# config with the DLA recipe's crops doubled: RandomResizedCrop(448) +
-# horizontal flip for training; resize the short edge to 512 (= 448 * 256 /
-# 224) and center-crop 448 for testing.
+# Stanford Cars, crop 448: the 224 data config with the DLA recipe's crops
+# doubled: RandomResizedCrop(448) + horizontal flip for training; resize the
+# short edge to 512 (= 448 * 256 / 224) and center-crop 448 for testing.
 _base_ = ['./stanfordcars_bs32_224px.py']
 
 train_pipeline = [

@@ -1,0 +1,10 @@
+# MobileNetV2 1.0 classifier (mmpretrain's), fine-tuned from the ImageNet
+# checkpoint of configs/pad_imagenet/mobilenet-v2_8xb32-300e_in1k.py,
+# expected at the path below (training stops with a FileNotFoundError naming
+# it if it is missing).
+_base_ = ['mmpretrain::_base_/models/mobilenet_v2_1x.py']
+custom_imports = dict(imports=['pad_mm'], allow_failed_imports=False)
+
+model = dict(backbone=dict(init_cfg=dict(
+    type='CheckedPretrained', prefix='backbone.',
+    checkpoint='checkpoints/imagenet/mobilenet-v2_8xb32-300e_in1k.pth')))

@@ -1,0 +1,500 @@
+"""Pre-flight validation of a pad_mm config and of the tools' arguments.
+
+``tools/train.py`` and ``tools/test.py`` call :func:`validate_config` after
+the config is assembled and before the Runner is built, so a bad value
+fails in seconds with one error that names the field, the value and what
+is allowed, instead of minutes later (or never: silently ignored). Every
+error is a :class:`~pad_mm.models.PADConfigError` (a ``ValueError``;
+missing files are :class:`PADConfigFileError`, also a
+``FileNotFoundError``).
+
+What is checked:
+
+- ``default_scope``;
+- PAD: every ``PADBackbone`` is built on the ``meta`` device (no memory,
+  no weights), which parses its ``pad_cfg`` with the one settings parser
+  (:mod:`pad_mm.models.pad_cfg`) and matches its patterns against the
+  base model's convs; a :class:`~pad_mm.models.PADConfigError` is
+  re-raised with the config path in front. Every ``PADConv`` config dict
+  (e.g. ``conv_cfg``) is parsed the same way;
+- a dry forward pass of the built model on a small random input (catches
+  chains whose layers cannot be chained: wrong order, different batches,
+  raised by the layers as :class:`~pad_mm.models.PADChainError`), with
+  the RNG state left untouched;
+- ``custom_hooks`` (registered type, arguments of pad_mm's hooks);
+- the data loaders (``batch_size``, ``num_workers``, ``data_root`` and
+  ``data_prefix`` exist and hold files of the expected format, the
+  generator parameters of ``PADTexturesDataset``);
+- checkpoint files: ``load_from``, ``model.pretrained``, every
+  ``init_cfg=dict(type='Pretrained'|'CheckedPretrained', checkpoint=...)``;
+- ``train_cfg`` lengths, ``optim_wrapper`` type/AMP dtype, ``randomness``,
+  ``work_dir``, ``launcher`` environment.
+"""
+from __future__ import annotations
+
+import copy
+import inspect
+import os
+import os.path as osp
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from mmengine.logging import print_log
+from mmengine.model import revert_sync_batchnorm
+from mmengine.registry import (DATASETS, HOOKS, MODELS, OPTIM_WRAPPERS,
+                               init_default_scope)
+
+from pad_mm.models.backbones.pretrained import PRETRAINED_TYPES
+from pad_mm.models.layers import PADChainError, pad_layers
+from pad_mm.models.pad_cfg import PADConfigError, parse_settings
+from pad_mm.registry import TASK_SCOPES
+
+from .amp import AMP_DTYPES
+from .hooks.rng_hook import get_rng_state, set_rng_state
+from .runner_utils import LAUNCHERS
+
+__all__ = [
+    'PADConfigError', 'PADConfigFileError', 'validate_config',
+    'validate_cfg_options', 'validate_work_dir'
+]
+
+REMOTE_PREFIXES = ('http://', 'https://', 's3://', 'open-mmlab://',
+                   'torchvision://', 'mmcls://', 'pavi://', 'modelzoo://')
+IMG_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+GENERATE_KEYS = ('seed', 'num_train', 'num_val', 'size')
+# nn.Conv2d arguments a PADConv config dict may carry besides the settings
+CONV_KEYS = ('type', 'in_channels', 'out_channels', 'kernel_size', 'stride',
+             'padding', 'dilation', 'groups', 'bias', 'padding_mode')
+
+
+class PADConfigFileError(PADConfigError, FileNotFoundError):
+    """A config field or CLI argument names a file/directory that is
+    missing or has the wrong format."""
+
+
+# --------------------------------------------------------------- helpers
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _positive_int(field: str, v: Any, minimum: int = 1) -> None:
+    if not _is_int(v) or v < minimum:
+        raise PADConfigError(field, v, f'an int >= {minimum}')
+
+
+def _walk(node: Any, path: str) -> Iterator[tuple[str, dict]]:
+    """Every dict in a config tree with its dotted path."""
+    if isinstance(node, dict):
+        yield path, node
+        for k, v in node.items():
+            yield from _walk(v, f'{path}.{k}')
+    elif isinstance(node, (list, tuple)):
+        for i, v in enumerate(node):
+            yield from _walk(v, f'{path}[{i}]')
+
+
+def _is_local(path: Any) -> bool:
+    return isinstance(path, str) and not path.startswith(REMOTE_PREFIXES)
+
+
+def _need_file(field: str, path: Any, what: str) -> None:
+    if not isinstance(path, str) or not path:
+        raise PADConfigError(field, path, f'a path to {what}')
+    if _is_local(path) and not osp.isfile(path):
+        why = ('is a directory' if osp.isdir(path) else 'no such file')
+        raise PADConfigFileError(field, path, f'an existing {what} file',
+                                 why)
+
+
+def _models_registry():
+    """The MODELS registry of the current default scope."""
+    with MODELS.switch_scope_and_registry(None) as registry:
+        return registry
+
+
+# ------------------------------------------------------------------- PAD
+def _build_pad_backbone(path: str, node: dict) -> None:
+    """Build a ``PADBackbone`` node on the meta device (on the CPU if the
+    base backbone cannot be built on meta); PAD errors come back with the
+    config path in front."""
+    registry = _models_registry()
+    base = node.get('base_type')
+    error: Exception | None = None
+    for device in ('meta', 'cpu'):
+        try:
+            with torch.device(device):
+                registry.build(copy.deepcopy(node))
+            return
+        except PADConfigError as e:
+            raise e.at(path) from None
+        except Exception as e:  # noqa: BLE001  (report the upstream error)
+            error = e
+    raise PADConfigError(path, f'{base}(...)',
+                         f'arguments accepted by {base}',
+                         f'{type(error).__name__}: {error}') from error
+
+
+def _check_pad_model(model_cfg: dict) -> None:
+    nodes = list(_walk(model_cfg, 'model'))
+    for path, node in nodes:
+        if node.get('type') == 'PADConv':
+            settings = parse_settings(node, path, ignore=CONV_KEYS)
+            if settings.aggregation not in ('markov', 'static'):
+                raise PADConfigError(
+                    f'{path}.aggregation', node['aggregation'],
+                    "'markov' or 'static' for PADConv built from a config "
+                    'dict (such layers are not linked into a chain); chains: '
+                    "PADBackbone(pad_cfg=dict(layers=..., aggregation=...))")
+    for path, node in nodes:
+        if node.get('type') == 'PADBackbone':
+            _build_pad_backbone(path, node)
+
+
+def _input_size(cfg) -> tuple[int, int]:
+    size = (cfg.model.get('data_preprocessor') or {}).get('size') or \
+        cfg.get('crop_size') or (64, 64)
+    if isinstance(size, int):
+        size = (size, size)
+    return tuple(max(32, min(int(s), 128)) for s in size)
+
+
+def _dry_run(cfg) -> None:
+    """Build the model and run one forward pass in train mode on random
+    data (the caller restores the RNG state). Only a
+    :class:`~pad_mm.models.PADChainError` fails the check: the input is a
+    guess, so any other forward error is logged and left to the real
+    run."""
+    try:
+        model = MODELS.build(copy.deepcopy(cfg.model))
+    except PADConfigError:
+        raise
+    except Exception as e:  # noqa: BLE001  (report the upstream error)
+        raise PADConfigError('model', cfg.model.get('type'),
+                             'a model config that builds',
+                             f'{type(e).__name__}: {e}') from e
+    if next(pad_layers(model), None) is None:
+        return
+    model = revert_sync_batchnorm(model)  # SyncBN needs a process group
+    h, w = _input_size(cfg)
+    model.train()
+    try:
+        with torch.no_grad():
+            model(torch.randn(2, 3, h, w), mode='tensor')
+    except PADChainError as e:
+        path, pad_cfg = _pad_cfg_of(cfg.model)
+        raise PADConfigError(
+            f'{path}.pad_cfg', pad_cfg,
+            'chains over layers that run one after the other in the '
+            'listed (module) order and see inputs of one batch',
+            f'dry forward pass failed: {e}') from e
+    except Exception as e:  # noqa: BLE001  (the input is only a guess)
+        print_log(f'pre-flight: dry forward pass on a [2, 3, {h}, {w}] '
+                  f'input skipped ({type(e).__name__}: {e})',
+                  logger='current')
+
+
+def _pad_cfg_of(model_cfg: dict) -> tuple[str, Any]:
+    for path, node in _walk(model_cfg, 'model'):
+        if node.get('type') == 'PADBackbone':
+            return path, node.get('pad_cfg')
+    return 'model', None
+
+
+# ----------------------------------------------------------------- hooks
+def _check_hooks(cfg) -> None:
+    for i, hook in enumerate(cfg.get('custom_hooks') or []):
+        field = f'custom_hooks[{i}]'
+        if not isinstance(hook, dict) or 'type' not in hook:
+            raise PADConfigError(field, hook, "a hook config dict with "
+                                 "'type'")
+        typ = hook['type']
+        cls = HOOKS.get(typ) if isinstance(typ, str) else typ
+        if cls is None:
+            raise PADConfigError(f'{field}.type', typ,
+                                 'a registered hook type, e.g. '
+                                 "'PADTauHook'")
+        if not str(getattr(cls, '__module__', '')).startswith('pad_mm'):
+            continue
+        kwargs = {k: v for k, v in hook.items()
+                  if k not in ('type', 'priority')}
+        params = inspect.signature(cls.__init__).parameters
+        for key in kwargs:
+            if key not in params:
+                allowed = [p for p in params if p != 'self']
+                raise PADConfigError(f'{field}.{key}', kwargs[key],
+                                     f'arguments {allowed} of {typ}',
+                                     f'unknown argument {key!r}')
+        try:
+            cls(**kwargs)
+        except PADConfigError as e:
+            raise e.at(field) from None
+        except (TypeError, ValueError) as e:
+            raise PADConfigError(field, hook, f'arguments {typ} accepts',
+                                 str(e)) from None
+
+
+# ------------------------------------------------------------------ data
+def _datasets(node: Any, path: str) -> Iterator[tuple[str, dict]]:
+    """The leaf dataset dicts of a (wrapped) dataset config."""
+    if not isinstance(node, dict):
+        return
+    if 'dataset' in node and isinstance(node['dataset'], dict):
+        yield from _datasets(node['dataset'], f'{path}.dataset')
+    elif 'datasets' in node and isinstance(node['datasets'], (list, tuple)):
+        for i, d in enumerate(node['datasets']):
+            yield from _datasets(d, f'{path}.datasets[{i}]')
+    else:
+        yield path, node
+
+
+def _has_files(directory: str, suffixes: Sequence[str]) -> bool:
+    for _, _, files in os.walk(directory):
+        if any(f.lower().endswith(tuple(suffixes)) for f in files):
+            return True
+    return False
+
+
+def _check_generate(field: str, gen: Any) -> None:
+    if not isinstance(gen, dict):
+        raise PADConfigError(field, gen, f'None or a dict with keys '
+                             f'{list(GENERATE_KEYS)}')
+    for key, v in gen.items():
+        if key not in GENERATE_KEYS:
+            raise PADConfigError(f'{field}.{key}', v,
+                                 f'keys {list(GENERATE_KEYS)}',
+                                 f'unknown key {key!r}')
+        if key == 'seed':
+            if not _is_int(v) or v < 0:
+                raise PADConfigError(f'{field}.seed', v, 'an int >= 0')
+        else:
+            _positive_int(f'{field}.{key}', v, 16 if key == 'size' else 1)
+
+
+def _default_arg(ds: dict, name: str) -> Any:
+    """Default of argument ``name`` of the dataset class ``ds['type']``."""
+    typ = ds.get('type')
+    try:
+        with DATASETS.switch_scope_and_registry(None) as registry:
+            cls = registry.get(typ) if isinstance(typ, str) else typ
+        param = inspect.signature(cls.__init__).parameters.get(name)
+    except Exception:  # noqa: BLE001  (unknown type: the build reports it)
+        return None
+    if param is None or param.default is inspect.Parameter.empty:
+        return None
+    return param.default
+
+
+def _check_dataset(field: str, ds: dict) -> None:
+    gen = ds.get('generate')
+    root = ds.get('data_root')
+    if ds.get('type') == 'PADTexturesDataset' and gen is not None:
+        _check_generate(f'{field}.generate', gen)
+        if not isinstance(root, str) or not root:
+            raise PADConfigError(f'{field}.data_root', root,
+                                 'a directory path where the generated set '
+                                 'is written')
+        if osp.exists(root) and not osp.isdir(root):
+            raise PADConfigFileError(f'{field}.data_root', root,
+                                     'a directory (or a path to create)',
+                                     'exists and is not a directory')
+        return
+    if root is not None and root != '':
+        if not isinstance(root, str):
+            raise PADConfigError(f'{field}.data_root', root,
+                                 'a directory path')
+        if not osp.isdir(root):
+            raise PADConfigFileError(
+                f'{field}.data_root', root, 'an existing directory',
+                'exists but is not a directory' if osp.exists(root) else
+                'no such directory')
+    base = root or ''
+    ann = ds.get('ann_file')
+    if isinstance(ann, str) and ann:
+        path = ann if osp.isabs(ann) else osp.join(base, ann)
+        if not osp.isfile(path):
+            raise PADConfigFileError(f'{field}.ann_file', ann,
+                                     'an existing annotation file '
+                                     f'(relative to data_root {base!r})',
+                                     f'{path!r} does not exist')
+    prefix = ds.get('data_prefix') or {}
+    if not isinstance(prefix, dict):
+        return
+    img_suffix = ds.get('img_suffix', _default_arg(ds, 'img_suffix'))
+    seg_suffix = ds.get('seg_map_suffix',
+                        _default_arg(ds, 'seg_map_suffix') or '.png')
+    for key, sub in prefix.items():
+        if not isinstance(sub, str) or not sub:
+            continue
+        path = sub if osp.isabs(sub) else osp.join(base, sub)
+        if not osp.isdir(path):
+            raise PADConfigFileError(
+                f'{field}.data_prefix.{key}', sub,
+                f'a directory under data_root {base!r}',
+                f'{path!r} does not exist')
+        if key == 'img_path':
+            suffixes = [img_suffix] if isinstance(img_suffix, str) else \
+                list(IMG_SUFFIXES)
+        elif key == 'seg_map_path':
+            suffixes = [seg_suffix]
+        else:
+            continue
+        if not _has_files(path, suffixes):
+            raise PADConfigFileError(
+                f'{field}.data_prefix.{key}', sub,
+                f'a directory holding {"/".join(suffixes)} files '
+                "(mmseg layout: data_root/<img_path>/*.<img_suffix>, "
+                'data_root/<seg_map_path>/*.<seg_map_suffix>)',
+                f'{path!r} has no such files (wrong format?)')
+
+
+def _check_loader(name: str, loader: Any) -> None:
+    if not isinstance(loader, dict):
+        raise PADConfigError(name, loader, 'a dataloader config dict')
+    if 'batch_size' in loader:
+        _positive_int(f'{name}.batch_size', loader['batch_size'])
+    if 'num_workers' in loader:
+        _positive_int(f'{name}.num_workers', loader['num_workers'], 0)
+    if 'dataset' not in loader:
+        raise PADConfigError(f'{name}.dataset', None, 'a dataset config')
+    for field, ds in _datasets(loader['dataset'], f'{name}.dataset'):
+        _check_dataset(field, ds)
+
+
+# ----------------------------------------------------------- checkpoints
+def _check_checkpoints(cfg, mode: str) -> None:
+    load_from = cfg.get('load_from')
+    if load_from is not None and mode == 'train':
+        _need_file('load_from', load_from, 'checkpoint (.pth)')
+    pretrained = cfg.model.get('pretrained')
+    if pretrained is not None:
+        _need_file('model.pretrained', pretrained, 'checkpoint (.pth)')
+    for path, node in _walk(cfg.model, 'model'):
+        init = node.get('init_cfg')
+        inits = init if isinstance(init, (list, tuple)) else [init]
+        for j, ic in enumerate(inits):
+            if isinstance(ic, dict) and ic.get('type') in PRETRAINED_TYPES:
+                sub = f'{path}.init_cfg' + (f'[{j}]' if isinstance(
+                    init, (list, tuple)) else '')
+                _need_file(f'{sub}.checkpoint', ic.get('checkpoint'),
+                           'checkpoint (.pth)')
+
+
+# --------------------------------------------------------------- runtime
+def _check_runtime(cfg, mode: str) -> None:
+    train_cfg = cfg.get('train_cfg') or {}
+    if mode == 'train':
+        for key in ('max_iters', 'max_epochs', 'val_interval', 'val_begin'):
+            if key in train_cfg:
+                _positive_int(f'train_cfg.{key}', train_cfg[key])
+        wrapper = cfg.get('optim_wrapper') or {}
+        typ = wrapper.get('type', 'OptimWrapper')
+        if isinstance(typ, str) and OPTIM_WRAPPERS.get(typ) is None:
+            raise PADConfigError('optim_wrapper.type', typ,
+                                 'a registered optimizer wrapper '
+                                 '(OptimWrapper, AmpOptimWrapper, '
+                                 'CPUAmpOptimWrapper, ...)')
+        if typ in ('AmpOptimWrapper', 'CPUAmpOptimWrapper') and \
+                wrapper.get('dtype') is not None and \
+                wrapper['dtype'] not in AMP_DTYPES:
+            raise PADConfigError('optim_wrapper.dtype', wrapper['dtype'],
+                                 f'one of {list(AMP_DTYPES)}')
+    rnd = cfg.get('randomness') or {}
+    if 'seed' in rnd and rnd['seed'] is not None and (
+            not _is_int(rnd['seed']) or rnd['seed'] < 0):
+        raise PADConfigError('randomness.seed', rnd['seed'],
+                             'None or an int >= 0')
+    if 'deterministic' in rnd and not isinstance(rnd['deterministic'],
+                                                 bool):
+        raise PADConfigError('randomness.deterministic',
+                             rnd['deterministic'], 'True or False')
+    launcher = cfg.get('launcher', 'none')
+    if launcher not in LAUNCHERS:
+        raise PADConfigError('--launcher', launcher,
+                             f'one of {list(LAUNCHERS)}')
+    if launcher == 'pytorch':
+        missing = [v for v in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR',
+                               'MASTER_PORT') if v not in os.environ]
+        if missing:
+            raise PADConfigError(
+                '--launcher', launcher, "'pytorch' only under "
+                'torch.distributed.run (tools/dist_train.sh sets it up)',
+                f'environment variables {missing} are not set')
+
+
+def validate_work_dir(work_dir: Any, field: str = '--work-dir') -> None:
+    """A work dir must be a path that is a directory or can become one."""
+    if not isinstance(work_dir, str) or not work_dir:
+        raise PADConfigError(field, work_dir, 'a directory path')
+    if osp.exists(work_dir) and not osp.isdir(work_dir):
+        raise PADConfigFileError(field, work_dir,
+                                 'a directory (or a path to create)',
+                                 'exists and is not a directory')
+
+
+def validate_cfg_options(cfg, options: dict | None) -> None:
+    """``--cfg-options key=value``: every key's parent must exist in the
+    config (a misspelt branch would otherwise be added and ignored)."""
+    root = cfg._cfg_dict if hasattr(cfg, '_cfg_dict') else cfg
+    for key in options or {}:
+        parts = key.split('.')
+        node: Any = root
+        for depth, part in enumerate(parts[:-1]):
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, (list, tuple)) and part.isdigit() and \
+                    int(part) < len(node):
+                node = node[int(part)]
+            else:
+                where = '.'.join(parts[:depth]) or 'the config'
+                have = list(node) if isinstance(node, dict) else \
+                    f'indices 0..{len(node) - 1}' if isinstance(
+                        node, (list, tuple)) else 'no sub-keys'
+                raise PADConfigError(
+                    f'--cfg-options {key}', options[key],
+                    f'keys whose parents exist; {where} has {have}',
+                    f'{part!r} does not exist in {where}')
+
+
+def validate_config(cfg, mode: str = 'train', dry_run: bool = True) -> None:
+    """Check a fully assembled config before a Runner is built.
+
+    Args:
+        cfg: the mmengine ``Config`` (CLI options already merged).
+        mode: ``'train'`` or ``'test'`` (which data loaders and fields).
+        dry_run: build the model and run one forward pass.
+
+    Raises:
+        PADConfigError: naming the field, the value and what is allowed.
+    """
+    if mode not in ('train', 'test'):
+        raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
+    scope = cfg.get('default_scope')
+    if scope not in TASK_SCOPES:
+        raise PADConfigError('default_scope', scope,
+                             f'one of {list(TASK_SCOPES)} (it selects the '
+                             'task)')
+    if cfg.get('work_dir') is not None:
+        validate_work_dir(cfg.work_dir, 'work_dir')
+    if not isinstance(cfg.get('model'), dict):
+        raise PADConfigError('model', cfg.get('model'), 'a model config')
+    init_default_scope(scope)
+    state = get_rng_state()  # building models below draws random numbers
+    try:
+        _validate(cfg, mode, dry_run)
+    finally:
+        set_rng_state(state)
+
+
+def _validate(cfg, mode: str, dry_run: bool) -> None:
+    _check_runtime(cfg, mode)
+    _check_hooks(cfg)
+    _check_checkpoints(cfg, mode)
+    loaders = ('train_dataloader', 'val_dataloader') if mode == 'train' \
+        else ('test_dataloader', )
+    for name in loaders:
+        if cfg.get(name) is not None:
+            _check_loader(name, cfg[name])
+    _check_pad_model(cfg.model)
+    if dry_run:
+        _dry_run(cfg)

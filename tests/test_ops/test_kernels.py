@@ -1,0 +1,484 @@
+"""Fast PAD implementations (fused kernels, sparse hard inference) against
+the reference.
+
+CPU CI: the mixed-im2col path, the sparse hard path and the dispatcher
+match ``pad_conv2d_reference`` (values and every gradient) across modes,
+dtypes, strides, groups and odd sizes; the Triton kernels are checked in
+Triton's CPU interpreter (subprocess with ``TRITON_INTERPRET=1``). The GPU
+tests are in tests/test_ops/test_triton_gpu.py (no OpenMMLab import). Speed is measured by
+``tools/analysis_tools/benchmark_pad.py``, never here.
+"""
+import dataclasses
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import pad_mm.ops.pad_conv as pc
+from pad_mm.models.layers.pad_conv import PADConv2d
+from pad_mm.ops import (HAS_TRITON, available_impls, gumbel_softmax,
+                        pad_conv2d, pad_conv2d_hard,
+                        pad_conv2d_hard_reference, pad_conv2d_im2col,
+                        pad_conv2d_reference, select_impl)
+
+TOL = {torch.float64: dict(rtol=1e-10, atol=1e-10),
+       torch.float32: dict(rtol=1e-4, atol=1e-4),
+       torch.bfloat16: dict(rtol=3e-2, atol=3e-2)}
+
+
+def _case(c_in, c_out, groups, k, size, stride, dilations=(1, 2, 4),
+          dtype=torch.float64, mode='soft', n=2, seed=0):
+    """Inputs (float64 masters) and probs of the given mode."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, c_in, *size, generator=g, dtype=torch.float64)
+    w = torch.randn(c_out, c_in // groups, k, k, generator=g,
+                    dtype=torch.float64) / (c_in // groups * k * k)**0.5
+    b = torch.randn(c_out, generator=g, dtype=torch.float64)
+    h_out, w_out = (size[0] - 1) // stride + 1, (size[1] - 1) // stride + 1
+    logits = torch.randn(n, len(dilations), h_out, w_out, generator=g,
+                         dtype=torch.float64)
+    # round the masters to the tested dtype so both sides see equal inputs
+    x, w, b, logits = (t.to(dtype).to(torch.float64)
+                       for t in (x, w, b, logits))
+    return x, w, b, logits
+
+
+def _probs(logits, mode, dtype):
+    if mode == 'soft':
+        return torch.softmax(logits, 1).to(dtype)
+    if mode == 'straight_through':
+        gen = torch.Generator().manual_seed(3)
+        return gumbel_softmax(logits, tau=0.7, hard=True,
+                              generator=gen).to(dtype)
+    raise ValueError(mode)
+
+
+def _run(fn, x, w, b, logits, mode, dtype, dilations, stride, groups):
+    """Output and grads of (x, w, b, logits) for a given implementation."""
+    leaves = [t.detach().to(dtype).requires_grad_() for t in (x, w, b)]
+    lg = logits.detach().clone().requires_grad_()
+    probs = _probs(lg, mode, dtype)
+    out = fn(*leaves, probs, dilations, stride, groups)
+    gen = torch.Generator().manual_seed(9)
+    go = torch.randn(out.shape, generator=gen, dtype=torch.float64)
+    (out.double() * go.to(out.device)).sum().backward()
+    return [out.detach().double()] + [t.grad.double()
+                                      for t in (*leaves, lg)]
+
+
+CONFIGS = [
+    # c_in, c_out, groups, k, size, stride, dilations
+    (6, 4, 1, 3, (9, 11), 1, (1, 2, 4)),
+    (6, 5, 1, 3, (8, 7), 2, (1, 2, 4)),
+    (6, 6, 6, 3, (7, 9), 2, (1, 2, 4)),  # depthwise
+    (4, 8, 4, 3, (9, 8), 1, (1, 3)),  # depthwise, multiplier 2
+    (4, 6, 2, 5, (10, 7), 2, (2, 3)),  # grouped, 5x5
+    (3, 4, 1, 3, (1, 5), 1, (1, 4)),  # one row, dilation > size
+]
+
+
+@pytest.mark.parametrize('cfg,dtype', [
+    (cfg, dt) for cfg in CONFIGS for dt in (torch.float64, torch.float32)
+] + [(CONFIGS[1], torch.bfloat16), (CONFIGS[2], torch.bfloat16)])
+@pytest.mark.parametrize('mode', ['soft', 'straight_through'])
+def test_im2col_matches_reference(cfg, mode, dtype):
+    c_in, c_out, groups, k, size, stride, dil = cfg
+    x, w, b, logits = _case(c_in, c_out, groups, k, size, stride, dil,
+                            dtype)
+    # ground truth: the reference in float64 on the same (rounded) inputs
+    ref = _run(pad_conv2d_reference, x, w, b, logits, mode, torch.float64,
+               dil, stride, groups)
+    got = _run(pad_conv2d_im2col, x, w, b, logits, mode, dtype, dil,
+               stride, groups)
+    names = ['out', 'grad_input', 'grad_weight', 'grad_bias',
+             'grad_logits']
+    for name, a, e in zip(names, got, ref):
+        assert a.shape == e.shape, name
+        scale = e.abs().max().clamp(min=1)
+        torch.testing.assert_close(a / scale, e / scale, **TOL[dtype],
+                                   msg=lambda m: f'{name}: {m}')
+
+
+def test_im2col_output_dtype_and_probs_grad_nonzero():
+    x, w, b, logits = _case(6, 4, 1, 3, (6, 6), 1)
+    p = torch.softmax(logits, 1).float().requires_grad_()
+    out = pad_conv2d_im2col(x.bfloat16(), w.bfloat16(), None, p.bfloat16(),
+                            (1, 2, 4))
+    assert out.dtype == torch.bfloat16 and out.shape == (2, 4, 6, 6)
+    out.float().sum().backward()
+    assert p.grad is not None and p.grad.abs().sum() > 0
+
+
+def test_gradcheck_im2col():
+    x, w, b, logits = _case(4, 3, 1, 3, (5, 6), 2, n=1)
+    args = [t.clone().requires_grad_()
+            for t in (x, w, b, torch.softmax(logits, 1))]
+    assert torch.autograd.gradcheck(
+        lambda *a: pad_conv2d_im2col(*a, (1, 2, 4), 2), args)
+    xd, wd, bd, ld = _case(4, 4, 4, 3, (5, 5), 1, n=1)  # depthwise
+    args = [t.clone().requires_grad_()
+            for t in (xd, wd, bd, torch.softmax(ld, 1))]
+    assert torch.autograd.gradcheck(
+        lambda *a: pad_conv2d_im2col(*a, (1, 2, 4), 1, 4), args)
+
+
+def test_im2col_channels_last_and_no_bias():
+    x, w, _, logits = _case(6, 4, 1, 3, (7, 8), 1)
+    p = torch.softmax(logits, 1)
+    x_cl = x.to(memory_format=torch.channels_last)
+    torch.testing.assert_close(
+        pad_conv2d_im2col(x_cl, w, None, p, (1, 2, 4)),
+        pad_conv2d_reference(x, w, None, p, (1, 2, 4)))
+
+
+def _one_hot(index, d):
+    return F.one_hot(index, d).permute(0, 3, 1, 2).double()
+
+
+@pytest.mark.parametrize('cfg', CONFIGS)
+@pytest.mark.parametrize('impl', ['auto', 'im2col', 'reference'])
+def test_hard_path_matches_one_hot_reference(cfg, impl):
+    c_in, c_out, groups, k, size, stride, dil = cfg
+    x, w, b, logits = _case(c_in, c_out, groups, k, size, stride, dil)
+    index = logits.argmax(1)
+    assert index.unique().numel() > 1  # a real mix of dilations
+    leaves = [t.clone().requires_grad_() for t in (x, w, b)]
+    out = pad_conv2d_hard(*leaves, index, dil, stride, groups, impl=impl)
+    ref_leaves = [t.clone().requires_grad_() for t in (x, w, b)]
+    ref = pad_conv2d_reference(*ref_leaves, _one_hot(index, len(dil)), dil,
+                               stride, groups)
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
+    go = torch.randn_like(ref)
+    for a, e in zip(torch.autograd.grad(out, leaves, go),
+                    torch.autograd.grad(ref, ref_leaves, go)):
+        torch.testing.assert_close(a, e, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize('choice', [0, 2])
+def test_hard_path_uniform_choice_is_plain_dilated_conv(choice):
+    x, w, b, _ = _case(5, 7, 1, 3, (9, 9), 2)
+    dil = (1, 2, 3)
+    index = torch.full((2, 5, 5), choice, dtype=torch.long)
+    expected = F.conv2d(x, w, b, 2, dil[choice], dil[choice])
+    for impl in ('im2col', 'reference'):
+        torch.testing.assert_close(
+            pad_conv2d_hard(x, w, b, index, dil, 2, impl=impl), expected)
+
+
+def test_hard_path_float32_and_bfloat16():
+    x, w, b, logits = _case(16, 16, 1, 3, (9, 10), 1)
+    index = logits.argmax(1)
+    ref = pad_conv2d_hard_reference(x, w, b, index, (1, 2, 4))
+    for dtype in (torch.float32, torch.bfloat16):
+        out = pad_conv2d_hard(x.to(dtype), w.to(dtype), b.to(dtype), index,
+                              (1, 2, 4), impl='im2col')
+        assert out.dtype == dtype
+        torch.testing.assert_close(out.double(), ref, **TOL[dtype])
+
+
+@pytest.mark.parametrize('index,err,match', [
+    (torch.zeros(2, 5, 5, dtype=torch.long), ValueError,
+     r'index must be \[N, H_out, W_out\]'),
+    (torch.zeros(2, 6, 6), TypeError, 'index must be an integer'),
+    (torch.full((2, 6, 6), 3, dtype=torch.long), ValueError,
+     r'index values must be in \[0, 3\)'),
+    (torch.full((2, 6, 6), -1, dtype=torch.long), ValueError,
+     'index values'),
+])
+def test_hard_path_bad_index(index, err, match):
+    x, w, b, _ = _case(4, 4, 1, 3, (6, 6), 1)
+    with pytest.raises(err, match=match):
+        pad_conv2d_hard(x, w, b, index, (1, 2, 4))
+
+
+def test_dispatcher_choices_on_cpu():
+    assert {'auto', 'reference', 'im2col',
+            'triton'} <= set(available_impls())
+    # hard inference also has the export-friendly 'export' (recorded graphs)
+    assert set(available_impls(hard=True)) == set(available_impls()) | {
+        'export'}
+    x = torch.randn(1, 32, 8, 8)
+    w = torch.randn(32, 32, 3, 3)
+    p = torch.rand(1, 3, 8, 8)
+    index = torch.zeros(1, 8, 8, dtype=torch.long)
+    assert select_impl(x, w, p, (1, 2, 4), 1, 1) == 'im2col'
+    assert select_impl(x, w, index, (1, 2, 4), 1, 1, hard=True) == 'im2col'
+    # depthwise on the CPU: the reference's depthwise convs are faster
+    wd = torch.randn(32, 1, 3, 3)
+    assert select_impl(x, wd, p, (1, 2, 4), 1, 32) == 'reference'
+    # tiny GEMMs: reference
+    assert select_impl(x[:, :4], w[:4, :4], p, (1, 2, 4), 1, 1) == \
+        'reference'
+    # forcing
+    assert select_impl(x, w, p, (1, 2, 4), 1, 1, 'reference') == 'reference'
+    assert select_impl(x, wd, p, (1, 2, 4), 1, 32, 'im2col') == 'im2col'
+    # Triton never runs CPU tensors outside the interpreter
+    if os.environ.get('TRITON_INTERPRET') != '1':
+        with pytest.raises(ValueError, match="impl='triton' does not"):
+            select_impl(x, w, p, (1, 2, 4), 1, 1, 'triton')
+    with pytest.raises(ValueError, match='impl must be one of'):
+        pad_conv2d_hard(x, w, None, index, (1, 2, 4), impl='cuda')
+
+
+def test_dispatcher_falls_back_and_runs_registered(monkeypatch):
+    calls = []
+
+    def fake(*args):
+        calls.append('fake')
+        return pad_conv2d_reference(*args)
+
+    impls = dict(pc._IMPLS)
+    order = list(pc._AUTO_ORDER)
+    monkeypatch.setattr(pc, '_IMPLS', impls)
+    monkeypatch.setattr(pc, '_AUTO_ORDER', order)
+    pc.register_impl('fake', fake, lambda x, *a: x.shape[1] == 3,
+                     priority=0)
+    assert pc._AUTO_ORDER[0] == 'fake' and pc._AUTO_ORDER[-1] == 'reference'
+    x3, w3 = torch.randn(1, 3, 5, 5), torch.randn(3, 3, 3, 3)
+    p = torch.rand(1, 2, 5, 5)
+    out = pad_conv2d(x3, w3, None, p, (1, 2))
+    assert calls == ['fake']
+    torch.testing.assert_close(
+        out, pad_conv2d_reference(x3, w3, None, p, (1, 2)))
+    # unsupported by 'fake': the next preferred one or the reference
+    x4, w4 = torch.randn(1, 4, 5, 5), torch.randn(4, 4, 3, 3)
+    assert select_impl(x4, w4, p, (1, 2), 1, 1) in ('im2col', 'reference')
+    pad_conv2d(x4, w4, None, p, (1, 2))
+    assert calls == ['fake']
+    with pytest.raises(ValueError, match="impl='fake' does not support"):
+        pad_conv2d(x4, w4, None, p, (1, 2), impl='fake')
+
+
+def _layer(impl, eval_mode='hard', c=16):
+    torch.manual_seed(0)
+    layer = PADConv2d(c, c, 3, padding=1, dilations=(1, 2, 4),
+                      eval_mode=eval_mode, impl=impl).eval()
+    with torch.no_grad():
+        layer.prior.input_weight.normal_(0, 1)
+    return layer
+
+
+def test_layer_hard_eval_uses_sparse_path(monkeypatch):
+    layer = _layer('auto')
+    x = torch.randn(2, 16, 9, 9)
+    expected = _layer('reference')(x)
+    hard_calls = []
+    entry = pc._HARD_IMPLS['im2col']
+
+    def spy(*args):
+        hard_calls.append(args[3])
+        return entry.fn(*args)
+
+    monkeypatch.setitem(pc._HARD_IMPLS, 'im2col',
+                        dataclasses.replace(entry, fn=spy))
+    out = layer(x)
+    assert len(hard_calls) == 1
+    index = hard_calls[0]
+    assert index.shape == (2, 9, 9) and index.unique().numel() > 1
+    torch.testing.assert_close(out, expected)
+    # impl='reference' forces the ground truth
+    _layer('reference')(x)
+    assert len(hard_calls) == 1
+
+
+def test_layer_hard_eval_respects_probe_hook():
+    layer = _layer('auto')
+    x = torch.randn(1, 16, 8, 8)
+    forced = torch.zeros(1, 3, 8, 8)
+    forced[:, 2] = 1  # the hook forces dilation 4 everywhere
+    layer.probe.register_forward_hook(lambda m, i, o: forced)
+    torch.testing.assert_close(
+        layer(x), F.conv2d(x, layer.weight, layer.bias, 1, 4, 4))
+
+
+def test_layer_soft_and_training_match_reference():
+    x = torch.randn(2, 16, 7, 7)
+    for mode in ('soft', 'hard'):
+        fast, ref = _layer('auto', mode), _layer('reference', mode)
+        torch.testing.assert_close(fast(x), ref(x))
+    fast, ref = _layer('auto'), _layer('reference')
+    fast.train()
+    ref.train()
+    grads = []
+    for layer in (fast, ref):
+        torch.manual_seed(5)  # same Gumbel noise
+        layer(x).square().sum().backward()
+        grads.append([layer.weight.grad, layer.bias.grad,
+                      layer.prior.input_weight.grad])
+    for a, e in zip(*grads):
+        torch.testing.assert_close(a, e, rtol=1e-4, atol=1e-4)
+
+
+def test_tracing_and_export_use_the_reference():
+    """Exported graphs must not bake in data-dependent fast paths."""
+    layer = _layer('auto')
+    x = torch.randn(1, 16, 9, 9)
+    traced = torch.jit.trace(layer, (x, ), check_trace=False)
+    assert 'PythonOp' not in str(traced.inlined_graph)
+    y = torch.randn(1, 16, 9, 9) * 3  # other inputs, other choices
+    with torch.no_grad():
+        expected = _layer('reference')(y)
+        torch.testing.assert_close(traced(y), expected)
+        exported = torch.export.export(layer, (x, ))
+        torch.testing.assert_close(exported.module()(y), expected)
+
+
+def test_autocast_keeps_reference_semantics():
+    x = torch.randn(1, 16, 8, 8)
+    w = torch.randn(16, 16, 3, 3)
+    p = torch.softmax(torch.randn(1, 3, 8, 8), 1)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        assert select_impl(x, w, p, (1, 2, 4), 1, 1) == 'reference'
+        out = pad_conv2d(x, w, None, p, (1, 2, 4))
+        # exactly the reference under autocast (bf16 convs)
+        torch.testing.assert_close(
+            out, pad_conv2d_reference(x, w, None, p, (1, 2, 4)), rtol=0,
+            atol=0)
+        # the named im2col path computes in float32 under autocast
+        fast = pad_conv2d(x, w, None, p, (1, 2, 4), impl='im2col')
+    assert fast.dtype == torch.float32
+    ref = pad_conv2d_reference(x, w, None, p, (1, 2, 4))
+    torch.testing.assert_close(fast, ref, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(out.float(), ref, rtol=5e-2, atol=5e-1)
+
+
+def test_benchmark_script_writes_json(tmp_path, repo_root):
+    mod = _load_benchmark(repo_root)
+    out = tmp_path / 'bench.json'
+    info = mod.main(['--shapes', 'tiny', '--repeats', '2', '--warmup', '1',
+                     '--device', 'cpu', '--out', str(out)])
+    data = json.loads(out.read_text())
+    assert data['device_type'] == 'cpu' and data['torch'] == torch.__version__
+    assert data['date'] and data['table'] == info['table']
+    (res, ) = data['results']
+    assert res['shape'] == 'tiny' and res['impls'] == ['reference', 'im2col']
+    for key in ('fwd_ms', 'fwd_bwd_ms', 'hard_ms'):
+        assert set(res[key]) == {'conv', 'reference', 'im2col'}
+        assert all(v > 0 for v in res[key].values())
+        assert res[key + '_ratio']['conv'] == 1.0
+    # the PAD layer saves x, weight and probs (im2col) or more (reference)
+    assert res['saved_mib']['im2col'] >= res['saved_mib']['conv'] > 0
+    assert '| tiny | 1 | forward+backward |' in data['table']
+
+
+def _load_benchmark(repo_root):
+    path = os.path.join(repo_root, 'tools', 'analysis_tools',
+                        'benchmark_pad.py')
+    spec = importlib.util.spec_from_file_location('benchmark_pad', path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize('argv,match', [
+    (['--shapes', 'nope'], '--shapes'),
+    (['--batch', '0'], '--batch must be >= 1'),
+    (['--repeats', '0'], '--repeats must be >= 1'),
+    (['--device', 'tpu'], "--device must be 'cpu' or 'cuda'"),
+])
+def test_benchmark_script_rejects_bad_arguments(repo_root, capsys, argv,
+                                                match):
+    mod = _load_benchmark(repo_root)
+    with pytest.raises(SystemExit):
+        mod.parse_args(argv)
+    assert match in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- Triton ---
+
+_INTERPRET_SCRIPT = textwrap.dedent('''
+    import torch, torch.nn.functional as F
+    from pad_mm.ops import (pad_conv2d, pad_conv2d_hard, pad_conv2d_reference,
+                            select_impl)
+    tol = {torch.float32: 1e-4, torch.float16: 5e-3, torch.bfloat16: 3e-2}
+    cases = [  # c_in, c_out, groups, size, stride, dtype, channels_last
+        (5, 17, 1, (7, 6), 1, torch.float32, False),
+        (6, 6, 6, (6, 7), 2, torch.float32, True),
+        (5, 7, 1, (6, 5), 2, torch.bfloat16, True),
+        (4, 5, 1, (5, 6), 1, torch.float16, False),
+    ]
+    dil = (1, 2, 4)
+    for i, (ci, co, g, size, s, dt, cl) in enumerate(cases):
+        gen = torch.Generator().manual_seed(i)
+        x = torch.randn(2, ci, *size, generator=gen).to(dt)
+        w = (torch.randn(co, ci // g, 3, 3, generator=gen) / 3).to(dt)
+        b = torch.randn(co, generator=gen).to(dt)
+        ho, wo = (size[0] - 1) // s + 1, (size[1] - 1) // s + 1
+        lg = torch.randn(2, 3, ho, wo, generator=gen)
+        if i % 2:  # straight-through probabilities
+            soft = torch.softmax(lg, 1)
+            hard = F.one_hot(soft.argmax(1), 3).permute(0, 3, 1, 2)
+            probs = (hard - soft + soft).to(dt)
+        else:
+            probs = torch.softmax(lg, 1).to(dt)
+        if cl:
+            x = x.to(memory_format=torch.channels_last)
+        assert select_impl(x, w, probs, dil, s, g, 'triton') == 'triton'
+        leaves = [t.clone().requires_grad_() for t in (x, w, b, probs)]
+        out = pad_conv2d(*leaves, dil, s, g, impl='triton')
+        assert out.dtype == dt
+        assert out.is_contiguous(memory_format=torch.channels_last) == cl
+        ref_leaves = [t.detach().double().requires_grad_()
+                      for t in (x, w, b, probs)]
+        ref = pad_conv2d_reference(*ref_leaves, dil, s, g)
+        go = torch.randn(ref.shape, generator=gen, dtype=torch.float64)
+        got = [out] + list(torch.autograd.grad(out, leaves, go.to(dt)))
+        exp = [ref] + list(torch.autograd.grad(ref, ref_leaves, go))
+        for name, a, e in zip(['out', 'gx', 'gw', 'gb', 'gp'], got, exp):
+            err = ((a.double() - e).abs().max() / e.abs().max()).item()
+            assert err < tol[dt], (i, name, err)
+        index = lg.argmax(1)
+        hard_out = pad_conv2d_hard(x, w, b, index, dil, s, g, impl='triton')
+        oh = F.one_hot(index, 3).permute(0, 3, 1, 2).double()
+        ref_h = pad_conv2d_reference(*[t.double() for t in (x, w, b)], oh,
+                                     dil, s, g)
+        err = ((hard_out.double() - ref_h).abs().max() /
+               ref_h.abs().max()).item()
+        assert err < tol[dt], (i, 'hard', err)
+    # autocast: the kernels run in the autocast dtype, like a conv
+    x = torch.randn(1, 16, 5, 5)
+    w = torch.randn(16, 16, 3, 3) / 12
+    p = torch.softmax(torch.randn(1, 3, 5, 5), 1)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = pad_conv2d(x, w, None, p, dil, impl='triton')
+    assert out.dtype == torch.bfloat16
+    ref = pad_conv2d_reference(x.double(), w.double(), None, p.double(), dil)
+    err = ((out.double() - ref).abs().max() / ref.abs().max()).item()
+    assert err < 3e-2, ('autocast', err)
+    # fp32 weight, bias and probs with bf16 activations (AMP's parameters),
+    # backward chunked one image at a time: gradients in each one's dtype
+    from pad_mm.ops import triton_pad
+    triton_pad.BWD_BUFFER_BYTES = 1
+    x = torch.randn(2, 16, 5, 6).bfloat16().requires_grad_()
+    w = (torch.randn(16, 16, 3, 3) / 12).requires_grad_()
+    b = torch.randn(16).requires_grad_()
+    p = torch.softmax(torch.randn(2, 3, 5, 6), 1).requires_grad_()
+    out = pad_conv2d(x, w, b, p, dil, impl='triton')
+    assert out.dtype == torch.bfloat16
+    grads = torch.autograd.grad(out.float().sum(), (x, w, b, p))
+    assert [g.dtype for g in grads] == [torch.bfloat16] + [torch.float32] * 3
+    ref_leaves = [t.detach().double().requires_grad_() for t in (x, w, b, p)]
+    ref = pad_conv2d_reference(*ref_leaves, dil)
+    exp = torch.autograd.grad(ref.sum(), ref_leaves)
+    for name, a, e in zip(['out', 'gx', 'gw', 'gb', 'gp'], [out, *grads],
+                          [ref, *exp]):
+        err = ((a.double() - e).abs().max() / e.abs().max()).item()
+        assert err < 3e-2, ('mixed', name, err)
+    print('ok', len(cases))
+''')
+
+
+@pytest.mark.skipif(not HAS_TRITON, reason='triton is not installed')
+def test_triton_kernels_in_interpreter(repo_root):
+    env = dict(os.environ, TRITON_INTERPRET='1', PYTHONPATH=repo_root)
+    out = subprocess.run([sys.executable, '-c', _INTERPRET_SCRIPT],
+                         capture_output=True, text=True, env=env,
+                         cwd=repo_root, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == 'ok 4'
