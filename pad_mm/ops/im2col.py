@@ -26,8 +26,11 @@ Half-precision inputs are computed in float32 and cast back (the CPU has no
 fast half GEMM in general); float64 stays float64 (``gradcheck``).
 
 The sparse hard path (:func:`pad_conv2d_hard_im2col`) computes only the
-chosen dilation per pixel: a row gather of the channels-last padded input
-at the chosen taps into a patch image, then one stride-k conv.
+chosen dilation per pixel: when few pixels differ from the dominant
+dilation, a plain conv at the dominant dilation plus one small GEMM over
+the gathered taps of the differing pixels; otherwise a row gather of the
+channels-last padded input at the chosen taps into a patch image, then
+one stride-k conv.
 
 (A variant of the soft path that also used a channels-last patch image and
 torch's conv kernels measured slower in forward+backward on the CPU than
@@ -44,7 +47,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ['pad_conv2d_im2col', 'pad_conv2d_hard_im2col']
+__all__ = [
+    'pad_conv2d_im2col', 'pad_conv2d_hard_im2col', 'recompute_pixels',
+    'SPARSE_MAX_SHARE'
+]
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -245,33 +251,22 @@ def _patch_image(z6: Tensor) -> Tensor:
     return z6.view(n, h_out * k, w_out * k, c).permute(0, 3, 1, 2)
 
 
-def pad_conv2d_hard_im2col(input: Tensor,
-                           weight: Tensor,
-                           bias: Tensor | None,
-                           index: Tensor,
-                           dilations: Sequence[int],
-                           stride: int = 1,
-                           groups: int = 1) -> Tensor:
-    """Sparse hard PAD: only the chosen dilation is computed per pixel.
+# Share of pixels (of the batch) whose index differs from the dominant one
+# up to which the sparse hard path (plain conv at the dominant dilation +
+# recomputation of the differing pixels) is used; above it the full gather
+# (one conv over the gathered taps of every pixel) runs. Measured on the
+# CPU with ``benchmark_pad.py --sweep-share`` (see docs/performance.md,
+# "Sparse hard inference"): the sparse path is faster up to about 0.3 - 0.4
+# of the pixels at the ResNet layer4 shapes.
+SPARSE_MAX_SHARE = 0.3
 
-    ``out[n, :, p] = conv at pixel p with dilation dilations[index[n, p]]``.
-    If every pixel chose the same dilation this is one plain conv;
-    otherwise the k x k taps of each pixel's chosen dilation are gathered
-    (rows of the channels-last padded input) into a "patch image"
-    [N, C_in, k*H_out, k*W_out] and one stride-k conv with the layer's
-    weight computes all pixels: one conv's worth of MACs (on the CPU this
-    ran faster than an explicit GEMM over the same gathered taps).
 
-    Shapes: input [N, C_in, H, W], weight [C_out, C_in/groups, k, k],
-    bias [C_out] or None, index [N, H_out, W_out] (int64 in [0, D)) ->
-    [N, C_out, H_out, W_out]. Differentiable in input, weight and bias.
-    """
+def _hard_gather(input: Tensor, weight: Tensor, bias: Tensor | None,
+                 index: Tensor, dilations: Sequence[int], stride: int,
+                 groups: int) -> Tensor:
+    """Full gather: every pixel's chosen taps into a patch image, one
+    stride-k conv (see :func:`pad_conv2d_hard_im2col`)."""
     k = weight.shape[-1]
-    lo, hi = int(index.min()), int(index.max())
-    if lo == hi:  # one dilation everywhere: a plain conv
-        d = dilations[lo]
-        return F.conv2d(input, weight, bias, stride, d * (k - 1) // 2, d,
-                        groups)
     dtype = input.dtype
     cdt = _compute_dtype(dtype)
     x = input.to(cdt)
@@ -297,6 +292,172 @@ def pad_conv2d_hard_im2col(input: Tensor,
     fmt = torch.channels_last if _is_channels_last(input) else \
         torch.contiguous_format
     return out.to(dtype).contiguous(memory_format=fmt)
+
+
+def recompute_pixels(x: Tensor, ni: Tensor, hi: Tensor, wi: Tensor,
+                     dil: Tensor, weight: Tensor, bias: Tensor | None,
+                     stride: int, groups: int) -> Tensor:
+    """Conv output of M pixels, each at its own dilation.
+
+    The k x k taps of each pixel are gathered (channel rows of the
+    channels-last view of ``x``; out-of-image taps clamped, then zeroed)
+    into a patch image [1, C_in, k, M*k] with channels-last strides, and
+    one stride-k conv with the layer's weight computes the M outputs (on
+    the CPU this measured faster than an explicit GEMM over the same taps,
+    see docs/performance.md).
+
+    Args:
+        x: [N, C_in, H, W]; ni, hi, wi: [M] image, output row, output
+            column; dil: [M] dilations; weight: [C_out, C_in/groups, k, k];
+            bias: [C_out] or None.
+
+    Returns:
+        [C_out, M].
+    """
+    n, c, h, w = x.shape
+    k = weight.shape[-1]
+    off = torch.arange(k, device=x.device) - (k - 1) // 2
+    m = ni.shape[0]
+    rr = hi.view(1, -1, 1) * stride + dil.view(1, -1, 1) * off.view(k, 1, 1)
+    cc = wi.view(1, -1, 1) * stride + dil.view(1, -1, 1) * off.view(1, 1, k)
+    rr, cc = rr.expand(k, m, k), cc.expand(k, m, k)
+    valid = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
+    taps = x.permute(0, 2, 3, 1)[ni.view(1, -1, 1).expand(k, m, k),
+                                 rr.clamp(0, h - 1), cc.clamp(0, w - 1)]
+    taps.mul_(valid.unsqueeze(-1))  # [k, M, k, C]
+    img = taps.view(1, k, m * k, c).permute(0, 3, 1, 2)
+    return F.conv2d(img, weight, bias, k, 0, 1, groups).view(-1, m)
+
+
+# A (image, dilation) group of differing pixels whose bounding box holds at
+# most this many times as many pixels as the group is recomputed by a
+# plain conv over the box (oneDNN's direct conv, as fast per pixel as the
+# dominant conv; what blobs of trained maps get); other groups by the
+# patch-image conv of :func:`recompute_pixels`. A heuristic (not swept).
+BOX_MAX_WASTE = 2.0
+
+
+def _conv_box(x: Tensor, weight: Tensor, bias: Tensor | None, b: int,
+              r0: int, r1: int, c0: int, c1: int, d: int,
+              stride: int, groups: int) -> Tensor:
+    """Conv at dilation ``d`` of image ``b`` for output rows r0..r1 and
+    columns c0..c1 (inclusive): [C_out, r1-r0+1, c1-c0+1]."""
+    h, w = x.shape[-2:]
+    k = weight.shape[-1]
+    p = d * (k - 1) // 2
+    top, bottom = r0 * stride - p, r1 * stride + p + 1
+    left, right = c0 * stride - p, c1 * stride + p + 1
+    crop = x[b:b + 1, :, max(top, 0):min(bottom, h),
+             max(left, 0):min(right, w)]
+    crop = F.pad(crop, (max(-left, 0), max(right - w, 0), max(-top, 0),
+                        max(bottom - h, 0)))
+    return F.conv2d(crop, weight, bias, stride, 0, d, groups)[0]
+
+
+def _hard_sparse(input: Tensor, weight: Tensor, bias: Tensor | None,
+                 index: Tensor, dilations: Sequence[int], stride: int,
+                 groups: int, dom: int) -> Tensor:
+    """Plain conv at ``dilations[dom]`` for every pixel, then the pixels
+    whose index differs are recomputed at their own dilation and written
+    over: a compact group (one image, one dilation) by a conv over its
+    bounding box, the rest by :func:`recompute_pixels`."""
+    k = weight.shape[-1]
+    d = dilations[dom]
+    out = F.conv2d(input, weight, bias, stride, d * (k - 1) // 2, d, groups)
+    diff = index != dom
+    # (n, oh, ow) of the differing pixels
+    sel = diff.nonzero()
+    if sel.shape[0] == 0:
+        return out
+    cdt = _compute_dtype(input.dtype)
+    x = input.to(cdt)
+    wc = weight.to(cdt)
+    bc = None if bias is None else bias.to(cdt)
+    ni, hi, wi = sel.unbind(1)
+    sel_idx = index[ni, hi, wi]
+    # group by (image, dilation): counts and bounding boxes
+    num_d = len(dilations)
+    key = ni * num_d + sel_idx
+    n_groups = index.shape[0] * num_d
+    counts = torch.bincount(key, minlength=n_groups)
+    big = torch.iinfo(torch.long).max
+    rmin = torch.full((n_groups, ), big, dtype=torch.long,
+                      device=key.device).scatter_reduce(
+                          0, key, hi, 'amin')
+    rmax = torch.zeros(n_groups, dtype=torch.long,
+                       device=key.device).scatter_reduce(0, key, hi, 'amax')
+    cmin = torch.full((n_groups, ), big, dtype=torch.long,
+                      device=key.device).scatter_reduce(
+                          0, key, wi, 'amin')
+    cmax = torch.zeros(n_groups, dtype=torch.long,
+                       device=key.device).scatter_reduce(0, key, wi, 'amax')
+    boxed = torch.zeros(n_groups, dtype=torch.bool, device=key.device)
+    for g, cnt, a, b_, c, e in zip(range(n_groups), counts.tolist(),
+                                   rmin.tolist(), rmax.tolist(),
+                                   cmin.tolist(), cmax.tolist()):
+        if cnt == 0 or (b_ - a + 1) * (e - c + 1) > BOX_MAX_WASTE * cnt:
+            continue
+        img, i = divmod(g, num_d)
+        y = _conv_box(x, wc, bc, img, a, b_, c, e, dilations[i], stride,
+                      groups).to(out.dtype)
+        region = out[img, :, a:b_ + 1, c:e + 1]
+        m = index[img, a:b_ + 1, c:e + 1] == i
+        region.copy_(torch.where(m, y, region))
+        boxed[g] = True
+    rest = ~boxed[key]
+    if bool(rest.any()):
+        ni, hi, wi, sel_idx = ni[rest], hi[rest], wi[rest], sel_idx[rest]
+        dil = torch.tensor(dilations, device=input.device)[sel_idx]
+        res = recompute_pixels(x, ni, hi, wi, dil, wc, bc, stride, groups)
+        out[ni, :, hi, wi] = res.t().to(out.dtype)
+    return out
+
+
+def pad_conv2d_hard_im2col(input: Tensor,
+                           weight: Tensor,
+                           bias: Tensor | None,
+                           index: Tensor,
+                           dilations: Sequence[int],
+                           stride: int = 1,
+                           groups: int = 1,
+                           max_sparse_share: float | None = None) -> Tensor:
+    """Sparse hard PAD: only the chosen dilation is computed per pixel.
+
+    ``out[n, :, p] = conv at pixel p with dilation dilations[index[n, p]]``.
+    Two strategies, chosen by the share of pixels whose index differs from
+    the dominant one (the most frequent index in the batch):
+
+    * share <= ``max_sparse_share`` (default :data:`SPARSE_MAX_SHARE`,
+      measured): a plain conv at the dominant dilation for every pixel,
+      then the differing pixels' k x k taps (at their own dilation) are
+      gathered into a small patch image and one stride-k conv recomputes
+      them (:func:`recompute_pixels`; the centre tap is the same row for
+      every dilation, a pixel's taps are gathered once). With no differing pixel this is
+      exactly one plain conv.
+    * otherwise the taps of every pixel's chosen dilation are gathered
+      (rows of the channels-last padded input) into a "patch image"
+      [N, C_in, k*H_out, k*W_out] and one stride-k conv with the layer's
+      weight computes all pixels: one conv's worth of MACs (on the CPU
+      this ran faster than an explicit GEMM over the same gathered taps).
+
+    Shapes: input [N, C_in, H, W], weight [C_out, C_in/groups, k, k],
+    bias [C_out] or None, index [N, H_out, W_out] (int64 in [0, D)) ->
+    [N, C_out, H_out, W_out]. Differentiable in input, weight and bias.
+    """
+    if max_sparse_share is None:
+        max_sparse_share = SPARSE_MAX_SHARE
+    counts = torch.bincount(index.reshape(-1), minlength=len(dilations))
+    dom = int(counts.argmax())
+    other = index.numel() - int(counts[dom])
+    if other == 0:  # one dilation everywhere: a plain conv
+        d = dilations[dom]
+        return F.conv2d(input, weight, bias, stride,
+                        d * (weight.shape[-1] - 1) // 2, d, groups)
+    if other <= max_sparse_share * index.numel():
+        return _hard_sparse(input, weight, bias, index, dilations, stride,
+                            groups, dom)
+    return _hard_gather(input, weight, bias, index, dilations, stride,
+                        groups)
 
 
 def _is_channels_last(x: Tensor) -> bool:

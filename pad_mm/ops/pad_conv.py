@@ -35,7 +35,12 @@ implementation (an error if it does not support the inputs). For
 ``impl='auto'`` the environment variable ``PAD_MM_IMPL`` (``reference``,
 ``triton``, ``im2col`` or ``auto``), when set, forces the same way. While
 tracing, scripting, exporting or compiling (:func:`is_tracing`), ``auto``
-runs the reference.
+runs the reference, except for hard inference recorded by
+``torch.jit.trace``, the TorchScript ONNX exporter or ``torch.export``:
+there ``pad_conv2d_hard`` runs ``'export'`` (:mod:`pad_mm.ops.export_hard`:
+plain conv at the dominant dilation plus a NonZero/Gather/MatMul/
+ScatterElements recomputation of the differing pixels, instead of D full
+convs).
 """
 from __future__ import annotations
 
@@ -46,6 +51,7 @@ import torch
 from torch import Tensor
 
 from . import dispatch as _dispatch
+from . import export_hard as _export
 from . import im2col as _im2col
 from . import triton_pad as _triton
 from .dispatch import Impl
@@ -205,6 +211,9 @@ def _select(input: Tensor, weight: Tensor, sel: Tensor,
     args = (input, weight, sel, dilations, stride, groups)
     source = 'impl'
     if impl == 'auto':
+        if hard and 'export' in impls and _export.export_tracing():
+            # a recorded hard graph: dominant conv + differing pixels
+            return 'export', False
         if is_tracing():
             # exported graphs (ONNX, jit.trace, torch.export, compile) get
             # the plain-aten reference: no custom autograd Functions, no
@@ -315,6 +324,8 @@ def _check_index(input: Tensor, index: Tensor, num_dilations: int,
             index.dtype == torch.bool:
         raise TypeError(f'index must be an integer tensor, got '
                         f'{index.dtype}')
+    if is_tracing():  # no values to check (fake tensors) or to bake in
+        return
     if index.is_cuda:
         # no host sync per call: checked on the device, raised at the next
         # synchronisation (the layer's argmax index is in range by
@@ -382,6 +393,10 @@ register_impl('im2col', _im2col.pad_conv2d_im2col, _always, priority=0,
               prefer=_cpu_prefers_im2col)
 register_impl('im2col', _im2col.pad_conv2d_hard_im2col, _always,
               priority=0, prefer=_cpu_prefers_im2col, hard=True)
+# hard inference in recorded graphs (picked by _select while
+# _export.export_tracing(), never by the auto order otherwise)
+register_impl('export', _export.pad_conv2d_hard_export, _always,
+              priority=0, prefer=lambda *args: False, hard=True)
 register_impl('triton', _triton.pad_conv2d_triton, _triton.supports,
               priority=0, prefer=_triton.prefer, checked=True)
 register_impl('triton', _triton.pad_conv2d_hard_triton, _triton.supports_hard,

@@ -6,8 +6,14 @@ load changes on a shared machine hit all of them alike):
 * ``fwd``: inference forward (soft probabilities, no grad);
 * ``fwd+bwd``: training step of the layer (grads of input, weight, bias
   and probabilities; the plain conv has no probabilities);
-* ``hard``: hard inference (one dilation per pixel, drawn at random per
-  pixel: the worst case for the sparse path);
+* ``hard``: hard inference (one dilation per pixel, from
+  ``--index-source``: ``random`` per pixel (the worst case for the sparse
+  path), ``blobs:FRAC`` (one dominant dilation, FRAC of the pixels in a
+  few blobs on the other dilations: what trained models produce) or
+  ``checkpoint:CONFIG:CKPT`` (the real maps and input features of every
+  PAD layer of a trained model, recorded with the probe hooks of
+  ``pad_mm.evaluation.PADRecorder`` on ``--num-images`` validation images
+  or ``--images``); only the hard row is timed for the last two);
 
 for the plain conv (``F.conv2d``), the reference PAD (one conv per
 dilation) and the fused PAD (``impl='auto'``, i.e. the dispatcher's choice
@@ -23,6 +29,14 @@ Examples::
 
     # CPU, a few minutes (batch 1):
     python tools/analysis_tools/benchmark_pad.py --quick
+    # hard inference at a trained-model-like map (10% of pixels in blobs):
+    python tools/analysis_tools/benchmark_pad.py --quick \
+        --index-source blobs:0.1
+    # at the real maps of a checkpoint:
+    python tools/analysis_tools/benchmark_pad.py --quick \
+        --index-source checkpoint:CONFIG:CKPT
+    # the sparse/full-gather threshold of the CPU hard path:
+    python tools/analysis_tools/benchmark_pad.py --quick --sweep-share
     # GPU, the issue's setting (bf16, channels_last, full batch):
     python tools/analysis_tools/benchmark_pad.py --device cuda \
         --dtype bf16 --channels-last
@@ -87,6 +101,24 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='timed repeats per candidate (default 10, --quick 3)')
     p.add_argument('--warmup', type=int, default=None,
                    help='untimed warm-up runs (default 2, --quick 1)')
+    p.add_argument('--index-source', default='random',
+                   help="hard-inference index: 'random', 'blobs:FRAC' "
+                   "(0 <= FRAC < 1) or 'checkpoint:CONFIG:CKPT'")
+    p.add_argument('--images', nargs='+', default=None,
+                   help='checkpoint source: images to record maps on '
+                   '(default: the first --num-images of the val set)')
+    p.add_argument('--num-images', type=int, default=4,
+                   help='checkpoint source: validation images (default 4)')
+    p.add_argument('--threads', type=int, default=None,
+                   help='torch.set_num_threads (default: torch\'s choice); '
+                   'on a CPU shared with other jobs 1 thread is less '
+                   'disturbed by descheduled OpenMP workers')
+    p.add_argument('--hard-only', action='store_true',
+                   help='time hard inference only (the soft and training '
+                   'rows do not depend on the index source)')
+    p.add_argument('--sweep-share', action='store_true',
+                   help='time the CPU hard path (im2col) sparse vs full '
+                   'gather at blob maps with 0-60%% differing pixels')
     p.add_argument('--out', default='work_dirs/benchmark_pad.json',
                    help='JSON output path')
     args = p.parse_args(argv)
@@ -108,7 +140,69 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error(f'--batch must be >= 1, got {args.batch}')
     if args.repeats < 1:
         p.error(f'--repeats must be >= 1, got {args.repeats}')
+    if args.threads is not None:
+        if args.threads < 1:
+            p.error(f'--threads must be >= 1, got {args.threads}')
+        torch.set_num_threads(args.threads)
+    try:
+        args.index = parse_index_source(args.index_source)
+    except ValueError as e:
+        p.error(str(e))
     return args
+
+
+def parse_index_source(text: str) -> tuple:
+    """``('random',)``, ``('blobs', frac)`` or ``('checkpoint', config,
+    ckpt)`` from the ``--index-source`` string."""
+    if text == 'random':
+        return ('random', )
+    if text.startswith('blobs:'):
+        try:
+            frac = float(text[len('blobs:'):])
+        except ValueError:
+            frac = -1.0
+        if not 0.0 <= frac < 1.0:
+            raise ValueError(f'--index-source blobs:FRAC needs 0 <= FRAC < 1'
+                             f', got {text!r}')
+        return ('blobs', frac)
+    if text.startswith('checkpoint:'):
+        parts = text[len('checkpoint:'):].split(':')
+        if len(parts) != 2 or not all(parts):
+            raise ValueError('--index-source checkpoint:CONFIG:CKPT needs a '
+                             f'config and a checkpoint path, got {text!r}')
+        for what, path in zip(('config', 'checkpoint'), parts):
+            if not os.path.isfile(path):
+                raise ValueError(f'--index-source: {what} {path!r} does not '
+                                 'exist')
+        return ('checkpoint', parts[0], parts[1])
+    raise ValueError("--index-source must be 'random', 'blobs:FRAC' or "
+                     f"'checkpoint:CONFIG:CKPT', got {text!r}")
+
+
+def blob_index(n: int, h: int, w: int, num_d: int, frac: float,
+               generator: torch.Generator, dominant: int = 0) -> torch.Tensor:
+    """[N, H, W] index map: ``dominant`` everywhere except two discs per
+    image (at random centres, on the other options in turn) that together
+    cover ``frac`` of the pixels (to within one pixel per image)."""
+    index = torch.full((n, h, w), dominant, dtype=torch.long)
+    if frac == 0 or num_d == 1:
+        return index
+    others = [i for i in range(num_d) if i != dominant]
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing='ij')
+    target = round(frac * h * w)
+    for b in range(n):
+        centres = torch.rand(2, 2, generator=generator) * torch.tensor(
+            [h, w])
+        r = 0.0
+        while True:  # grow both discs until they cover the target share
+            masks = [((yy - cy)**2 + (xx - cx)**2) <= r * r
+                     for cy, cx in centres.tolist()]
+            if int((masks[0] | masks[1]).sum()) >= target or r > h + w:
+                break
+            r += 0.25
+        for j, m in enumerate(masks):
+            index[b][m] = others[j % len(others)]
+    return index
 
 
 def device_name(device: str) -> str:
@@ -210,8 +304,12 @@ def bench_shape(name: str, args: argparse.Namespace) -> dict:
     h_out, w_out = (h - 1) // stride + 1, (w - 1) // stride + 1
     logits = torch.randn(n, len(dil), h_out, w_out, generator=g).to(dev)
     probs = torch.softmax(logits, 1).to(dtype).requires_grad_()
-    index = logits.argmax(1)  # random per pixel
-    base_d = dil[0]
+    if args.index[0] == 'blobs':
+        index = blob_index(n, h_out, w_out, len(dil), args.index[1], g)
+    else:
+        index = logits.argmax(1)  # random per pixel
+    index = index.to(dev)
+    base_d = dil[0]  # the dominant one of blob maps
     impl = select_impl(x, weight, probs, dil, stride, groups)
     hard_impl = select_impl(x, weight, index, dil, stride, groups, hard=True)
 
@@ -255,11 +353,18 @@ def bench_shape(name: str, args: argparse.Namespace) -> dict:
     print(f'[{name}] N={n} C={c_in}->{c_out} {h}x{w} s={stride} '
           f'g={groups} dil={dil}: candidates {names}, auto -> {impl!r}, '
           f'hard auto -> {hard_impl!r}', flush=True)
-    res['fwd_ms'] = time_interleaved(
-        {'conv': no_grad(conv), **{m: no_grad(soft(m)) for m in names}}, dev,
-        rep, wu)
+    res['index_source'] = args.index_source
+    res['differing_share'] = float((index != 0).float().mean())
     res['hard_ms'] = time_interleaved(
         {'conv': no_grad(conv), **{m: no_grad(hard(m)) for m in names}}, dev,
+        rep, wu)
+    if args.index[0] != 'random' or args.hard_only:
+        # soft paths do not depend on the index
+        res['hard_ms_ratio'] = {m: v / res['hard_ms']['conv']
+                                for m, v in res['hard_ms'].items()}
+        return res
+    res['fwd_ms'] = time_interleaved(
+        {'conv': no_grad(conv), **{m: no_grad(soft(m)) for m in names}}, dev,
         rep, wu)
     res['fwd_bwd_ms'] = time_interleaved(
         {'conv': train(conv), **{m: train(soft(m)) for m in names}}, dev,
@@ -305,6 +410,8 @@ def table(results: list[dict], device: str) -> str:
         rows.append(('peak mem fwd+bwd', 'peak_mib', 'MiB', 'auto'))
     for r in results:
         for label, key, unit, auto in rows:
+            if key not in r:
+                continue
             v, q = r[key], r[key + '_ratio']
             cells = [r['shape'], str(r['N']), label,
                      f"{v['conv']:.1f} {unit}"]
@@ -313,6 +420,178 @@ def table(results: list[dict], device: str) -> str:
                              if m in v else 'n/a')
             cells.append(r[auto])
             lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+SWEEP_SHARES = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+
+
+def sweep_share(name: str, args: argparse.Namespace) -> dict:
+    """Plain conv vs the CPU hard path's two strategies (sparse: conv at
+    the dominant dilation + GEMM over the differing pixels; gather: one
+    conv over every pixel's gathered taps) at blob maps of growing
+    differing share: where they cross is ``SPARSE_MAX_SHARE``."""
+    from pad_mm.ops import pad_conv2d_hard_im2col
+    n, c_in, c_out, h, w, stride, groups, dil, what = {
+        **SHAPES, **EXTRA_SHAPES}[name]
+    if args.batch is not None:
+        n = args.batch
+    g = torch.Generator().manual_seed(0)
+    dtype = DTYPES[args.dtype]
+    x = torch.randn(n, c_in, h, w, generator=g).to(args.device, dtype)
+    weight = (torch.randn(c_out, c_in // groups, 3, 3, generator=g) /
+              (c_in // groups * 9)**0.5).to(args.device, dtype)
+    bias = torch.zeros(c_out, device=args.device, dtype=dtype)
+    h_out, w_out = (h - 1) // stride + 1, (w - 1) // stride + 1
+    rows = []
+    print(f'[{name}] sweep of the differing share', flush=True)
+    for share in SWEEP_SHARES:
+        index = blob_index(n, h_out, w_out, len(dil), share, g).to(
+            args.device)
+        fns = {
+            'conv': lambda: F.conv2d(x, weight, bias, stride, dil[0], dil[0],
+                                     groups),
+            'sparse': lambda: pad_conv2d_hard_im2col(
+                x, weight, bias, index, dil, stride, groups,
+                max_sparse_share=1.0),
+            'gather': lambda: pad_conv2d_hard_im2col(
+                x, weight, bias, index, dil, stride, groups,
+                max_sparse_share=0.0),
+        }
+        with torch.no_grad():
+            ms = time_interleaved(fns, args.device, args.repeats,
+                                  args.warmup)
+        row = dict(share=float((index != 0).float().mean()), ms=ms,
+                   ratio={k: v / ms['conv'] for k, v in ms.items()})
+        print(f"  share {row['share']:.3f}: sparse "
+              f"{row['ratio']['sparse']:.3f}x, gather "
+              f"{row['ratio']['gather']:.3f}x", flush=True)
+        rows.append(row)
+    return dict(shape=name, what=what, N=n, rows=rows)
+
+
+def sweep_table(results: list[dict]) -> str:
+    lines = ['| shape | N | differing share | plain conv | sparse | gather |',
+             '|---|---|---|---|---|---|']
+    for r in results:
+        for row in r['rows']:
+            ms, q = row['ms'], row['ratio']
+            lines.append(
+                f"| {r['shape']} | {r['N']} | {row['share']:.3f} | "
+                f"{ms['conv']:.1f} ms | {ms['sparse']:.1f} ms "
+                f"({q['sparse']:.2f}x) | {ms['gather']:.1f} ms "
+                f"({q['gather']:.2f}x) |")
+    return '\n'.join(lines)
+
+
+def record_checkpoint_maps(config: str, checkpoint: str,
+                           images: list[str] | None,
+                           num_images: int) -> list[dict]:
+    """Per PAD layer and image: the layer's real input, its argmax index
+    map (recorded with ``PADRecorder``'s probe hooks, ``eval_mode='hard'``)
+    and its conv parameters."""
+    from mmengine.dataset import Compose
+
+    from pad_mm.evaluation import PADRecorder
+    from pad_mm.apis.inference import (load_model, prepare_image,
+                                               prepare_sample,
+                                               test_pipeline_cfg)
+    model, cfg = load_model(config, checkpoint)
+    if images is None:
+        from mmengine.registry import DATASETS
+        loader = cfg.get('val_dataloader') or cfg.get('test_dataloader')
+        dataset = DATASETS.build(loader['dataset'])
+        samples = [prepare_sample(model, dataset[i])
+                   for i in range(min(num_images, len(dataset)))]
+    else:
+        samples = [prepare_image(model, cfg, p) for p in images]
+    del Compose, test_pipeline_cfg
+    rec = PADRecorder(model, keep_maps=True)
+    layers = dict(rec.layers)
+    inputs: dict[str, list] = {name: [] for name in layers}
+    for layer in layers.values():
+        layer.eval_mode = 'hard'
+    handles = [layer.register_forward_pre_hook(
+        lambda mod, args, name=name: inputs[name].append(args[0].detach()))
+        for name, layer in layers.items()]
+    with rec, torch.no_grad():
+        for smp in samples:
+            model(smp.inputs, mode='tensor')
+    for hd in handles:
+        hd.remove()
+    out = []
+    for name, layer in layers.items():
+        for i, (x, probs) in enumerate(zip(inputs[name],
+                                           rec.records[name].probs)):
+            out.append(dict(layer=name, image=i, x=x,
+                            index=probs.argmax(1),
+                            weight=layer.weight.detach(),
+                            bias=None if layer.bias is None else
+                            layer.bias.detach(),
+                            dilations=layer.abs_dilations,
+                            stride=layer.stride[0], groups=layer.groups))
+    return out
+
+
+def bench_checkpoint(args: argparse.Namespace) -> list[dict]:
+    """Hard inference of every PAD layer at its recorded maps and real
+    inputs vs a plain conv (at the layer's dominant dilation)."""
+    _, config, ckpt = args.index
+    maps = record_checkpoint_maps(config, ckpt, args.images, args.num_images)
+    results = []
+    for m in maps:
+        x, index, wt, b = m['x'], m['index'], m['weight'], m['bias']
+        dil, s, g = m['dilations'], m['stride'], m['groups']
+        k = wt.shape[-1]
+        counts = torch.bincount(index.flatten(), minlength=len(dil))
+        dom = int(counts.argmax())
+        d = dil[dom]
+        fns = {
+            'conv': lambda: F.conv2d(x, wt, b, s, d * (k - 1) // 2, d, g),
+            'auto': lambda: pad_conv2d_hard(x, wt, b, index, dil, s, g),
+            'reference': lambda: pad_conv2d_hard(x, wt, b, index, dil, s, g,
+                                                 impl='reference'),
+        }
+        with torch.no_grad():
+            ms = time_interleaved(fns, 'cpu', args.repeats, args.warmup)
+        res = dict(layer=m['layer'], image=m['image'],
+                   shape=list(x.shape), dilations=list(dil),
+                   shares=(counts.double() / index.numel()).tolist(),
+                   differing_share=1 - float(counts[dom]) / index.numel(),
+                   hard_auto=select_impl(x, wt, index, dil, s, g, hard=True),
+                   ms=ms, ratio={k_: v / ms['conv'] for k_, v in ms.items()})
+        print(f"  {res['layer']} image {res['image']}: differing "
+              f"{res['differing_share']:.3f}, auto "
+              f"{res['ratio']['auto']:.3f}x, reference "
+              f"{res['ratio']['reference']:.3f}x", flush=True)
+        results.append(res)
+    return results
+
+
+def checkpoint_table(results: list[dict]) -> str:
+    """Per PAD layer: medians over the recorded images."""
+    lines = ['| PAD layer | input | images | differing share (median) | '
+             'hard auto / plain conv (median) | reference / plain conv '
+             '(median) | auto picks |', '|---|---|---|---|---|---|---|']
+    by_layer: dict[str, list[dict]] = {}
+    for r in results:
+        by_layer.setdefault(r['layer'], []).append(r)
+    allr = []
+    for name, rs in by_layer.items():
+        allr += rs
+        lines.append(
+            f"| {name} | {'x'.join(map(str, rs[0]['shape']))} | {len(rs)} | "
+            f"{statistics.median(r['differing_share'] for r in rs):.3f} | "
+            f"{statistics.median(r['ratio']['auto'] for r in rs):.3f}x | "
+            f"{statistics.median(r['ratio']['reference'] for r in rs):.3f}x"
+            f" | {rs[0]['hard_auto']} |")
+    if allr:
+        tot = {k: sum(r['ms'][k] for r in allr) for k in allr[0]['ms']}
+        lines.append(
+            f"| all layers (sum of times) | | | "
+            f"{statistics.median(r['differing_share'] for r in allr):.3f} | "
+            f"{tot['auto'] / tot['conv']:.3f}x | "
+            f"{tot['reference'] / tot['conv']:.3f}x | |")
     return '\n'.join(lines)
 
 
@@ -333,8 +612,15 @@ def main(argv=None) -> dict:
         ' '.join(sys.argv[1:] if argv is None else argv),
     }
     print(json.dumps(info, indent=1), flush=True)
-    results = [bench_shape(s, args) for s in args.shapes]
-    md = table(results, args.device)
+    if args.sweep_share:
+        results = [sweep_share(s, args) for s in args.shapes]
+        md = sweep_table(results)
+    elif args.index[0] == 'checkpoint':
+        results = bench_checkpoint(args)
+        md = checkpoint_table(results)
+    else:
+        results = [bench_shape(s, args) for s in args.shapes]
+        md = table(results, args.device)
     print(md)
     info['results'] = results
     info['loadavg_end'] = list(os.getloadavg())

@@ -35,8 +35,8 @@ from mmengine.model import is_model_wrapper
 from torch import Tensor
 
 from pad_mm.registry import MODELS
-from pad_mm.ops import (gumbel_softmax, hard_probs, is_tracing, pad_conv2d,
-                        pad_conv2d_hard)
+from pad_mm.ops import (export_tracing, gumbel_softmax, hard_probs,
+                        is_tracing, pad_conv2d, pad_conv2d_hard)
 
 from ..pad_cfg import (AGGREGATIONS, EVAL_MODES, TRAIN_MODES,
                        parse_settings)
@@ -422,8 +422,10 @@ class PADConv2d(nn.Conv2d):
             self._chain.write(self._chain_index, logits)
         sampled = self.sample(logits)
         probs = self.probe(logits, sampled)
-        if self.mode == 'hard' and probs is sampled and not is_tracing():
+        if self.mode == 'hard' and probs is sampled and (
+                not is_tracing() or export_tracing()):
             # sparse hard inference: only the argmax dilation per pixel
+            # (also in exported graphs, see pad_mm.ops.export_hard)
             return pad_conv2d_hard(x, self.weight, self.bias,
                                    logits.argmax(1), self.abs_dilations,
                                    self.stride[0], self.groups,

@@ -1,0 +1,157 @@
+"""Hard PAD for exported graphs: dominant conv plus the differing pixels.
+
+While a model is traced for export (``torch.onnx.export``,
+``torch.jit.trace``, ``torch.export``), :func:`pad_conv2d_hard` runs
+:func:`pad_conv2d_hard_export` instead of the reference's D full convs.
+The graph it records:
+
+1. the dominant index ``dom`` = ArgMax of the per-dilation pixel counts
+   (ReduceSum over ``index == arange(D)``);
+2. one plain conv at ``dilations[dom]`` for every pixel (ONNX ``Conv``
+   needs a static dilation, see below);
+3. ``NonZero(index != dom)``: the flat positions of the M differing pixels
+   (a dynamic shape);
+4. ``Gather`` of their k x k taps at their own dilation (clamped
+   coordinates times a validity mask for the zero padding), one ``MatMul``
+   with the weight [C_out, C_in*k*k], and ``ScatterElements`` of the M
+   results over the dominant conv's output.
+
+Step 2 needs the dominant dilation as a constant of the graph:
+
+* ``torch.export`` (fake tensors, no values): ``torch.cond`` over the D
+  dilations (a chain of D - 1 conditionals on ``dom``), so the exported
+  program picks the dominant dilation of each input at run time;
+* ``torch.jit.trace`` and the TorchScript-based ``torch.onnx.export``
+  (``dynamo=False``): tracing cannot record a branch, so the dominant
+  dilation of the *example input* is recorded as the conv's dilation
+  (trace with a representative input). The output is right for every
+  input (step 3 recomputes every pixel whose index differs from the
+  recorded one); only the speed depends on the recorded dilation staying
+  dominant.
+
+Torch only (no OpenMMLab import).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ['pad_conv2d_hard_export', 'export_tracing']
+
+
+def export_tracing() -> bool:
+    """Whether a graph is being recorded by ``torch.jit.trace`` /
+    TorchScript ONNX export or by ``torch.export`` (the cases this
+    implementation is for; scripting and ``torch.compile`` keep the
+    reference)."""
+    return torch.jit.is_tracing() or torch.compiler.is_exporting() or \
+        torch.onnx.is_in_onnx_export()
+
+
+def _conv(x: Tensor, weight: Tensor, bias: Tensor | None, d: int,
+          stride: int, groups: int, k: int) -> Tensor:
+    # k is passed as a Python int: torch.export gives cond operands
+    # symbolic shapes, and the D branches must have the same output size
+    return F.conv2d(x, weight, bias, stride, d * (k - 1) // 2, d, groups)
+
+
+def _dominant_conv_cond(x: Tensor, weight: Tensor, bias: Tensor | None,
+                        dom: Tensor, dilations: Sequence[int], stride: int,
+                        groups: int) -> Tensor:
+    """Conv at ``dilations[dom]`` with ``dom`` a 0-dim tensor, as a chain
+    of ``torch.cond`` (for ``torch.export``). Weight and bias are closed
+    over (cond operands get symbolic shapes; the kernel size must stay a
+    constant for the D branches to have the same output size)."""
+    n, c, h, w = (int(v) for v in x.shape)
+    c_out, cg, k, _ = (int(v) for v in weight.shape)
+    h_out, w_out = (h - 1) // stride + 1, (w - 1) // stride + 1
+
+    def branch(i: int):
+        def conv_i(x_: Tensor) -> Tensor:
+            # static shapes inside the branch (cond gives its inputs
+            # symbolic ones, and the D branches must agree on the size)
+            y = _conv(x_.reshape(n, c, h, w),
+                      weight.reshape(c_out, cg, k, k), bias, dilations[i],
+                      stride, groups, k)
+            return y.reshape(n, c_out, h_out, w_out)
+
+        if i == len(dilations) - 1:
+            return conv_i
+
+        def fn(x_: Tensor) -> Tensor:
+            return torch.cond(dom == i, conv_i, branch(i + 1), (x_, ))
+        return fn
+
+    return branch(0)(x)
+
+
+def pad_conv2d_hard_export(input: Tensor,
+                           weight: Tensor,
+                           bias: Tensor | None,
+                           index: Tensor,
+                           dilations: Sequence[int],
+                           stride: int = 1,
+                           groups: int = 1) -> Tensor:
+    """Hard PAD as a traceable dominant-plus-differing-pixels graph.
+
+    Same contract as :func:`pad_mm.ops.pad_conv2d_hard_reference`:
+    input [N, C_in, H, W], weight [C_out, C_in/groups, k, k], bias [C_out]
+    or None, index [N, H_out, W_out] (integer, in [0, D)) ->
+    [N, C_out, H_out, W_out]. Also correct when run eagerly (used by the
+    tests); see the module docstring for the recorded graph.
+    """
+    n, c, h, w = input.shape
+    c_out, cg, k, _ = weight.shape
+    kk = k * k
+    num_d = len(dilations)
+    h_out, w_out = index.shape[-2], index.shape[-1]
+    idx = index.reshape(-1)
+    counts = (idx.unsqueeze(1) == torch.arange(
+        num_d, device=idx.device)).sum(0)
+    dom_t = counts.argmax()
+    if torch.compiler.is_exporting():
+        out = _dominant_conv_cond(input, weight, bias, dom_t, dilations,
+                                  stride, groups)
+        dom = dom_t
+    else:
+        # tracing records the example's dominant dilation as a constant
+        dom = int(dom_t)
+        out = _conv(input, weight, bias, dilations[dom], stride, groups, k)
+    # flat positions p = (n * H_out + oh) * W_out + ow of differing pixels
+    pos = torch.nonzero(idx != dom).reshape(-1)
+    hw = h_out * w_out
+    ni = torch.div(pos, hw, rounding_mode='floor')
+    rem = pos - ni * hw
+    hi = torch.div(rem, w_out, rounding_mode='floor')
+    wi = rem - hi * w_out
+    dil = torch.tensor(dilations, device=input.device,
+                       dtype=pos.dtype)[idx[pos]]
+    off = torch.arange(k, device=input.device, dtype=pos.dtype) - \
+        (k - 1) // 2
+    offh = off.view(k, 1).expand(k, k).reshape(kk, 1)
+    offw = off.view(1, k).expand(k, k).reshape(kk, 1)
+    rr = hi.view(1, -1) * stride + dil.view(1, -1) * offh  # [k*k, M]
+    cc = wi.view(1, -1) * stride + dil.view(1, -1) * offw
+    valid = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
+    # flat (n, row, col) position in the input plane, clamped
+    src = (ni.view(1, -1) * h + rr.clamp(0, h - 1)) * w + cc.clamp(0, w - 1)
+    planes = input.transpose(0, 1).reshape(c, n * h * w)  # [C, N*H*W]
+    taps = planes.index_select(1, src.reshape(-1)).view(c, kk, -1)
+    taps = taps * valid.unsqueeze(0).to(taps.dtype)  # [C, k*k, M]
+    m = pos.shape[0]
+    if groups == 1:
+        res = torch.matmul(weight.reshape(c_out, c * kk),
+                           taps.reshape(c * kk, m))
+    else:
+        res = torch.matmul(
+            weight.reshape(groups, c_out // groups, cg * kk),
+            taps.reshape(groups, cg * kk, m)).reshape(c_out, m)
+    if bias is not None:
+        res = res + bias.view(-1, 1)
+    # write the M recomputed pixels over the dominant conv's output
+    flat = out.transpose(0, 1).reshape(c_out, n * hw)
+    flat = flat.scatter(1, pos.view(1, -1).expand(c_out, m), res)
+    return flat.view(c_out, n, h_out, w_out).transpose(0, 1).contiguous()
