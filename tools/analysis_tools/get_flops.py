@@ -23,6 +23,7 @@ from mmengine.config import DictAction  # noqa: E402
 
 from pad_mm.apis import load_config, load_model  # noqa: E402
 from pad_mm.evaluation import count_flops  # noqa: E402
+from pad_mm.models import pad_report  # noqa: E402
 from pad_mm.registry import task_of  # noqa: E402
 from pad_mm.visualization import write_json  # noqa: E402
 
@@ -69,7 +70,8 @@ def main(argv=None) -> dict:
     inputs = torch.rand(1, 3, *shape,
                         generator=torch.Generator().manual_seed(0))
     report = count_flops(model, lambda: model(inputs, mode='tensor'))
-    result = dict(config=args.config, input_shape=[1, 3, *shape],
+    result = dict(config=args.config, pad_conversion=pad_report(model),
+                  input_shape=[1, 3, *shape],
                   flops_unit='FLOPs (1 multiply-add = 2)', **report.to_dict())
     print(f'input shape: {tuple(inputs.shape)}')
     if report.pad_layers:

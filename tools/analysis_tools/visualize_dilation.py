@@ -23,6 +23,7 @@ sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 from mmengine.config import DictAction  # noqa: E402
 
 from pad_mm.apis import load_config, load_model, prepare_image  # noqa: E402
+from pad_mm.models import pad_report  # noqa: E402
 from pad_mm.visualization import (dilation_panels,  # noqa: E402
                                   render_dilation_maps, safe_name, save_png,
                                   write_csv, write_json)
@@ -75,7 +76,7 @@ def main(argv=None) -> dict:
         image_size=list(sample.image.shape[:2]),
         figure=osp.basename(png), figure_size=list(figure.shape[:2]),
         mean_dilation=stats['all']['mean'], var_dilation=stats['all']['var'],
-        layers=layers)
+        layers=layers, pad_conversion=pad_report(model))
     write_json(result, osp.join(args.out_dir, f'{stem}_dilation.json'))
     print(f'wrote {png} and {stem}_dilation.json ({len(layers)} PAD layers, '
           f'sigma^2(d) = {stats["all"]["var"]:.4g})')
