@@ -2,7 +2,9 @@
 # Table 5 (Cityscapes val). Table 8: DeepLab scheme, batch 8, output stride
 # 16, no BN fine-tuning, multi-scale testing (mmseg's tta_pipeline).
 # Delta to the ResNet-101 config: the backbone (mmseg's MobileNetV2 with the
-# stride-16 settings; 160/320-channel blocks dilated by 2).
+# stride-16 settings: the first block of the 160- and of the 320-channel
+# stage is dilated by 2, mmseg's MobileNetV2 dilates only a stage's first
+# block).
 _base_ = ['./deeplabv3plus_r101-d16_4xb2-80k_cityscapes-512x1024.py']
 
 model = dict(

@@ -3,7 +3,9 @@
 # Appendix A, Table 8: DeepLab training scheme, batch 8 (4 GPUs x 2), output
 # stride 16. Delta to mmseg's d8 config: strides/dilations of the backbone
 # and ASPP rates for stride 16, no auxiliary head (DeepLabV3+ has none),
-# ImageNet weights from a local file (no download).
+# ImageNet weights from a local file (no download), and the lr of DeepLab's
+# VOC-2012 scheme (0.007), which Table 8 prescribes for every DeepLabV3+
+# model (mmseg's Cityscapes recipe has 0.01).
 _base_ = [
     'mmseg::deeplabv3plus/deeplabv3plus_r101-d8_4xb2-80k_cityscapes-512x1024.py'
 ]
@@ -19,3 +21,4 @@ model = dict(
             type='CheckedPretrained', checkpoint='pretrain/resnet101_v1c.pth')),
     decode_head=dict(dilations=(1, 6, 12, 18)),
     auxiliary_head=None)
+optim_wrapper = dict(optimizer=dict(lr=0.007))

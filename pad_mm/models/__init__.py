@@ -2,7 +2,8 @@
 conversion, backbones and heads."""
 from . import backbones, heads  # noqa: F401  (registration)
 from .convert import (PADBackbone, build_pad_backbone, convert_to_pad,
-                      is_convertible_conv, match_pad_cfg)
+                      format_pad_report, is_convertible_conv, match_pad_cfg,
+                      pad_report)
 from .layers import (AGGREGATIONS, EVAL_MODES, TRAIN_MODES, PADChain,
                      PADChainError, PADConv2d, PADPrior, PADProbe,
                      link_chain, non_adaptive_reason, pad_layers)
@@ -15,5 +16,5 @@ __all__ = [
     'match_pad_cfg', 'is_convertible_conv', 'build_pad_backbone',
     'PADBackbone', 'PADConfigError', 'PADSettings', 'PADChainCfg',
     'parse_settings', 'parse_pad_cfg', 'settings_table', 'AGGREGATIONS',
-    'TRAIN_MODES', 'EVAL_MODES'
+    'TRAIN_MODES', 'EVAL_MODES', 'pad_report', 'format_pad_report'
 ]

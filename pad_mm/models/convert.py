@@ -26,14 +26,17 @@ import fnmatch
 from collections.abc import Sequence
 
 import torch.nn as nn
+from mmengine.logging import print_log
+
 from pad_mm.registry import MODELS
 
-from .layers.pad_conv import PADConv2d, link_chain, non_adaptive_reason
+from .layers.pad_conv import (PADConv2d, link_chain, non_adaptive_reason,
+                              pad_layers)
 from .pad_cfg import PAD_CFG_KEYS, PADChainCfg, PADConfigError, parse_pad_cfg
 
 __all__ = [
     'convert_to_pad', 'match_pad_cfg', 'build_pad_backbone', 'PADBackbone',
-    'is_convertible_conv', 'PAD_CFG_KEYS'
+    'is_convertible_conv', 'PAD_CFG_KEYS', 'pad_report', 'format_pad_report'
 ]
 
 
@@ -159,7 +162,66 @@ def convert_to_pad(model: nn.Module,
             _set_submodule(model, name, pad)
             pads.append(pad)
         link_chain(pads, chain.name)
+    print_log(format_pad_report(pad_report(model),
+                                f'PAD conversion of {type(model).__name__}'),
+              logger='current')
     return model
+
+
+def _f_name(act_cfg: dict | None) -> str:
+    if act_cfg is None:
+        return 'identity'
+    args = ', '.join(f'{k}={v!r}' for k, v in act_cfg.items() if k != 'type')
+    return f"{act_cfg['type']}({args})" if args else str(act_cfg['type'])
+
+
+def pad_report(model: nn.Module) -> list[dict]:
+    """One row per adaptive PAD layer of ``model`` (wrappers unwrapped), in
+    module order: what was actually built.
+
+    Keys: ``layer`` (module name), ``chain`` (chain name or None),
+    ``chain_index``, ``native_dilation`` (the conv's own), ``dilations``
+    (absolute options), ``dilation_mode``, ``aggregation``, ``f`` (the
+    activation of eqs. 3-4), ``init_margin`` (after f) and ``tau`` (in
+    effect now: the trained value once a checkpoint is loaded).
+    """
+    rows = []
+    for name, m in pad_layers(model):
+        rows.append(dict(
+            layer=name,
+            chain=m.chain.name if m.chain is not None else None,
+            chain_index=m._chain_index if m.chain is not None else None,
+            native_dilation=int(m.dilation[0]),
+            dilations=list(m.abs_dilations),
+            dilation_mode=m.dilation_mode,
+            aggregation=m.aggregation,
+            f=_f_name(m.act_cfg),
+            init_margin=round(float(m.init_margin), 6),
+            tau=round(float(m.tau), 6)))
+    return rows
+
+
+def format_pad_report(rows: list[dict], title: str = 'PAD layers') -> str:
+    """The rows of :func:`pad_report` as a plain-text table."""
+    cols = [('layer', 'PAD layer'), ('chain', 'chain'),
+            ('native_dilation', 'native d'), ('dilations', 'options (abs)'),
+            ('aggregation', 'aggregation'), ('f', 'f'), ('tau', 'tau')]
+
+    def cell(row, key):
+        v = row[key]
+        if key == 'dilations':
+            return '(' + ', '.join(map(str, v)) + ')'
+        if key == 'chain' and v is not None:
+            return f'{v}[{row["chain_index"]}]'
+        return f'{v:g}' if isinstance(v, float) else str(v)
+
+    table = [[h for _, h in cols]] + [[cell(r, k) for k, _ in cols]
+                                      for r in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(cols))]
+    lines = ['  '.join(c.ljust(w) for c, w in zip(line, widths)).rstrip()
+             for line in table]
+    lines.insert(1, '  '.join('-' * w for w in widths))
+    return f'{title} ({len(rows)}):\n' + '\n'.join(lines)
 
 
 def build_pad_backbone(base_type: str | type, pad_cfg: dict | Sequence[dict],

@@ -37,12 +37,38 @@ __all__ = [
     'PADConfigError', 'PADSettings', 'PADChainCfg', 'setting',
     'parse_settings', 'parse_pad_cfg', 'settings_table', 'setting_specs',
     'AGGREGATIONS', 'TRAIN_MODES', 'EVAL_MODES', 'CHAIN_KEYS', 'PAD_CFG_KEYS',
-    'UNSET'
+    'UNSET', 'DILATION_MODES', 'DEFAULT_ACT_CFGS', 'default_act_cfg'
 ]
 
 AGGREGATIONS = ('markov', 'recurrent', 'gated', 'static')
 TRAIN_MODES = ('gumbel', 'gumbel_hard')
 EVAL_MODES = ('hard', 'soft', 'gumbel')
+DILATION_MODES = ('relative', 'absolute')
+
+# f of eqs. 3-4 per aggregation when act_cfg is not given (issue 12).
+# Recurrent and gated aggregation use tanh: the recurrence
+# h^l = f(W h^(l-1) + U Y^(l-1)) feeds h back into itself layer after layer,
+# and a bounded, zero-centred, increasing f (as in Elman RNNs and the GRU
+# candidate state of Chung et al. 2014, which the paper cites for its gate)
+# keeps h from growing along the chain while still allowing negative
+# logits; tanh(0) = 0, so the zero h^(l-1) of the first layer is its fixed
+# point. Markov keeps the identity (see the config READMEs' deviations
+# tables).
+DEFAULT_ACT_CFGS: dict[str, dict | None] = {
+    'markov': None,
+    'static': None,
+    'recurrent': dict(type='Tanh'),
+    'gated': dict(type='Tanh'),
+}
+
+
+def default_act_cfg(aggregation: str) -> dict | None:
+    """The f of eqs. 3-4 used when ``act_cfg`` is not given."""
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(f'aggregation must be one of {list(AGGREGATIONS)}, '
+                         f'got {aggregation!r}')
+    cfg = DEFAULT_ACT_CFGS[aggregation]
+    return None if cfg is None else dict(cfg)
 
 
 class _Unset:
@@ -166,16 +192,37 @@ def _check_act_cfg(value, earlier):
 
 def _check_init_dilation(value, earlier):
     dilations = earlier['dilations']
+    if value is None:
+        return None
     if isinstance(value, bool) or value not in dilations:
-        raise _Invalid(allowed=f'one of dilations={dilations}')
+        raise _Invalid(allowed=f'None (the native dilation) or one of '
+                       f'dilations={dilations}')
     return value
 
 
 def _check_margin(value, earlier):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+    if value is None:
+        margin = None
+    elif isinstance(value, bool) or not isinstance(value, (int, float)) or \
             not math.isfinite(value) or value <= 0:
         raise _Invalid()
-    return float(value)
+    else:
+        margin = float(value)
+    # f must be able to express the margin after f (eqs. 3-5 apply f last)
+    from .layers.pad_conv import prior_init_biases
+    try:
+        prior_init_biases(earlier['act_cfg'], margin,
+                          len(earlier['dilations']), 0)
+    except ValueError as e:
+        raise _Invalid(str(e), allowed='a margin the range of f can '
+                       'express') from None
+    return margin
+
+
+def _check_bool(value, earlier):
+    if not isinstance(value, bool):
+        raise _Invalid()
+    return value
 
 
 def _impls_allowed() -> str:
@@ -203,11 +250,19 @@ class PADSettings:
         'a non-empty list/tuple of distinct positive ints (multiples of '
         'the conv dilation)',
         "options, as multiples of the conv's own `dilation` (a conv with "
-        '`dilation=2` chooses among 2, 4, 8)', _check_dilations)
+        '`dilation=2` chooses among 2, 4, 8), or absolute with '
+        "`dilation_mode='absolute'`", _check_dilations)
+    dilation_mode: str = setting(
+        'relative', f'one of {list(DILATION_MODES)}',
+        "`'relative'`: `dilations` are multiples of the conv's own "
+        "dilation; `'absolute'`: the dilations themselves (must contain the "
+        "conv's own, e.g. the paper's literal 1, 2, 4)",
+        _choice(DILATION_MODES))
     tau: float = setting(
         1.0, 'a finite number > 0',
-        'Gumbel-Softmax temperature, set each iteration by `PADTauHook`',
-        _check_tau)
+        'Gumbel-Softmax temperature, set each iteration by `PADTauHook`; '
+        'saved in the checkpoint (`pad_tau`), so test runs and the analysis '
+        'tools use the trained value', _check_tau)
     train_mode: str = setting(
         'gumbel', f'one of {list(TRAIN_MODES)}',
         "`'gumbel'` (soft sample) or `'gumbel_hard'` (straight-through)",
@@ -222,24 +277,34 @@ class PADSettings:
         "`'static'` h = f(b), a learned bias, the same at every pixel (an "
         'ablation control, not in the paper)', _choice(AGGREGATIONS))
     act_cfg: dict | None = setting(
-        None, "None or an activation config dict with 'type', e.g. "
+        UNSET, "None or an activation config dict with 'type', e.g. "
         "dict(type='ReLU')",
-        'the activation f (mmcv config), identity when None',
-        _check_act_cfg)
-    init_dilation: int = setting(
-        1, 'one of dilations',
-        'option favoured by the initial priors (1 = the native dilation)',
-        _check_init_dilation)
-    init_margin: float = setting(
-        2.0, 'a finite number > 0',
-        'its logit margin: prior weights start at zero, so a freshly '
-        "converted model in `eval_mode='hard'` equals the vanilla one, and "
-        'training with noise still samples the other options (P(native) = '
-        'e^2/(e^2+2) = 0.79 for D = 3)', _check_margin)
+        "the activation f of eqs. 3-4 (mmcv config), identity when None; "
+        "default: tanh for `'recurrent'` / `'gated'`, identity for "
+        "`'markov'`", _check_act_cfg,
+        default_doc='per aggregation',
+        default_of=lambda earlier: default_act_cfg(earlier['aggregation']))
+    init_dilation: int | None = setting(
+        None, 'None or one of dilations',
+        'option favoured by the initial priors (None = the native '
+        'dilation)', _check_init_dilation)
+    init_margin: float | None = setting(
+        None, 'None or a finite number > 0 that f can express',
+        'its logit margin after f (None: 2.0, or 1.5 under tanh): prior '
+        'weights start at zero and the biases are f^-1 of the targets, so a '
+        "freshly converted model in `eval_mode='hard'` equals the vanilla "
+        'one, and training with noise still samples the other options '
+        '(P(native) = e^2/(e^2+2) = 0.79 for D = 3 and margin 2)',
+        _check_margin)
     impl: str = setting(
         'auto', _impls_allowed,
         "PAD implementation; `'reference'` forces one conv per dilation",
         _check_impl)
+    reinit_priors_on_mismatch: bool = setting(
+        False, 'True or False',
+        'a checkpoint whose absolute options (`pad_dilations`) differ from '
+        "the layer's is refused; `True` loads everything else and "
+        're-initialises those priors (one log line each)', _check_bool)
 
     def as_kwargs(self) -> dict[str, Any]:
         """The settings as keyword arguments of ``PADConv2d``."""

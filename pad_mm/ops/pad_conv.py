@@ -48,6 +48,7 @@ import os
 from collections.abc import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from . import dispatch as _dispatch
@@ -313,7 +314,8 @@ def pad_conv2d(input: Tensor,
 
 
 def _check_index(input: Tensor, index: Tensor, num_dilations: int,
-                 stride: int) -> None:
+                 stride: int) -> tuple[int, int] | None:
+    """Check ``index``; returns its (min, max), None if it is empty."""
     h_out = (input.shape[2] - 1) // stride + 1
     w_out = (input.shape[3] - 1) // stride + 1
     expected = (input.shape[0], h_out, w_out)
@@ -335,12 +337,15 @@ def _check_index(input: Tensor, index: Tensor, num_dilations: int,
                 ((index >= 0) & (index < num_dilations)).all(),
                 f'index values must be in [0, {num_dilations}) (positions '
                 'in dilations)')
-        return
-    if index.numel() and (int(index.min()) < 0
-                          or int(index.max()) >= num_dilations):
+        return None
+    if not index.numel():
+        return None
+    lo, hi = torch.stack(torch.aminmax(index)).tolist()
+    if lo < 0 or hi >= num_dilations:
         raise ValueError(f'index values must be in [0, {num_dilations}) '
                          f'(positions in dilations), got range '
-                         f'[{int(index.min())}, {int(index.max())}]')
+                         f'[{lo}, {hi}]')
+    return lo, hi
 
 
 def pad_conv2d_hard(input: Tensor,
@@ -369,10 +374,21 @@ def pad_conv2d_hard(input: Tensor,
     Returns:
         [N, C_out, H_out, W_out]. Differentiable in input, weight and bias
         (``index`` is discrete).
+
+    With ``impl='auto'`` on the CPU (where the check needs no device
+    sync), an ``index`` that names the same dilation ``d`` at every pixel
+    runs ``F.conv2d(input, weight, bias, stride, d*(k-1)//2, d, groups)``:
+    the very call of ``nn.Conv2d``, so a layer that picks one dilation
+    everywhere equals the plain conv bit for bit.
     """
     dilations = check_dilations(dilations)
     _check_args(input, weight, bias, None, dilations, stride, groups)
-    _check_index(input, index, len(dilations), stride)
+    span = _check_index(input, index, len(dilations), stride)
+    if impl == 'auto' and span is not None and span[0] == span[1] and \
+            not is_tracing():
+        d = dilations[span[0]]
+        return F.conv2d(input, weight, bias, stride,
+                        d * (weight.shape[-1] - 1) // 2, d, groups)
     name, guarded = _select(input, weight, index, dilations, stride, groups,
                             impl, True)
     return _call(_HARD_IMPLS, name, guarded, True, input, weight, bias,

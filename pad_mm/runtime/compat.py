@@ -128,9 +128,13 @@ def _patch_load_state_dict() -> None:
             filled._metadata = metadata
         for key in missing:  # load as themselves: left unchanged
             filled[key] = own[key]
-        result = original(module, filled, strict, logger)
         layers = list(dict.fromkeys(k.rsplit('.prior.', 1)[0]
                                     for k in missing))
+        for layer in layers:  # and so do their tau and dilation options
+            for key in (f'{layer}.pad_tau', f'{layer}.pad_dilations'):
+                if key in own and key not in state_dict:
+                    filled[key] = own[key]
+        result = original(module, filled, strict, logger)
         if get_dist_info()[0] == 0:
             print_log(
                 f'PAD: the checkpoint has no PAD prior parameters for '

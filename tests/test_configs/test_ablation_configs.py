@@ -114,6 +114,12 @@ def test_only_layer4_3x3_convs_differ(name):
     ref_keys = set(ref.state_dict())
     assert ref_keys <= keys
     extra = keys - ref_keys
+    # (and each PAD layer's tau and dilation-option buffers)
+    buffers = {k for k in extra
+               if k.rsplit('.', 1)[-1] in ('pad_tau', 'pad_dilations')}
+    assert {k.rsplit('.', 1)[0] for k in buffers} == (
+        set(LAYER4) if want[0] == 'PADConv2d' else set())
+    extra -= buffers
     assert all('.prior.' in k and k.split('.prior.')[0] in LAYER4
                for k in extra)
     if want[2] == 'static':

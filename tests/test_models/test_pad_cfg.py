@@ -33,7 +33,12 @@ def test_defaults_are_typed_and_normalised():
     assert s.act_cfg == {'type': 'ReLU'}
     assert (s.tau, s.train_mode, s.eval_mode, s.aggregation, s.impl) == (
         1.0, 'gumbel', 'hard', 'markov', 'auto')
-    assert parse_settings() == PADSettings()
+    # a dependent default (default_of) is UNSET in the dataclass and
+    # resolved by the parser: act_cfg is the identity for 'markov'
+    assert PADSettings().act_cfg is UNSET
+    assert parse_settings() == PADSettings(act_cfg=None)
+    assert parse_settings(dict(aggregation='gated')).act_cfg == \
+        dict(type='Tanh')
     assert parse_settings(dict(tau=UNSET)).tau == 1.0
 
 

@@ -89,8 +89,9 @@ def test_vanilla_checkpoint_into_pad_model_one_line(repo_root, tmp_path,
     torch.save({'state_dict': vanilla.state_dict(), 'meta': {}}, path)
     prior_keys = _prior_keys(pad)
     assert prior_keys and not set(prior_keys) & set(vanilla.state_dict())
+    # priors, tau and the dilation options stay the PAD model's own
     before = {k: v.clone() for k, v in pad.state_dict().items()
-              if k in prior_keys}
+              if k in prior_keys or k.endswith(('.pad_tau', '.pad_dilations'))}
 
     logger, handler = _logger()
     load_checkpoint(pad, str(path), map_location='cpu', logger=logger)
@@ -175,11 +176,13 @@ LAYOUT = {
     'markov': {
         'weight': (16, C, 3, 3), 'bias': (16, ),
         'prior.input_weight': (D, C, 1, 1), 'prior.input_bias': (D, ),
+        'pad_tau': (), 'pad_dilations': (D, ),
     },
     'recurrent': {
         'weight': (16, C, 3, 3), 'bias': (16, ),
         'prior.input_weight': (D, C, 1, 1), 'prior.input_bias': (D, ),
         'prior.hidden_weight': (D, D, 1, 1), 'prior.hidden_bias': (D, ),
+        'pad_tau': (), 'pad_dilations': (D, ),
     },
     'gated': {
         'weight': (16, C, 3, 3), 'bias': (16, ),
@@ -187,6 +190,7 @@ LAYOUT = {
         'prior.hidden_weight': (D, D, 1, 1), 'prior.hidden_bias': (D, ),
         'prior.gate_input_weight': (D, C, 1, 1), 'prior.gate_input_bias':
         (D, ), 'prior.gate_hidden_weight': (D, D, 1, 1),
+        'pad_tau': (), 'pad_dilations': (D, ),
     },
 }
 

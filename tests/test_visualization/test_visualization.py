@@ -217,6 +217,7 @@ def demo_ckpts(repo_root, tmp_path_factory):
         for _, m in pad_layers(model):
             nn.init.normal_(m.prior.input_weight, std=0.5)
             nn.init.zeros_(m.prior.input_bias)
+            m.tau = 0.4  # a "trained" tau, saved in the checkpoint
         out[key] = str(root / f'{key}.pth')
         torch.save({'state_dict': model.state_dict(), 'meta': {}}, out[key])
     img = (np.random.RandomState(0).rand(96, 96, 3) * 255).astype(np.uint8)
@@ -238,6 +239,11 @@ def test_visualize_dilation_tool(repo_root, demo_ckpts, tmp_path):
     names = [lay['name'] for lay in data['layers']]
     assert names == [f'backbone.layer4.{b}.conv{c}' for b in (0, 1)
                      for c in (1, 2)]
+    # the conversion report of the loaded model (trained tau included)
+    assert [r['layer'] for r in data['pad_conversion']] == names
+    assert all(r['dilations'] == [1, 2, 4] and r['native_dilation'] == 1
+               and r['aggregation'] == 'markov' and r['tau'] == 0.4
+               for r in data['pad_conversion'])
     chosen_seen = set()
     for lay in data['layers']:
         assert set(lay) >= {'dilations', 'map_size', 'mean_dilation',

@@ -24,6 +24,7 @@ from mmengine.config import DictAction  # noqa: E402
 
 from pad_mm.apis import load_config  # noqa: E402
 from pad_mm.evaluation import PADDilationMetric  # noqa: E402
+from pad_mm.models import pad_report  # noqa: E402
 from pad_mm.runtime.runner_utils import build_runner  # noqa: E402
 from pad_mm.visualization import (render_dilation_histogram,  # noqa: E402
                                   save_png, write_json)
@@ -79,7 +80,8 @@ def main(argv=None) -> dict:
                  if isinstance(v, (int, float, np.number))},
         mean_dilation=stats['all']['mean'], var_dilation=stats['all']['var'],
         layers=[dict(name=n, **{k: v for k, v in s.items()})
-                for n, s in stats.items() if n != 'all'])
+                for n, s in stats.items() if n != 'all'],
+        pad_conversion=pad_report(runner.model))
     write_json(result, osp.join(args.out_dir, 'dilation_stats.json'))
     print(f'{"PAD layer":32s} {"E[d]":>7s} {"sigma^2(d)":>11s}  chosen')
     for lay in result['layers']:

@@ -33,6 +33,7 @@ from mmengine.config import DictAction  # noqa: E402
 
 from pad_mm.apis import load_config, load_model  # noqa: E402
 from pad_mm.evaluation import count_flops  # noqa: E402
+from pad_mm.models import pad_report  # noqa: E402
 from pad_mm.registry import task_of  # noqa: E402
 from pad_mm.visualization import write_json  # noqa: E402
 
@@ -84,7 +85,8 @@ def main(argv=None) -> dict:
                         generator=torch.Generator().manual_seed(0))
     report = count_flops(model, lambda: model(inputs, mode='tensor'))
     regular = report.flops_hard - sum(lf.prior for lf in report.pad_layers)
-    result = dict(config=args.config, input_shape=[1, 3, *shape],
+    result = dict(config=args.config, pad_conversion=pad_report(model),
+                  input_shape=[1, 3, *shape],
                   flops_unit='FLOPs (1 multiply-add = 2)', **report.to_dict())
     result.update(
         macs=report.flops // 2, macs_hard=report.flops_hard // 2,

@@ -24,7 +24,7 @@ if osp.isdir(osp.join(_ROOT, 'pad_mm')):  # a source checkout, not .mim/
 import torch  # noqa: E402
 
 from pad_mm.apis import load_model, prepare_image  # noqa: E402
-from pad_mm.models import pad_layers  # noqa: E402
+from pad_mm.models import pad_layers, pad_report  # noqa: E402
 from pad_mm.visualization import (layer_output,  # noqa: E402
                                   render_activations, save_png, write_csv,
                                   write_json)
@@ -86,7 +86,8 @@ def main(argv=None) -> dict:
     figure = render_activations(rows)
     png = save_png(figure, osp.join(args.out_dir, 'activation.png'))
     result = dict(image=args.image, layer=layer, figure='activation.png',
-                  figure_size=list(figure.shape[:2]), models=entries)
+                  figure_size=list(figure.shape[:2]), models=entries,
+                  pad_conversion=pad_report(model))
     write_json(result, osp.join(args.out_dir, 'activation.json'))
     print(f'wrote {png} and activation.json')
     return result

@@ -29,6 +29,7 @@ if osp.isdir(osp.join(_ROOT, 'pad_mm')):  # a source checkout, not .mim/
 from mmengine.config import DictAction  # noqa: E402
 
 from pad_mm.apis import load_config, load_model, prepare_image  # noqa: E402
+from pad_mm.models import pad_report  # noqa: E402
 from pad_mm.visualization import (dilation_panels,  # noqa: E402
                                   render_dilation_maps, safe_name, save_png,
                                   write_csv, write_json)
@@ -120,7 +121,7 @@ def _one_image(model, cfg, image: str, args) -> dict:
         image_size=list(sample.image.shape[:2]),
         figure=osp.basename(png), figure_size=list(figure.shape[:2]),
         mean_dilation=stats['all']['mean'], var_dilation=stats['all']['var'],
-        layers=layers)
+        layers=layers, pad_conversion=pad_report(model))
     write_json(result, osp.join(args.out_dir, f'{stem}_dilation.json'))
     print(f'wrote {png} and {stem}_dilation.json ({len(layers)} PAD layers, '
           f'sigma^2(d) = {stats["all"]["var"]:.4g})')

@@ -32,7 +32,7 @@ import torch  # noqa: E402
 
 from pad_mm.apis import (forward_tensor, load_model,  # noqa: E402
                          prepare_image)
-from pad_mm.models import pad_layers  # noqa: E402
+from pad_mm.models import pad_layers, pad_report  # noqa: E402
 from pad_mm.visualization import (conv_trace,  # noqa: E402
                                   effective_receptive_field, layer_output,
                                   render_receptive_fields, sampled_positions,
@@ -144,6 +144,7 @@ def main(argv=None) -> dict:
     figure = render_receptive_fields(rows)
     png = save_png(figure, osp.join(args.out_dir, 'rf.png'))
     result['figure'] = 'rf.png'
+    result['pad_conversion'] = pad_report(model)
     result['figure_size'] = list(figure.shape[:2])
     result['image_size'] = list(rows[0]['image'].shape[:2])
     write_json(result, osp.join(args.out_dir, 'rf.json'))

@@ -37,7 +37,11 @@ def tau_at(iteration: int, schedule: str, tau_start: float, tau_end: float,
 
 
 def set_tau(model, tau: float) -> int:
-    """Set tau on every adaptive PAD layer of ``model``; returns how many."""
+    """Set tau on every adaptive PAD layer of ``model``; returns how many.
+
+    The value goes into each layer's ``pad_tau`` buffer, so checkpoints
+    carry it: a resumed run, ``tools/test.py`` and ``init_model`` use the
+    trained tau."""
     tau = check_tau(tau)
     n = 0
     for _, m in pad_layers(model):

@@ -89,6 +89,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from pad_mm.registry import CLS_MODELS, SEG_MODELS, register_in
 
+from ..layers.pad_conv import PAD_BUFFERS
 from .norm_eval import NormEvalMixin
 from .pretrained import PRETRAINED_TYPES, read_pretrained_state
 
@@ -377,7 +378,9 @@ class DRN(NormEvalMixin, BaseModule):
                 f'DRN-{self.arch}: {checkpoint!r} holds no DRN weights'
                 + (f' under prefix {prefix!r}' if prefix else '') +
                 f'; keys look like {list(state)[:5]}')
-        missing = [k for k in own if k not in state]
+        # a PAD layer's tau / options buffers are its own (never missing)
+        missing = [k for k in own if k not in state
+                   and k.rsplit('.', 1)[-1] not in PAD_BUFFERS]
         unexpected = [k for k in state if k not in own]
         load_state_dict(self, state, strict=False, logger='current')
         print_log(f'DRN-{self.arch}: loaded {checkpoint} '

@@ -147,14 +147,16 @@ class VGG(BaseModule):
                             m.weight, mode='fan_out', nonlinearity='relu')
                         nn.init.zeros_(m.bias)
             return
-        load_pretrained(
-            self, self._pretrained, EXPECTED_CKPT,
-            lambda sd: convert_vgg_checkpoint(sd, self.depth, self.with_fc))
-        # the PAD priors keep their own initialisation
+        # PAD priors start from their own initialisation; the checkpoint
+        # then overwrites the ones it has (a PAD checkpoint keeps its
+        # trained priors, an ImageNet one leaves them at the init)
         for m in self.modules():
             if m is not self and hasattr(m, 'init_weights') and hasattr(
                     m, 'prior'):
                 m.init_weights()
+        load_pretrained(
+            self, self._pretrained, EXPECTED_CKPT,
+            lambda sd: convert_vgg_checkpoint(sd, self.depth, self.with_fc))
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
         outs = []

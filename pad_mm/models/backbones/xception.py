@@ -188,13 +188,15 @@ class Xception65(NormEvalMixin, BaseModule):
                         nn.init.kaiming_normal_(
                             m.weight, mode='fan_out', nonlinearity='relu')
             return
-        load_pretrained(self, self._pretrained, EXPECTED_CKPT,
-                        lambda sd: {k: v for k, v in sd.items()
-                                    if not k.startswith('head.')})
-        for m in self.modules():  # PAD priors keep their initialisation
+        # PAD priors start from their initialisation and the checkpoint
+        # overwrites the ones it has (trained priors are kept)
+        for m in self.modules():
             if m is not self and hasattr(m, 'prior') and hasattr(
                     m, 'init_weights'):
                 m.init_weights()
+        load_pretrained(self, self._pretrained, EXPECTED_CKPT,
+                        lambda sd: {k: v for k, v in sd.items()
+                                    if not k.startswith('head.')})
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
         x = self.stem(x)

@@ -22,7 +22,7 @@ def test_is_conv2d_with_same_keys_and_prior():
     assert layer.adaptive
     keys = set(layer.state_dict())
     assert keys == {'weight', 'bias', 'prior.input_weight',
-                    'prior.input_bias'}
+                    'prior.input_bias', 'pad_tau', 'pad_dilations'}
     assert layer.prior.input_weight.shape == (3, 8, 1, 1)
 
 

@@ -12,7 +12,10 @@ model = dict(
         pad_cfg=dict(
             layers=['layer2.1.conv2', 'layer2.2.conv2', 'layer2.3.conv2'],
             dilations=(1, 2, 3),
-            aggregation='markov'),
+            aggregation='markov',
+            # the ImageNet PAD priors were trained for (1, 2, 4): keep the
+            # conv weights, re-initialise those priors (one log line each)
+            reinit_priors_on_mismatch=True),
         init_cfg=dict(
             checkpoint='checkpoints/imagenet/pad_resnet50_8xb24-120e_in1k.pth')))  # noqa: E501
 custom_hooks = [
