@@ -79,6 +79,12 @@ class CheckedPretrainedInit(PretrainedInit):
     under its own name, this initializer first runs the children's
     ``init_weights`` itself (mmengine then skips them, they are
     initialised), then loads. List it last in an ``init_cfg`` list.
+
+    Backbones that test ``init_cfg['type'] == 'Pretrained'`` themselves
+    see another name: mmpretrain's ``ResNet`` then applies
+    ``zero_init_residual`` after loading, so configs that load through this
+    initializer set ``zero_init_residual=False`` (as upstream does for
+    ``'Pretrained'``).
     """
 
     def __call__(self, module: nn.Module) -> None:

@@ -5,6 +5,9 @@
 _base_ = ['mmpretrain::_base_/models/resnet50.py']
 custom_imports = dict(imports=['pad_mm'], allow_failed_imports=False)
 
-model = dict(backbone=dict(init_cfg=dict(
+# zero_init_residual=False: mmpretrain's ResNet skips its zero init of the
+# last BN of each block only for an init_cfg named 'Pretrained'; under
+# 'CheckedPretrained' it would zero the loaded BN weights after loading.
+model = dict(backbone=dict(zero_init_residual=False, init_cfg=dict(
     type='CheckedPretrained', prefix='backbone.',
     checkpoint='checkpoints/imagenet/resnet50_8xb24-120e_in1k.pth')))
