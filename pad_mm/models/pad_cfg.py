@@ -45,7 +45,7 @@ TRAIN_MODES = ('gumbel', 'gumbel_hard')
 EVAL_MODES = ('hard', 'soft', 'gumbel')
 DILATION_MODES = ('relative', 'absolute')
 
-# f of eqs. 3-4 per aggregation when act_cfg is not given (issue 12).
+# f of eqs. 3-4 per aggregation when act_cfg is not given.
 # Recurrent and gated aggregation use tanh: the recurrence
 # h^l = f(W h^(l-1) + U Y^(l-1)) feeds h back into itself layer after layer,
 # and a bounded, zero-centred, increasing f (as in Elman RNNs and the GRU

@@ -1,4 +1,4 @@
-"""The ablation controls of issue 16 (configs/demo/ablation/): each is the
+"""The ablation controls (configs/demo/ablation/): each is the
 demo (model, data, schedule) with only layer4's 3x3 convs changed, builds,
 and trains 2 iterations + validates on a tiny generated PAD-Textures set."""
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Every config folder documents where it departs from the paper, and the
-configs follow the paper where it is explicit (issue 12)."""
+configs follow the paper where it is explicit."""
 import glob
 import os.path as osp
 

@@ -1,4 +1,4 @@
-"""pad_conv2d_hard at a uniform index is nn.Conv2d's own call (issue 12)."""
+"""pad_conv2d_hard at a uniform index is nn.Conv2d's own call."""
 import pytest
 import torch
 import torch.nn as nn

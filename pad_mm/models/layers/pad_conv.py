@@ -95,7 +95,7 @@ def non_adaptive_reason(kernel_size, stride=1, padding=0, dilation=1,
 
 
 # ---------------------------------------------------------------------------
-# The initial priors after f (issue 12). The settings themselves (act_cfg's
+# The initial priors after f. The settings themselves (act_cfg's
 # default per aggregation, init_margin, dilation_mode,
 # reinit_priors_on_mismatch) are in the spec, ``pad_mm.models.pad_cfg``.
 # ---------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """A trained PAD VGG / Xception given through init_cfg keeps its priors
-(issue 12: loading never overwrites what it loaded)."""
+(loading never overwrites what it loaded)."""
 import pytest
 import torch
 from mmengine.registry import init_default_scope

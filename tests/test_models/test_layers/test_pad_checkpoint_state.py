@@ -1,5 +1,5 @@
 """tau and the dilation options live in the checkpoint; DataParallel
-replicas each carry their own chain state (issue 12)."""
+replicas each carry their own chain state."""
 import logging
 import threading
 

@@ -1,5 +1,5 @@
 """f of eqs. 3-5: non-linear default for recurrent/gated, the initial
-margin holds after f, and a fresh model equals the vanilla one (issue 12)."""
+margin holds after f, and a fresh model equals the vanilla one."""
 import pytest
 import torch
 import torch.nn as nn

@@ -1,4 +1,4 @@
-"""The conversion report: what was built is what was asked (issue 12)."""
+"""The conversion report: what was built is what was asked."""
 import logging
 import os.path as osp
 

@@ -1,4 +1,4 @@
-"""aggregation='static' (ablation control of issue 16): the priors are a
+"""aggregation='static' (an ablation control): the priors are a
 learned [D] bias, the same at every pixel, with no input term; one Gumbel
 sample per image and layer."""
 from __future__ import annotations
