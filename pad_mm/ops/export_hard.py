@@ -141,17 +141,18 @@ def pad_conv2d_hard_export(input: Tensor,
     planes = input.transpose(0, 1).reshape(c, n * h * w)  # [C, N*H*W]
     taps = planes.index_select(1, src.reshape(-1)).view(c, kk, -1)
     taps = taps * valid.unsqueeze(0).to(taps.dtype)  # [C, k*k, M]
-    m = pos.shape[0]
+    # no reshape names M: a traced graph must not record the example's
+    # count of differing pixels (M may be 0 for another input)
     if groups == 1:
         res = torch.matmul(weight.reshape(c_out, c * kk),
-                           taps.reshape(c * kk, m))
+                           taps.flatten(0, 1))
     else:
         res = torch.matmul(
             weight.reshape(groups, c_out // groups, cg * kk),
-            taps.reshape(groups, cg * kk, m)).reshape(c_out, m)
+            taps.unflatten(0, (groups, cg)).flatten(1, 2)).flatten(0, 1)
     if bias is not None:
         res = res + bias.view(-1, 1)
     # write the M recomputed pixels over the dominant conv's output
     flat = out.transpose(0, 1).reshape(c_out, n * hw)
-    flat = flat.scatter(1, pos.view(1, -1).expand(c_out, m), res)
+    flat = flat.scatter(1, pos.unsqueeze(0).expand(c_out, -1), res)
     return flat.view(c_out, n, h_out, w_out).transpose(0, 1).contiguous()

@@ -114,7 +114,7 @@ CASES = [
     ('hook-unknown-arg', _hook(tau_min=0.1),
      'custom_hooks[0].tau_min', '0.1', 'tau_start'),
     ('hook-unknown-type',
-     lambda cfg, tmp: cfg.custom_hooks.append(dict(type='PADTauHok')),
+     lambda cfg, tmp: cfg.custom_hooks.insert(1, dict(type='PADTauHok')),
      'custom_hooks[1].type', "'PADTauHok'", 'registered hook'),
     # modes / aggregation / other PADConv arguments
     ('train-mode', _set('model.backbone.pad_cfg.train_mode', 'hard'),
