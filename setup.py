@@ -75,7 +75,8 @@ if __name__ == '__main__':
             'ftfy', 'regex', 'matplotlib'
         ],
         extras_require=dict(
-            tests=['pytest>=7', 'onnx>=1.15', 'onnxruntime>=1.17',
+            tests=['pytest>=7', 'pytest-xdist>=3.5', 'onnx>=1.15',
+                   'onnxruntime>=1.17',
                    'tensorboard>=2.14'],
             # `mim list / search / train pad_mm` (installed without its
             # openxlab dependency chain, see tools/setup_env.sh)

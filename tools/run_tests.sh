@@ -3,4 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup_env.sh
-exec "${PYTHON:-python3}" -m pytest tests "$@"
+# two pytest workers (one per core of the reference 2-core machine);
+# PAD_MM_TEST_WORKERS=0 runs in one process
+exec "${PYTHON:-python3}" -m pytest tests -n "${PAD_MM_TEST_WORKERS:-2}" "$@"

@@ -43,7 +43,7 @@ if [ -n "$(missing mmcv==2.1.0)" ] || ! $PY -c 'import mmcv.ops' 2>/dev/null; th
 fi
 # 4. the OpenMMLab codebases and what pad_mm's tools and tests use
 STEP4=(mmsegmentation==1.2.2 mmpretrain==1.2.0 ftfy regex "matplotlib>=3.7"
-       "pytest>=7" "onnx>=1.15" "onnxruntime>=1.17" "tensorboard>=2.14")
+       "pytest>=7" "pytest-xdist>=3.5" "onnx>=1.15" "onnxruntime>=1.17" "tensorboard>=2.14")
 if [ -n "$(missing "${STEP4[@]}")" ]; then $PIP "${STEP4[@]}"; fi
 #    openmim (`mim list / search / train pad_mm`) without its dependencies:
 #    its opendatalab -> openxlab chain pins setuptools~=60.2, requests~=2.28,
