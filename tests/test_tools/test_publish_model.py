@@ -6,7 +6,6 @@ visualize_dilation.py on folders / globs, which need a trained checkpoint
 too."""
 import glob
 import hashlib
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -23,16 +22,9 @@ from mmengine.config import Config
 import pad_mm
 from pad_mm.runtime.validate import PADConfigError, PADConfigFileError
 
+from helpers.tools import load_tool
+
 DEMO = 'configs/demo/pad_deeplabv3plus_r18_textures.py'
-
-
-def load_tool(repo_root, rel):
-    name = 'pad_tool_' + re.sub(r'\W', '_', rel)
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(repo_root, 'tools', rel))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def tiny_config(repo_root, tmp, max_iters=2) -> str:
