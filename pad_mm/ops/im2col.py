@@ -294,122 +294,77 @@ def _hard_gather(input: Tensor, weight: Tensor, bias: Tensor | None,
     return out.to(dtype).contiguous(memory_format=fmt)
 
 
-def recompute_pixels(x: Tensor, ni: Tensor, hi: Tensor, wi: Tensor,
-                     dil: Tensor, weight: Tensor, bias: Tensor | None,
-                     stride: int, groups: int) -> Tensor:
-    """Conv output of M pixels, each at its own dilation.
-
-    The k x k taps of each pixel are gathered (channel rows of the
-    channels-last view of ``x``; out-of-image taps clamped, then zeroed)
-    into a patch image [1, C_in, k, M*k] with channels-last strides, and
-    one stride-k conv with the layer's weight computes the M outputs (on
-    the CPU this measured faster than an explicit GEMM over the same taps,
-    see docs/performance.md).
-
-    Args:
-        x: [N, C_in, H, W]; ni, hi, wi: [M] image, output row, output
-            column; dil: [M] dilations; weight: [C_out, C_in/groups, k, k];
-            bias: [C_out] or None.
-
-    Returns:
-        [C_out, M].
-    """
-    n, c, h, w = x.shape
-    k = weight.shape[-1]
-    off = torch.arange(k, device=x.device) - (k - 1) // 2
-    m = ni.shape[0]
-    rr = hi.view(1, -1, 1) * stride + dil.view(1, -1, 1) * off.view(k, 1, 1)
-    cc = wi.view(1, -1, 1) * stride + dil.view(1, -1, 1) * off.view(1, 1, k)
-    rr, cc = rr.expand(k, m, k), cc.expand(k, m, k)
-    valid = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
-    taps = x.permute(0, 2, 3, 1)[ni.view(1, -1, 1).expand(k, m, k),
-                                 rr.clamp(0, h - 1), cc.clamp(0, w - 1)]
-    taps.mul_(valid.unsqueeze(-1))  # [k, M, k, C]
-    img = taps.view(1, k, m * k, c).permute(0, 3, 1, 2)
-    return F.conv2d(img, weight, bias, k, 0, 1, groups).view(-1, m)
-
-
-# A (image, dilation) group of differing pixels whose bounding box holds at
-# most this many times as many pixels as the group is recomputed by a
-# plain conv over the box (oneDNN's direct conv, as fast per pixel as the
-# dominant conv; what blobs of trained maps get); other groups by the
-# patch-image conv of :func:`recompute_pixels`. A heuristic (not swept).
-BOX_MAX_WASTE = 2.0
-
-
-def _conv_box(x: Tensor, weight: Tensor, bias: Tensor | None, b: int,
-              r0: int, r1: int, c0: int, c1: int, d: int,
-              stride: int, groups: int) -> Tensor:
-    """Conv at dilation ``d`` of image ``b`` for output rows r0..r1 and
-    columns c0..c1 (inclusive): [C_out, r1-r0+1, c1-c0+1]."""
-    h, w = x.shape[-2:]
-    k = weight.shape[-1]
-    p = d * (k - 1) // 2
-    top, bottom = r0 * stride - p, r1 * stride + p + 1
-    left, right = c0 * stride - p, c1 * stride + p + 1
-    crop = x[b:b + 1, :, max(top, 0):min(bottom, h),
-             max(left, 0):min(right, w)]
-    crop = F.pad(crop, (max(-left, 0), max(right - w, 0), max(-top, 0),
-                        max(bottom - h, 0)))
-    return F.conv2d(crop, weight, bias, stride, 0, d, groups)[0]
-
-
 def _hard_sparse(input: Tensor, weight: Tensor, bias: Tensor | None,
                  index: Tensor, dilations: Sequence[int], stride: int,
                  groups: int, dom: int) -> Tensor:
     """Plain conv at ``dilations[dom]`` for every pixel, then the pixels
     whose index differs are recomputed at their own dilation and written
-    over: a compact group (one image, one dilation) by a conv over its
-    bounding box, the rest by :func:`recompute_pixels`."""
+    over.
+
+    Per image, the k x k taps of its differing pixels are gathered from
+    that image alone (``index_select`` over the [C_in, H*W] plane of an
+    NCHW input, or over the [H*W, C_in] rows of a channels-last one;
+    out-of-image taps are clamped, then zeroed) into a patch image
+    [1, C_in, k, M_b*k]; the images' patches side by side go through one
+    stride-k conv with the layer's weight, and ``index_copy_`` writes each
+    image's outputs over the dominant conv's. On the CPU this measured faster than gathering from
+    the whole batch at once (strided reads), than an explicit GEMM over
+    the same taps (oneDNN's conv beats the BLAS GEMM at these sizes) and
+    than a conv over each blob's bounding box (docs/performance.md).
+    """
     k = weight.shape[-1]
     d = dilations[dom]
     out = F.conv2d(input, weight, bias, stride, d * (k - 1) // 2, d, groups)
     diff = index != dom
-    # (n, oh, ow) of the differing pixels
-    sel = diff.nonzero()
-    if sel.shape[0] == 0:
+    n, c, h, w = input.shape
+    h_out, w_out = index.shape[-2:]
+    per_image = diff.view(n, -1).sum(1).tolist()
+    if not any(per_image):
         return out
     cdt = _compute_dtype(input.dtype)
     x = input.to(cdt)
     wc = weight.to(cdt)
     bc = None if bias is None else bias.to(cdt)
-    ni, hi, wi = sel.unbind(1)
-    sel_idx = index[ni, hi, wi]
-    # group by (image, dilation): counts and bounding boxes
-    num_d = len(dilations)
-    key = ni * num_d + sel_idx
-    n_groups = index.shape[0] * num_d
-    counts = torch.bincount(key, minlength=n_groups)
-    big = torch.iinfo(torch.long).max
-    rmin = torch.full((n_groups, ), big, dtype=torch.long,
-                      device=key.device).scatter_reduce(
-                          0, key, hi, 'amin')
-    rmax = torch.zeros(n_groups, dtype=torch.long,
-                       device=key.device).scatter_reduce(0, key, hi, 'amax')
-    cmin = torch.full((n_groups, ), big, dtype=torch.long,
-                      device=key.device).scatter_reduce(
-                          0, key, wi, 'amin')
-    cmax = torch.zeros(n_groups, dtype=torch.long,
-                       device=key.device).scatter_reduce(0, key, wi, 'amax')
-    boxed = torch.zeros(n_groups, dtype=torch.bool, device=key.device)
-    for g, cnt, a, b_, c, e in zip(range(n_groups), counts.tolist(),
-                                   rmin.tolist(), rmax.tolist(),
-                                   cmin.tolist(), cmax.tolist()):
-        if cnt == 0 or (b_ - a + 1) * (e - c + 1) > BOX_MAX_WASTE * cnt:
+    dev = input.device
+    dil_of = torch.tensor(dilations, device=dev)
+    off = (torch.arange(k, device=dev) - (k - 1) // 2).view(k, 1, 1)
+    x_cl, out_cl = _is_channels_last(x), _is_channels_last(out)
+    patches, pixels = [], []
+    for b, mb in enumerate(per_image):
+        if mb == 0:
             continue
-        img, i = divmod(g, num_d)
-        y = _conv_box(x, wc, bc, img, a, b_, c, e, dilations[i], stride,
-                      groups).to(out.dtype)
-        region = out[img, :, a:b_ + 1, c:e + 1]
-        m = index[img, a:b_ + 1, c:e + 1] == i
-        region.copy_(torch.where(m, y, region))
-        boxed[g] = True
-    rest = ~boxed[key]
-    if bool(rest.any()):
-        ni, hi, wi, sel_idx = ni[rest], hi[rest], wi[rest], sel_idx[rest]
-        dil = torch.tensor(dilations, device=input.device)[sel_idx]
-        res = recompute_pixels(x, ni, hi, wi, dil, wc, bc, stride, groups)
-        out[ni, :, hi, wi] = res.t().to(out.dtype)
+        pix = diff[b].reshape(-1).nonzero().view(-1)  # flat output pixels
+        dil = dil_of[index[b].reshape(-1)[pix]].view(1, mb, 1)
+        hi = torch.div(pix, w_out, rounding_mode='floor')
+        wi = pix - hi * w_out
+        # taps in (kh, pixel, kw) order: the patch image's row-major layout
+        rr = (hi * stride).view(1, mb, 1) + dil * off
+        cc = (wi * stride).view(1, mb, 1) + dil * off.view(1, 1, k)
+        valid = ((rr >= 0) & (rr < h)) & ((cc >= 0) & (cc < w))
+        flat = (rr.clamp(0, h - 1) * w + cc.clamp(0, w - 1)).view(-1)
+        if x_cl:  # [H*W, C] rows -> channels-last patch image
+            taps = x[b].permute(1, 2, 0).reshape(h * w, c).index_select(
+                0, flat).view(1, k, mb * k, c).permute(0, 3, 1, 2)
+        else:
+            taps = x[b].reshape(c, h * w).index_select(1, flat).view(
+                1, c, k, mb * k)
+        if not bool(valid.all()):
+            taps = taps * valid.view(1, 1, k, mb * k)
+        patches.append(taps)
+        pixels.append((b, pix))
+    # one conv for the whole batch (oneDNN reorders the weight per call)
+    patch = patches[0] if len(patches) == 1 else torch.cat(patches, 3)
+    res = F.conv2d(patch, wc, bc, k, 0, 1, groups).view(out.shape[1], -1)
+    res = res.to(out.dtype)
+    start = 0
+    for b, pix in pixels:
+        part = res[:, start:start + pix.numel()]
+        start += pix.numel()
+        if out_cl:
+            out[b].permute(1, 2, 0).view(h_out * w_out, -1).index_copy_(
+                0, pix, part.t())
+        else:
+            out[b].view(-1, h_out * w_out).index_copy_(1, pix, part)
     return out
 
 

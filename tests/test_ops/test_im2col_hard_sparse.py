@@ -78,35 +78,35 @@ def test_nothing_differs_is_one_plain_conv():
     assert torch.equal(out, F.conv2d(x, w, None, 1, 2, 2))
 
 
+@pytest.mark.parametrize('cl', [False, True])
 @pytest.mark.parametrize('stride', [1, 2])
-def test_blobs_take_the_box_conv_and_equal_reference(stride, monkeypatch):
-    """Compact groups (a disc of dilation 4, a square of dilation 1, at
-    the border too) go through the bounding-box conv; a scattered group
-    through the patch-image conv."""
-    boxes = []
-    real_box = im2col._conv_box
-    monkeypatch.setattr(im2col, '_conv_box', lambda *a: (
-        boxes.append(a[3:9]), real_box(*a))[1])
+def test_blobs_at_the_border_equal_reference(stride, cl):
+    """Blobs touching the border (taps outside the image), lone pixels,
+    images without any differing pixel: values and gradients equal the
+    reference's, for NCHW and channels-last inputs."""
     gen = torch.Generator().manual_seed(5)
-    x = torch.randn(2, 8, 30, 34, generator=gen, dtype=torch.float64)
+    x = torch.randn(3, 8, 30, 34, generator=gen, dtype=torch.float64)
+    if cl:
+        x = x.to(memory_format=torch.channels_last)
     w = torch.randn(8, 8, 3, 3, generator=gen, dtype=torch.float64)
     b = torch.randn(8, generator=gen, dtype=torch.float64)
     h, wd = (30 - 1) // stride + 1, (34 - 1) // stride + 1
-    index = torch.ones(2, h, wd, dtype=torch.long)
+    index = torch.ones(3, h, wd, dtype=torch.long)
     yy, xx = torch.meshgrid(torch.arange(h), torch.arange(wd),
                             indexing='ij')
     index[0][((yy - 3)**2 + (xx - 4)**2) <= 9] = 2  # disc at the border
-    index[1, h - 4:, wd - 5:] = 0  # square in the corner
-    index[1, 2, 3] = 2  # lone pixels of dilation 4 in image 1
-    index[1, 7, wd - 8] = 2
+    index[2, h - 4:, wd - 5:] = 0  # square in the corner
+    index[2, 2, 3] = 2  # lone pixels of dilation 4
+    index[2, 7, wd - 8] = 2
+    # image 1 has no differing pixel
     for t in (x, w, b):
         t.requires_grad_()
     out = pad_conv2d_hard_im2col(x, w, b, index, (1, 2, 4), stride,
                                  max_sparse_share=1.0)
     ref = pad_conv2d_hard_reference(x, w, b, index, (1, 2, 4), stride)
     torch.testing.assert_close(out, ref)
-    assert sorted((bx[0], bx[5]) for bx in boxes) == [(0, 4), (1, 1)]
-    g1 = torch.autograd.grad(out.sum(), (x, w, b))
-    g2 = torch.autograd.grad(ref.sum(), (x, w, b))
+    assert out.is_contiguous(memory_format=torch.channels_last) == cl
+    g1 = torch.autograd.grad(out.pow(2).sum(), (x, w, b))
+    g2 = torch.autograd.grad(ref.pow(2).sum(), (x, w, b))
     for a, r in zip(g1, g2):
         torch.testing.assert_close(a, r)
