@@ -1,7 +1,6 @@
 """tools/deployment/freeze_pad.py: PAD layers that do not adapt become plain
 convs; the written config/checkpoint reproduce the output, and an all-plain
 result loads into upstream mmseg without pad_mm."""
-import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -15,17 +14,14 @@ import pad_mm  # noqa: F401
 from pad_mm.datasets.textures import make_textures_dataset
 from pad_mm.models import pad_layers
 from pad_mm.apis.inference import load_model, prepare_image
+from helpers.tools import load_tool
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 CONFIG = osp.join(ROOT, 'configs', 'demo', 'pad_deeplabv3plus_r18_textures.py')
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location(
-        'freeze_pad', osp.join(ROOT, 'tools', 'deployment', 'freeze_pad.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool(ROOT, 'deployment/freeze_pad.py')
 
 
 @pytest.fixture(scope='module')
@@ -169,3 +165,28 @@ def test_bad_max_other_is_rejected(tmp_path, capsys):
         _tool().parse_args([CONFIG, CONFIG, '--out-dir', str(tmp_path),
                             '--max-other', '1.5'])
     assert '--max-other must be in [0, 1), got 1.5' in capsys.readouterr().err
+
+
+def test_table_marks_metrics_of_frozen_layers():
+    """A frozen layer has no dilation metric after freezing: the table says
+    so instead of printing nan."""
+    result = dict(
+        layers=[dict(name='layer4.0.conv1', dilations=[1, 2],
+                     shares=[1.0, 0.0], frozen=True, dilation=1, reason=''),
+                dict(name='layer4.0.conv2', dilations=[1, 2],
+                     shares=[0.7, 0.3], frozen=False, dilation=1,
+                     reason='other dilations take 0.3000 > max_other=0.01')],
+        max_other=0.01, images=2, kind='PAD', max_abs_diff_frozen_vs_pad=0.0,
+        metrics_before={'mIoU': 80.0, 'pad/layer4.0.conv1/frac_d1': 1.0,
+                        'pad/layer4.0.conv2/frac_d1': 0.7},
+        metrics_after={'mIoU': 80.0,
+                       'pad/layer4.0.conv1/frac_d1': float('nan'),
+                       'pad/layer4.0.conv2/frac_d1': 0.7})
+    lines = _tool().freeze_table(result).splitlines()
+    assert 'mIoU: 80 before, 80 after freezing' in lines
+    assert ('pad/layer4.0.conv1/frac_d1: 1 before, - after freezing '
+            '(not a PAD layer any more)') in lines
+    assert ('pad/layer4.0.conv2/frac_d1: 0.7 before, 0.7 after freezing'
+            in lines)
+    assert '1 of 2 PAD layers frozen' in '\n'.join(lines)
+    assert not any('nan' in line for line in lines)

@@ -39,6 +39,7 @@ import argparse
 import copy
 import inspect
 import json
+import math
 import os
 import os.path as osp
 import sys
@@ -508,9 +509,15 @@ def freeze_table(result: dict) -> str:
                  f"output difference {result['max_abs_diff_frozen_vs_pad']:.3g}")
     if 'metrics_before' in result:
         for k, v in result['metrics_before'].items():
-            lines.append(f"{k}: {v:.4g} before, "
-                         f"{result['metrics_after'].get(k, float('nan')):.4g}"
-                         ' after freezing')
+            after = result['metrics_after'].get(k)
+            if after is None or math.isnan(after):
+                after_text = '- after freezing (not a PAD layer any more)'
+            else:
+                after_text = f'{after:.4g} after freezing'
+            lines.append(f'{k}: {v:.4g} before, {after_text}')
+        lines.append('(pad/mean_dilation and pad/var_dilation average over '
+                     'the PAD layers present: after freezing, only the '
+                     'layers that stayed PAD)')
     return '\n'.join(lines)
 
 
