@@ -12,7 +12,6 @@ layer sets with the paper's appendix (Tables 9 and 10).
 """
 import csv
 import glob
-import importlib.util
 import json
 import math
 import os
@@ -28,6 +27,7 @@ from pad_mm.runtime.runner_utils import build_runner
 from pad_mm.models import PADConv2d
 
 from helpers.configs import load_config
+from helpers.tools import load_tool
 from helpers.cls_data import make_aircraft, make_imagenet, make_stanford_cars
 
 IMAGENET = [
@@ -272,11 +272,8 @@ def _tool():
     global _TOOL
     if _TOOL is None:
         here = osp.dirname(osp.abspath(__file__))
-        path = osp.join(here, '..', '..', 'tools', 'analysis_tools',
-                        'pad_complexity.py')
-        spec = importlib.util.spec_from_file_location('pad_complexity', path)
-        _TOOL = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(_TOOL)
+        _TOOL = load_tool(osp.join(here, '..', '..'),
+                          'analysis_tools/pad_complexity.py')
     return _TOOL
 
 

@@ -9,7 +9,6 @@ tests are in tests/test_ops/test_triton_gpu.py (no OpenMMLab import). Speed is m
 ``tools/analysis_tools/benchmark_pad.py``, never here.
 """
 import dataclasses
-import importlib.util
 import json
 import os
 import subprocess
@@ -26,6 +25,8 @@ from pad_mm.ops import (HAS_TRITON, available_impls, gumbel_softmax,
                         pad_conv2d, pad_conv2d_hard,
                         pad_conv2d_hard_reference, pad_conv2d_im2col,
                         pad_conv2d_reference, select_impl)
+
+from helpers.tools import load_tool
 
 TOL = {torch.float64: dict(rtol=1e-10, atol=1e-10),
        torch.float32: dict(rtol=1e-4, atol=1e-4),
@@ -368,12 +369,7 @@ def test_benchmark_script_writes_json(tmp_path, repo_root):
 
 
 def _load_benchmark(repo_root):
-    path = os.path.join(repo_root, 'tools', 'analysis_tools',
-                        'benchmark_pad.py')
-    spec = importlib.util.spec_from_file_location('benchmark_pad', path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool(repo_root, 'analysis_tools/benchmark_pad.py')
 
 
 @pytest.mark.parametrize('argv,match', [

@@ -5,7 +5,6 @@ line and auto-resume falls back to the previous one; a full disk keeps the
 previous checkpoint and last_checkpoint."""
 import errno
 import glob
-import importlib.util
 import logging
 import os
 import os.path as osp
@@ -20,19 +19,12 @@ from pad_mm.runtime import checkpoint as rc
 HERE = osp.dirname(osp.abspath(__file__))
 
 
-def _load(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 from helpers import training as rel  # noqa: E402
+from helpers.tools import load_tool  # noqa: E402
 
 
 def _train_tool(repo_root):
-    return _load('pad_mm_tools_train',
-                 osp.join(repo_root, 'tools', 'train.py'))
+    return load_tool(repo_root, 'train.py')
 
 
 def _cfg(repo_root, tmp, work, max_iters=4, interval=2, keep=3,

@@ -1,7 +1,6 @@
 """Pre-flight validation: every bad config field / CLI argument gives one
 error naming the field, the value and what is allowed, before training
 starts."""
-import importlib.util
 import os
 import os.path as osp
 
@@ -12,6 +11,7 @@ import pad_mm  # noqa: F401
 from pad_mm.runtime.validate import (PADConfigError, PADConfigFileError,
                                      validate_config)
 
+from helpers.tools import load_tool
 from helpers.training import tiny_demo_cfg
 
 # helpers.training registers RelReversedNet / RelBranchNet
@@ -268,11 +268,7 @@ def test_bad_input_is_named(case, good_cfg, tmp_path, monkeypatch):
 
 # ------------------------------------------------------- CLI, end to end
 def _load_tool(repo_root, name):
-    spec = importlib.util.spec_from_file_location(
-        f'pad_tools_{name}', osp.join(repo_root, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(repo_root, f'{name}.py')
 
 
 @pytest.fixture

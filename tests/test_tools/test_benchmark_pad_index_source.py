@@ -1,20 +1,16 @@
 """benchmark_pad.py --index-source: parsing and the blob maps (no timing)."""
-import importlib.util
 import os.path as osp
 
 import pytest
 import torch
 
+from helpers.tools import load_tool
+
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location(
-        'benchmark_pad',
-        osp.join(ROOT, 'tools', 'analysis_tools', 'benchmark_pad.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool(ROOT, 'analysis_tools/benchmark_pad.py')
 
 
 def test_parse_index_source(tmp_path):

@@ -1,13 +1,14 @@
 """tools/analysis_tools/gpu_check.py: its --smoke run (Triton's interpreter
 on the CPU, tiny cases) writes the JSON the GPU run writes, with every
 kernel variant it checks correct and deterministic."""
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 
 import pytest
+
+from helpers.tools import load_tool
 
 from pad_mm.ops import HAS_TRITON
 
@@ -73,10 +74,7 @@ def test_time_limit_keeps_a_complete_json(repo_root, tmp_path):
 
 
 def test_rejects_bad_arguments(repo_root, capsys):
-    spec = importlib.util.spec_from_file_location('gpu_check',
-                                                  _script(repo_root))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_tool(repo_root, 'analysis_tools/gpu_check.py')
     for argv, match in ((['--repeats', '5'], '--repeats must be >= 20'),
                         (['--sections', 'speed,nope'], '--sections')):
         with pytest.raises(SystemExit):

@@ -4,7 +4,6 @@ whose summary is checked against the runs' own logs, then resumed."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import math
 import os
@@ -16,20 +15,19 @@ import sys
 
 import pytest
 
+from helpers.tools import load_tool
+
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 SWEEP = osp.join(ROOT, 'tools', 'analysis_tools', 'sweep.py')
 
 
 @pytest.fixture(scope='module')
 def sweep():
-    spec = importlib.util.spec_from_file_location('pad_sweep_tool', SWEEP)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up
+    mod = load_tool(ROOT, 'analysis_tools/sweep.py')
     try:
-        spec.loader.exec_module(mod)
         yield mod
     finally:
-        sys.modules.pop(spec.name, None)
+        sys.modules.pop(mod.__name__, None)
 
 
 # two-sided 95% t quantiles t(0.975, df) from printed tables

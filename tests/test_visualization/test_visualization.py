@@ -1,7 +1,6 @@
 """What PAD learned: dilation statistics metric and hooks, receptive
 fields, FLOPs, and the analysis tools on the demo and a cls config."""
 import glob
-import importlib.util
 import json
 import math
 import os.path as osp
@@ -22,6 +21,7 @@ from pad_mm.ops import available_impls
 from pad_mm.visualization import (HIST_SIZE, effective_receptive_field,
                                   grid_size, sampled_positions)
 
+from helpers.tools import load_tool
 from helpers.training import tiny_demo_cfg
 
 PAD_CFG = 'configs/demo/pad_deeplabv3plus_r18_textures.py'
@@ -29,11 +29,7 @@ VANILLA_CFG = 'configs/demo/deeplabv3plus_r18_textures.py'
 
 
 def _tool(repo_root, name):
-    path = osp.join(repo_root, 'tools', 'analysis_tools', f'{name}.py')
-    spec = importlib.util.spec_from_file_location(f'_tool_{name}', path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool(repo_root, f'analysis_tools/{name}.py')
 
 
 def _png_size(path):
