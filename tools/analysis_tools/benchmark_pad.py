@@ -428,9 +428,9 @@ SWEEP_SHARES = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
 
 def sweep_share(name: str, args: argparse.Namespace) -> dict:
     """Plain conv vs the CPU hard path's two strategies (sparse: conv at
-    the dominant dilation + GEMM over the differing pixels; gather: one
-    conv over every pixel's gathered taps) at blob maps of growing
-    differing share: where they cross is ``SPARSE_MAX_SHARE``."""
+    the dominant dilation + a patch conv over the differing pixels' taps;
+    gather: one conv over every pixel's gathered taps) at blob maps of
+    growing differing share: where they cross is ``SPARSE_MAX_SHARE``."""
     from pad_mm.ops import pad_conv2d_hard_im2col
     n, c_in, c_out, h, w, stride, groups, dil, what = {
         **SHAPES, **EXTRA_SHAPES}[name]

@@ -1,0 +1,69 @@
+"""The numbers the README and the demo metafile state are the committed
+sweep summaries' (docs/ablation/, docs/demo_seeds/), which
+tools/analysis_tools/sweep.py wrote: no figure typed by hand."""
+import json
+import os.path as osp
+import re
+
+import yaml
+
+
+def _json(repo_root, rel):
+    with open(osp.join(repo_root, rel)) as f:
+        return json.load(f)
+
+
+def _md_table(text, first_cell):
+    """The rows (lists of cells) of the markdown table whose header row
+    starts with ``first_cell``."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith(f'| {first_cell} |'):
+            rows = []
+            for row in lines[i:]:
+                if not row.startswith('|'):
+                    break
+                rows.append([c.strip() for c in row.strip('|').split('|')])
+            return rows
+    raise AssertionError(f'no table starting with {first_cell!r}')
+
+
+def test_readme_ablation_table_is_the_committed_summary(repo_root):
+    summary = open(osp.join(repo_root, 'docs', 'ablation',
+                            'summary.md')).read()
+    readme = open(osp.join(repo_root, 'README.md')).read()
+    doc = open(osp.join(repo_root, 'docs', 'ablation.md')).read()
+    expected = _md_table(summary, 'config')
+    assert _md_table(readme, 'config') == expected
+    assert _md_table(doc, 'config') == expected
+    data = _json(repo_root, 'docs/ablation/summary.json')
+    assert data['runs_finished'] == data['runs_total'] == 24
+    assert all(c['n'] >= 3 for c in data['configs'])
+    # the table's means are the summary's values, rounded
+    for row in expected[2:]:
+        conf = next(c for c in data['configs'] if c['name'] == row[0])
+        mean, std = re.match(r'([\d.]+) ± ([\d.]+) \((\d+)\)',
+                             row[1]).groups()[:2]
+        assert float(mean) == round(conf['mean'], 2)
+        assert float(std) == round(conf['std'], 2)
+
+
+def test_demo_metafile_and_readme_state_the_seeded_means(repo_root):
+    data = _json(repo_root, 'docs/demo_seeds/summary.json')
+    assert data['runs_finished'] == data['runs_total']
+    by_name = {c['name']: c for c in data['configs']}
+    with open(osp.join(repo_root, 'configs', 'demo', 'metafile.yml')) as f:
+        models = {m['Name']: m for m in yaml.safe_load(f)['Models']}
+    readme = open(osp.join(repo_root, 'README.md')).read()
+    for name in ('deeplabv3plus_r18_textures',
+                 'pad_deeplabv3plus_r18_textures'):
+        conf = by_name[name]
+        assert conf['n'] >= 3
+        (result, ) = models[name]['Results']
+        assert result['Dataset'] == 'PAD-Textures'
+        metrics = result['Metrics']
+        assert metrics['mIoU'] == round(conf['mean'], 2)
+        assert metrics['mIoU std'] == round(conf['std'], 2)
+        assert metrics['Seeds'] == conf['n']
+        assert (f"{conf['mean']:.2f} ± {conf['std']:.2f} ({conf['n']})"
+                in readme)
