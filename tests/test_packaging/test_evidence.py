@@ -37,7 +37,7 @@ def test_readme_ablation_table_is_the_committed_summary(repo_root):
     assert _md_table(readme, 'config') == expected
     assert _md_table(doc, 'config') == expected
     data = _json(repo_root, 'docs/ablation/summary.json')
-    assert data['runs_finished'] == data['runs_total'] == 24
+    assert len(data['configs']) == 8
     assert all(c['n'] >= 3 for c in data['configs'])
     # the table's means are the summary's values, rounded
     for row in expected[2:]:
