@@ -27,8 +27,8 @@ fast half GEMM in general); float64 stays float64 (``gradcheck``).
 
 The sparse hard path (:func:`pad_conv2d_hard_im2col`) computes only the
 chosen dilation per pixel: when few pixels differ from the dominant
-dilation, a plain conv at the dominant dilation plus one small GEMM over
-the gathered taps of the differing pixels; otherwise a row gather of the
+dilation, a plain conv at the dominant dilation plus one small stride-k
+conv over the gathered taps of the differing pixels; otherwise a gather of the
 channels-last padded input at the chosen taps into a patch image, then
 one stride-k conv.
 
@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
-    'pad_conv2d_im2col', 'pad_conv2d_hard_im2col', 'recompute_pixels',
+    'pad_conv2d_im2col', 'pad_conv2d_hard_im2col',
     'SPARSE_MAX_SHARE'
 ]
 
@@ -307,10 +307,11 @@ def _hard_sparse(input: Tensor, weight: Tensor, bias: Tensor | None,
     out-of-image taps are clamped, then zeroed) into a patch image
     [1, C_in, k, M_b*k]; the images' patches side by side go through one
     stride-k conv with the layer's weight, and ``index_copy_`` writes each
-    image's outputs over the dominant conv's. On the CPU this measured faster than gathering from
-    the whole batch at once (strided reads), than an explicit GEMM over
-    the same taps (oneDNN's conv beats the BLAS GEMM at these sizes) and
-    than a conv over each blob's bounding box (docs/performance.md).
+    image's outputs over the dominant conv's. On the CPU this measured
+    faster than gathering from the whole batch at once (strided reads),
+    than an explicit GEMM over the same taps (oneDNN's conv beats the BLAS
+    GEMM at these sizes) and than a conv over each blob's bounding box
+    (docs/performance.md, "Sparse hard inference").
     """
     k = weight.shape[-1]
     d = dilations[dom]
@@ -386,8 +387,7 @@ def pad_conv2d_hard_im2col(input: Tensor,
       measured): a plain conv at the dominant dilation for every pixel,
       then the differing pixels' k x k taps (at their own dilation) are
       gathered into a small patch image and one stride-k conv recomputes
-      them (:func:`recompute_pixels`; the centre tap is the same row for
-      every dilation, a pixel's taps are gathered once). With no differing pixel this is
+      them (:func:`_hard_sparse`). With no differing pixel this is
       exactly one plain conv.
     * otherwise the taps of every pixel's chosen dilation are gathered
       (rows of the channels-last padded input) into a "patch image"
