@@ -612,9 +612,9 @@ def render_figure(summary: dict, path: str) -> bool:
     ax.set_title(f'{summary["metric"]} per config '
                  f'({summary["runs_finished"]}/{summary["runs_total"]} runs)')
     ax.grid(axis='y', alpha=0.3)
-    ax.legend(fontsize=8, loc='best')
-    fig.tight_layout()
-    fig.savefig(path, dpi=120, format='png')
+    # outside the axes: inside, it can hide a seed's dot
+    ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1.0))
+    fig.savefig(path, dpi=120, format='png', bbox_inches='tight')
     plt.close(fig)
     return True
 
