@@ -355,9 +355,11 @@ def bench_shape(name: str, args: argparse.Namespace) -> dict:
           f'hard auto -> {hard_impl!r}', flush=True)
     res['index_source'] = args.index_source
     res['differing_share'] = float((index != 0).float().mean())
+    # 'auto' too: it skips the implementations when every pixel names the
+    # same dilation (one plain conv), which a forced implementation does not
     res['hard_ms'] = time_interleaved(
-        {'conv': no_grad(conv), **{m: no_grad(hard(m)) for m in names}}, dev,
-        rep, wu)
+        {'conv': no_grad(conv), **{m: no_grad(hard(m)) for m in names},
+         'auto': no_grad(hard('auto'))}, dev, rep, wu)
     if args.index[0] != 'random' or args.hard_only:
         # soft paths do not depend on the index
         res['hard_ms_ratio'] = {m: v / res['hard_ms']['conv']
@@ -399,7 +401,7 @@ def table(results: list[dict], device: str) -> str:
     for r in results:
         names += [m for m in r['impls'] if m not in names]
     head = ['shape', 'N', 'mode', 'plain conv'] + \
-        [f'PAD {m}' for m in names] + ['auto picks']
+        [f'PAD {m}' for m in names] + ['PAD auto', 'auto picks']
     lines = ['| ' + ' | '.join(head) + ' |',
              '|' + '---|' * len(head)]
     rows = [('forward (soft)', 'fwd_ms', 'ms', 'auto'),
@@ -415,9 +417,9 @@ def table(results: list[dict], device: str) -> str:
             v, q = r[key], r[key + '_ratio']
             cells = [r['shape'], str(r['N']), label,
                      f"{v['conv']:.1f} {unit}"]
-            for m in names:
+            for m in names + ['auto']:
                 cells.append(f'{v[m]:.1f} {unit} ({q[m]:.2f}x)'
-                             if m in v else 'n/a')
+                             if m in v else '-')
             cells.append(r[auto])
             lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
