@@ -39,6 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .im2col import tap_index
+
 __all__ = ['pad_conv2d_hard_export', 'export_tracing']
 
 
@@ -129,18 +131,15 @@ def pad_conv2d_hard_export(input: Tensor,
     wi = rem - hi * w_out
     dil = torch.tensor(dilations, device=input.device,
                        dtype=pos.dtype)[idx[pos]]
-    off = torch.arange(k, device=input.device, dtype=pos.dtype) - \
-        (k - 1) // 2
-    offh = off.view(k, 1).expand(k, k).reshape(kk, 1)
-    offw = off.view(1, k).expand(k, k).reshape(kk, 1)
-    rr = hi.view(1, -1) * stride + dil.view(1, -1) * offh  # [k*k, M]
-    cc = wi.view(1, -1) * stride + dil.view(1, -1) * offw
-    valid = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
-    # flat (n, row, col) position in the input plane, clamped
-    src = (ni.view(1, -1) * h + rr.clamp(0, h - 1)) * w + cc.clamp(0, w - 1)
+    flat, valid = tap_index(hi, wi, dil, k, stride, h, w)  # [k, M, k]
+    # flat (n, row, col) position in the [C, N*H*W] planes, reordered to
+    # (kh, kw, M) like the weight's [C_out, C_in*k*k] (the index, not the
+    # C times larger taps, is transposed)
+    src = (ni.view(1, -1, 1) * (h * w) + flat).permute(0, 2, 1)
     planes = input.transpose(0, 1).reshape(c, n * h * w)  # [C, N*H*W]
     taps = planes.index_select(1, src.reshape(-1)).view(c, kk, -1)
-    taps = taps * valid.unsqueeze(0).to(taps.dtype)  # [C, k*k, M]
+    taps = taps * valid.permute(0, 2, 1).reshape(1, kk, -1).to(
+        taps.dtype)  # [C, k*k, M]
     # no reshape names M: a traced graph must not record the example's
     # count of differing pixels (M may be 0 for another input)
     if groups == 1:

@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
-    'pad_conv2d_im2col', 'pad_conv2d_hard_im2col',
+    'pad_conv2d_im2col', 'pad_conv2d_hard_im2col', 'tap_index',
     'SPARSE_MAX_SHARE'
 ]
 
@@ -294,12 +294,37 @@ def _hard_gather(input: Tensor, weight: Tensor, bias: Tensor | None,
     return out.to(dtype).contiguous(memory_format=fmt)
 
 
+def tap_index(hi: Tensor, wi: Tensor, dil: Tensor, k: int, stride: int,
+              h: int, w: int) -> tuple[Tensor, Tensor]:
+    """Where the k x k taps of M output pixels fall in an h x w input plane.
+
+    Args:
+        hi, wi: [M] output row and column of each pixel; dil: [M] its
+            dilation (integer tensors); k: kernel size (odd); stride: conv
+            stride; h, w: input plane size.
+
+    Returns:
+        ``(flat, valid)``, both [k, M, k] in (kernel row, pixel, kernel
+        column) order, the row-major layout of a [k, M*k] patch image:
+        ``flat`` = row * w + col with row and col clamped into the plane,
+        ``valid`` = whether the tap lies inside it (zero padding outside).
+        No shape names M, so a traced graph works for any count.
+    """
+    off = torch.arange(k, device=hi.device, dtype=hi.dtype) - (k - 1) // 2
+    d = dil.view(1, -1, 1)
+    rr = (hi * stride).view(1, -1, 1) + d * off.view(k, 1, 1)
+    cc = (wi * stride).view(1, -1, 1) + d * off.view(1, 1, k)
+    valid = ((rr >= 0) & (rr < h)) & ((cc >= 0) & (cc < w))
+    return rr.clamp(0, h - 1) * w + cc.clamp(0, w - 1), valid
+
+
 def _hard_sparse(input: Tensor, weight: Tensor, bias: Tensor | None,
                  index: Tensor, dilations: Sequence[int], stride: int,
                  groups: int, dom: int) -> Tensor:
     """Plain conv at ``dilations[dom]`` for every pixel, then the pixels
-    whose index differs are recomputed at their own dilation and written
-    over.
+    whose index differs (at least one: :func:`pad_conv2d_hard_im2col`
+    runs a plain conv when none does) are recomputed at their own dilation
+    and written over.
 
     Per image, the k x k taps of its differing pixels are gathered from
     that image alone (``index_select`` over the [C_in, H*W] plane of an
@@ -320,29 +345,23 @@ def _hard_sparse(input: Tensor, weight: Tensor, bias: Tensor | None,
     n, c, h, w = input.shape
     h_out, w_out = index.shape[-2:]
     per_image = diff.view(n, -1).sum(1).tolist()
-    if not any(per_image):
-        return out
     cdt = _compute_dtype(input.dtype)
     x = input.to(cdt)
     wc = weight.to(cdt)
     bc = None if bias is None else bias.to(cdt)
     dev = input.device
     dil_of = torch.tensor(dilations, device=dev)
-    off = (torch.arange(k, device=dev) - (k - 1) // 2).view(k, 1, 1)
     x_cl, out_cl = _is_channels_last(x), _is_channels_last(out)
     patches, pixels = [], []
     for b, mb in enumerate(per_image):
         if mb == 0:
             continue
         pix = diff[b].reshape(-1).nonzero().view(-1)  # flat output pixels
-        dil = dil_of[index[b].reshape(-1)[pix]].view(1, mb, 1)
         hi = torch.div(pix, w_out, rounding_mode='floor')
-        wi = pix - hi * w_out
-        # taps in (kh, pixel, kw) order: the patch image's row-major layout
-        rr = (hi * stride).view(1, mb, 1) + dil * off
-        cc = (wi * stride).view(1, mb, 1) + dil * off.view(1, 1, k)
-        valid = ((rr >= 0) & (rr < h)) & ((cc >= 0) & (cc < w))
-        flat = (rr.clamp(0, h - 1) * w + cc.clamp(0, w - 1)).view(-1)
+        flat, valid = tap_index(hi, pix - hi * w_out,
+                                dil_of[index[b].reshape(-1)[pix]], k,
+                                stride, h, w)
+        flat = flat.view(-1)
         if x_cl:  # [H*W, C] rows -> channels-last patch image
             taps = x[b].permute(1, 2, 0).reshape(h * w, c).index_select(
                 0, flat).view(1, k, mb * k, c).permute(0, 3, 1, 2)
