@@ -1,9 +1,18 @@
-"""Hard PAD for exported graphs: dominant conv plus the differing pixels.
+"""Hard PAD for exported graphs: only the chosen dilation per pixel.
 
 While a model is traced for export (``torch.onnx.export``,
 ``torch.jit.trace``, ``torch.export``), :func:`pad_conv2d_hard` runs
 :func:`pad_conv2d_hard_export` instead of the reference's D full convs.
-The graph it records:
+It records one of two graphs, chosen, as on the CPU path
+(:mod:`.hard_im2col`), by the size of the example's map:
+
+* maps of fewer than ``SPARSE_MIN_PIXELS`` output pixels per image: every
+  pixel at its chosen dilation, as a ``Gather`` of its k x k taps from the
+  channels-last rows of the input (plus one zero row for the padding) and
+  one ``MatMul`` with the weight as a [k*k*C_in, C_out] matrix. No conv:
+  on small maps a runtime's conv is itself an im2col + GEMM of this size,
+  and the sparse graph's extra nodes cost more than they save;
+* larger maps, the dominant-plus-differing-pixels graph:
 
 1. the dominant index ``dom`` = ArgMax of the per-dilation pixel counts
    (ReduceSum over ``index == arange(D)``);
@@ -15,6 +24,9 @@ The graph it records:
    coordinates times a validity mask for the zero padding), one ``MatMul``
    with the weight [C_out, C_in*k*k], and ``ScatterElements`` of the M
    results over the dominant conv's output.
+
+Both give the right output at any input size; the size of the example
+only decides which is recorded.
 
 Step 2 needs the dominant dilation as a constant of the graph:
 
@@ -39,7 +51,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .im2col import tap_index
+from .hard_im2col import (SPARSE_MIN_PIXELS, all_tap_rows_index,
+                          gemm_matrix, tap_index, tap_rows)
 
 __all__ = ['pad_conv2d_hard_export', 'export_tracing']
 
@@ -90,6 +103,37 @@ def _dominant_conv_cond(x: Tensor, weight: Tensor, bias: Tensor | None,
     return branch(0)(x)
 
 
+def _full_graph(input: Tensor, weight: Tensor, bias: Tensor | None,
+                index: Tensor, dilations: Sequence[int], stride: int,
+                groups: int) -> Tensor:
+    """Every pixel at its chosen dilation: Gather of its k x k taps from
+    the channels-last rows of the input (plus a zero row for the
+    padding), one MatMul with the weight as a [k*k*C_in, C_out] matrix
+    (grouped: one batched MatMul over the groups). No shape names the
+    pixel count, so the graph runs at any input size."""
+    c = input.shape[1]
+    c_out, cg, k, _ = weight.shape
+    kk = k * k
+    h_out, w_out = index.shape[-2], index.shape[-1]
+    flat = all_tap_rows_index(index, dilations, k, stride, input.shape[2],
+                              input.shape[3])
+    taps = tap_rows(input).index_select(0, flat)  # [P*k*k, C_in]
+    if groups == 1:
+        res = torch.matmul(taps.reshape(-1, kk * c),
+                           gemm_matrix(weight).t())
+    else:
+        go = c_out // groups
+        a = taps.reshape(-1, kk, groups, cg).permute(2, 0, 1, 3).reshape(
+            groups, -1, kk * cg)  # [G, P, k*k*C_g]
+        wg = weight.reshape(groups, go, cg, k, k).permute(
+            0, 3, 4, 2, 1).reshape(groups, kk * cg, go)
+        res = torch.matmul(a, wg).permute(1, 0, 2).reshape(-1, c_out)
+    if bias is not None:
+        res = res + bias
+    return res.reshape(-1, h_out, w_out, c_out).permute(0, 3, 1,
+                                                        2).contiguous()
+
+
 def pad_conv2d_hard_export(input: Tensor,
                            weight: Tensor,
                            bias: Tensor | None,
@@ -110,6 +154,10 @@ def pad_conv2d_hard_export(input: Tensor,
     kk = k * k
     num_d = len(dilations)
     h_out, w_out = index.shape[-2], index.shape[-1]
+    if int(h_out) * int(w_out) < SPARSE_MIN_PIXELS:
+        # small maps: as on the CPU path, every pixel by gather + GEMM
+        return _full_graph(input, weight, bias, index, dilations, stride,
+                           groups)
     idx = index.reshape(-1)
     counts = (idx.unsqueeze(1) == torch.arange(
         num_d, device=idx.device)).sum(0)
@@ -131,14 +179,14 @@ def pad_conv2d_hard_export(input: Tensor,
     wi = rem - hi * w_out
     dil = torch.tensor(dilations, device=input.device,
                        dtype=pos.dtype)[idx[pos]]
-    flat, valid = tap_index(hi, wi, dil, k, stride, h, w)  # [k, M, k]
+    flat, valid = tap_index(hi, wi, dil, k, stride, h, w)  # [M, k, k]
     # flat (n, row, col) position in the [C, N*H*W] planes, reordered to
     # (kh, kw, M) like the weight's [C_out, C_in*k*k] (the index, not the
     # C times larger taps, is transposed)
-    src = (ni.view(1, -1, 1) * (h * w) + flat).permute(0, 2, 1)
+    src = (ni.view(-1, 1, 1) * (h * w) + flat).permute(1, 2, 0)
     planes = input.transpose(0, 1).reshape(c, n * h * w)  # [C, N*H*W]
     taps = planes.index_select(1, src.reshape(-1)).view(c, kk, -1)
-    taps = taps * valid.permute(0, 2, 1).reshape(1, kk, -1).to(
+    taps = taps * valid.permute(1, 2, 0).reshape(1, kk, -1).to(
         taps.dtype)  # [C, k*k, M]
     # no reshape names M: a traced graph must not record the example's
     # count of differing pixels (M may be 0 for another input)

@@ -23,9 +23,10 @@ Built-in implementations, in the order ``impl='auto'`` tries them:
   the reference for the shape class (:mod:`pad_mm.ops.dispatch`). Not run
   on a GPU yet (``tools/analysis_tools/gpu_check.py`` measures them).
 * ``'im2col'`` (:mod:`pad_mm.ops.im2col`): mixed-im2col + one GEMM (soft)
-  and a gather + one GEMM (hard); works on any device and dtype; ``auto``
-  picks it on the CPU for non-depthwise convs with ``C_out/groups >= 8``
-  (where it measured faster than the reference, see
+  and (:mod:`pad_mm.ops.hard_im2col`) a plain conv plus the differing
+  pixels, or a gather + one GEMM (hard); works on any device and dtype;
+  ``auto`` picks it on the CPU for non-depthwise convs with
+  ``C_out/groups >= 8`` (where it measured faster than the reference, see
   ``tools/analysis_tools/benchmark_pad.py`` and ``docs/performance.md``).
 * ``'reference'``: always supports everything; the fallback.
 
@@ -53,6 +54,7 @@ from torch import Tensor
 
 from . import dispatch as _dispatch
 from . import export_hard as _export
+from . import hard_im2col as _hard_im2col
 from . import im2col as _im2col
 from . import triton_pad as _triton
 from .dispatch import Impl
@@ -407,7 +409,7 @@ def _cpu_prefers_im2col(input: Tensor, weight: Tensor, *args) -> bool:
 
 register_impl('im2col', _im2col.pad_conv2d_im2col, _always, priority=0,
               prefer=_cpu_prefers_im2col)
-register_impl('im2col', _im2col.pad_conv2d_hard_im2col, _always,
+register_impl('im2col', _hard_im2col.pad_conv2d_hard_im2col, _always,
               priority=0, prefer=_cpu_prefers_im2col, hard=True)
 # hard inference in recorded graphs (picked by _select while
 # _export.export_tracing(), never by the auto order otherwise)

@@ -1,13 +1,20 @@
 """The export-friendly hard PAD (pad_mm.ops.export_hard): equal to the
-reference; recorded graphs (ONNX via TorchScript, torch.export) hold one
-conv per PAD layer plus a NonZero/Gather/MatMul/Scatter recomputation of
-the differing pixels, and give PyTorch's output for new inputs."""
+reference; recorded graphs (ONNX via TorchScript, torch.export) hold, on
+maps of at least SPARSE_MIN_PIXELS pixels, one conv per PAD layer plus a
+NonZero/Gather/MatMul/Scatter recomputation of the differing pixels, on
+smaller maps a Gather/MatMul of every pixel's chosen taps and no conv;
+both give PyTorch's output for new inputs of other sizes."""
 import pytest
 import torch
 import torch.nn as nn
 
-from pad_mm.ops import (pad_conv2d_hard, pad_conv2d_hard_export,
-                        pad_conv2d_hard_reference, select_impl)
+from pad_mm.ops import (SPARSE_MIN_PIXELS, pad_conv2d_hard,
+                        pad_conv2d_hard_export, pad_conv2d_hard_reference,
+                        select_impl)
+
+# input sizes whose PAD map is below / at least SPARSE_MIN_PIXELS
+SMALL, LARGE = (20, 24), (48, 48)
+assert SMALL[0] * SMALL[1] < SPARSE_MIN_PIXELS <= LARGE[0] * LARGE[1]
 
 
 def _index(n, h, w, share, gen, dominant=1, d=3):
@@ -17,14 +24,18 @@ def _index(n, h, w, share, gen, dominant=1, d=3):
     return index
 
 
+@pytest.mark.parametrize('size', [(9, 11), (47, 45)])
 @pytest.mark.parametrize('groups,stride', [(1, 1), (2, 1), (1, 2), (6, 1)])
 @pytest.mark.parametrize('share', [0.0, 0.1, 0.6, 1.0])
-def test_export_impl_equals_reference(groups, stride, share):
+def test_export_impl_equals_reference(groups, stride, share, size):
+    """Both graphs (small maps: every pixel gathered; at least
+    SPARSE_MIN_PIXELS: dominant conv + differing pixels) in eager mode."""
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(2, 6, 9, 11, generator=gen)
+    h, wd = size
+    x = torch.randn(2, 6, h, wd, generator=gen)
     w = torch.randn(12, 6 // groups, 3, 3, generator=gen)
     b = torch.randn(12, generator=gen)
-    h_out, w_out = (9 - 1) // stride + 1, (11 - 1) // stride + 1
+    h_out, w_out = (h - 1) // stride + 1, (wd - 1) // stride + 1
     index = _index(2, h_out, w_out, share, gen)
     for bias in (b, None):
         ref = pad_conv2d_hard_reference(x, w, bias, index, (1, 2, 4), stride,
@@ -72,11 +83,12 @@ def _share_differing(model, x):
     return 1 - counts.max().item() / index.numel()
 
 
-def test_onnx_graph_is_sparse_and_matches(tmp_path):
+@pytest.mark.parametrize('size', [SMALL, LARGE])
+def test_onnx_graph_is_sparse_and_matches(tmp_path, size):
     onnx = pytest.importorskip('onnx')
     ort = pytest.importorskip('onnxruntime')
     model = _Hard().eval()
-    x = torch.randn(1, 3, 20, 24, generator=torch.Generator().manual_seed(2))
+    x = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(2))
     assert 0.02 < _share_differing(model, x) < 0.9
     path = str(tmp_path / 'hard.onnx')
     torch.onnx.export(model, (x, ), path, dynamo=False, opset_version=17,
@@ -84,14 +96,23 @@ def test_onnx_graph_is_sparse_and_matches(tmp_path):
                       dynamic_axes={'input': {0: 'n', 2: 'h', 3: 'w'}})
     graph = onnx.load(path).graph
     ops = [n.op_type for n in graph.node]
-    # one conv for the stem, one for the PAD layer (not D = 3), one prior
-    assert ops.count('Conv') == 3
-    for op in ('ArgMax', 'NonZero', 'Gather', 'MatMul', 'ScatterElements'):
+    if size == LARGE:
+        # one conv for the stem, one for the PAD layer (not D = 3), one
+        # prior; the differing pixels recomputed
+        assert ops.count('Conv') == 3
+        expected = ('ArgMax', 'NonZero', 'Gather', 'MatMul',
+                    'ScatterElements')
+    else:  # stem and prior only: the PAD layer is one gather + MatMul
+        assert ops.count('Conv') == 2
+        assert 'NonZero' not in ops and 'ScatterElements' not in ops
+        expected = ('ArgMax', 'Gather', 'MatMul')
+    for op in expected:
         assert op in ops, (op, sorted(set(ops)))
     sess = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
     gen = torch.Generator().manual_seed(3)
     for inp in (x, torch.randn(2, 3, 17, 13, generator=gen),
-                torch.randn(1, 3, 20, 24, generator=gen) * 3):
+                torch.randn(1, 3, 50, 46, generator=gen),
+                torch.randn(1, 3, *size, generator=gen) * 3):
         with torch.no_grad():
             ref = model(inp)
         out = sess.run(None, {'input': inp.numpy()})[0]
@@ -99,16 +120,24 @@ def test_onnx_graph_is_sparse_and_matches(tmp_path):
                                    atol=1e-4)
 
 
-def test_torch_export_graph_is_sparse_and_matches():
+@pytest.mark.parametrize('size', [SMALL, LARGE])
+def test_torch_export_graph_is_sparse_and_matches(size):
     model = _Hard().eval()
     gen = torch.Generator().manual_seed(4)
-    x = torch.randn(1, 3, 20, 24, generator=gen)
+    x = torch.randn(1, 3, *size, generator=gen)
     ep = torch.export.export(model, (x, ))
     text = str(ep.graph_module.code) + ''.join(
         str(m.code) for m in ep.graph_module.modules()
         if isinstance(m, torch.fx.GraphModule))
-    assert 'cond' in text and 'nonzero' in text
-    for inp in (x, torch.randn(1, 3, 20, 24, generator=gen) * 3):
+    if size == LARGE:
+        assert 'cond' in text and 'nonzero' in text
+    else:
+        assert 'cond' not in text and 'nonzero' not in text
+        assert 'index_select' in text and 'matmul' in text
+    # stem and prior at the top level (the PAD layer's convs, if any, are
+    # inside the cond branches)
+    assert str(ep.graph_module.code).count('aten.conv2d.default(') == 2
+    for inp in (x, torch.randn(1, 3, *size, generator=gen) * 3):
         with torch.no_grad():
             ref = model(inp)
             out = ep.module()(inp)

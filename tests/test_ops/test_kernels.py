@@ -360,14 +360,34 @@ def test_benchmark_script_writes_json(tmp_path, repo_root):
     (res, ) = data['results']
     assert res['shape'] == 'tiny' and res['impls'] == ['reference', 'im2col']
     for key in ('fwd_ms', 'fwd_bwd_ms', 'hard_ms'):
-        # hard inference also times what impl='auto' runs
-        extra = {'auto'} if key == 'hard_ms' else set()
+        # hard inference also times what impl='auto' runs, and a plain
+        # conv on a packed oneDNN weight (the CPU hard path's GEMM packs)
+        extra = {'auto'} | ({'conv_packed'} if
+                            torch.backends.mkldnn.is_available() else set())
+        extra = extra if key == 'hard_ms' else set()
         assert set(res[key]) == {'conv', 'reference', 'im2col'} | extra
         assert all(v > 0 for v in res[key].values())
         assert res[key + '_ratio']['conv'] == 1.0
     # the PAD layer saves x, weight and probs (im2col) or more (reference)
     assert res['saved_mib']['im2col'] >= res['saved_mib']['conv'] > 0
     assert '| tiny | 1 | forward+backward |' in data['table']
+
+
+def test_benchmark_packed_conv_baseline_equals_conv(repo_root):
+    mod = _load_benchmark(repo_root)
+    g = torch.Generator().manual_seed(0)
+    x, w = torch.randn(2, 16, 9, 10, generator=g), torch.randn(
+        24, 16, 3, 3, generator=g)
+    b = torch.randn(24, generator=g)
+    fn = mod.packed_conv(x, w, b, 1, 2, 2, 1)
+    if not torch.backends.mkldnn.is_available():
+        assert fn is None
+        return
+    torch.testing.assert_close(fn(), F.conv2d(x, w, b, 1, 2, 2), rtol=1e-4,
+                               atol=1e-4)
+    # only float32 CPU convs without groups
+    assert mod.packed_conv(x.double(), w.double(), None, 1, 1, 1, 1) is None
+    assert mod.packed_conv(x, w[:, :8], None, 1, 1, 1, 2) is None
 
 
 def _load_benchmark(repo_root):

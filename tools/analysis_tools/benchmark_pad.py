@@ -35,7 +35,7 @@ Examples::
     # at the real maps of a checkpoint:
     python tools/analysis_tools/benchmark_pad.py --quick \
         --index-source checkpoint:CONFIG:CKPT
-    # the sparse/full-gather threshold of the CPU hard path:
+    # the sparse/full choice of the CPU hard path:
     python tools/analysis_tools/benchmark_pad.py --quick --sweep-share
     # GPU, the issue's setting (bf16, channels_last, full batch):
     python tools/analysis_tools/benchmark_pad.py --device cuda \
@@ -74,9 +74,17 @@ SHAPES: dict[str, tuple] = {
                 'MobileNetV2 depthwise 3x3 (block 3, 192 ch), 224x224 '
                 'input'),
 }
-# a few-millisecond shape for smoke tests (not run by default)
+# not run by default: a few-millisecond shape for smoke tests, and the
+# small maps the sparse/full choice of the CPU hard path was measured at
 EXTRA_SHAPES = {
     'tiny': (1, 16, 16, 12, 12, 1, 1, (1, 2, 4), 'smoke test'),
+    'demo_layer4': (1, 512, 512, 8, 8, 1, 1, (1, 2, 4),
+                    'the demo\'s ResNet-18 layer4 conv2, 64x64 input'),
+    'r18_layer3_32': (1, 256, 256, 32, 32, 1, 1, (1, 2, 4),
+                      'ResNet-18 layer3 conv2, 512x512 input'),
+    'r101_os16_c256': (2, 256, 256, 32, 64, 1, 1, (2, 4, 8),
+                       'ResNet-101 layer4 OS16 map with 256 channels, '
+                       'batch 2 (the deployment issue\'s measurement)'),
 }
 DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16,
           'fp16': torch.float16}
@@ -117,8 +125,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='time hard inference only (the soft and training '
                    'rows do not depend on the index source)')
     p.add_argument('--sweep-share', action='store_true',
-                   help='time the CPU hard path (im2col) sparse vs full '
-                   'gather at blob maps with 0-60%% differing pixels')
+                   help='time the CPU hard path (im2col) strategies, sparse '
+                   'vs full, at blob maps with 0-60%% differing pixels')
     p.add_argument('--out', default='work_dirs/benchmark_pad.json',
                    help='JSON output path')
     args = p.parse_args(argv)
@@ -224,6 +232,30 @@ def device_name(device: str) -> str:
 def _sync(device: str) -> None:
     if device == 'cuda':
         torch.cuda.synchronize()
+
+
+def packed_conv(x: torch.Tensor, weight: torch.Tensor,
+                bias: torch.Tensor | None, stride: int, pad: int, d: int,
+                groups: int) -> Callable[[], torch.Tensor] | None:
+    """A plain conv on a weight packed once into oneDNN's layout (what the
+    CPU hard path's GEMM gets from its cache, and ``F.conv2d`` redoes per
+    call): the fair baseline on small maps. Its output stays in oneDNN's
+    channels-last layout (no conversion timed). None where it does not
+    apply (not a float32 CPU conv without groups, or no oneDNN)."""
+    if x.device.type != 'cpu' or x.dtype != torch.float32 or groups != 1 \
+            or not torch.backends.mkldnn.is_available():
+        return None
+    conv = torch.ops.mkldnn._convolution_pointwise
+    p, s, dl = [pad, pad], [stride, stride], [d, d]
+    with torch.no_grad():
+        wp = torch._C._nn.mkldnn_reorder_conv2d_weight(
+            weight.detach().to_mkldnn(), p, s, dl, groups)
+        b = None if bias is None else bias.detach()
+        ref = F.conv2d(x, weight, bias, stride, pad, d, groups)
+        if not torch.allclose(conv(x, wp, b, p, s, dl, groups, 'none', [],
+                                   ''), ref, rtol=1e-3, atol=1e-3):
+            return None
+    return lambda: conv(x, wp, b, p, s, dl, groups, 'none', [], '')
 
 
 def time_interleaved(fns: dict[str, Callable[[], object]], device: str,
@@ -357,9 +389,13 @@ def bench_shape(name: str, args: argparse.Namespace) -> dict:
     res['differing_share'] = float((index != 0).float().mean())
     # 'auto' too: it skips the implementations when every pixel names the
     # same dilation (one plain conv), which a forced implementation does not
+    packed = packed_conv(x.detach(), weight, bias, stride,
+                         base_d * (k - 1) // 2, base_d, groups)
     res['hard_ms'] = time_interleaved(
         {'conv': no_grad(conv), **{m: no_grad(hard(m)) for m in names},
-         'auto': no_grad(hard('auto'))}, dev, rep, wu)
+         'auto': no_grad(hard('auto')),
+         **({'conv_packed': no_grad(packed)} if packed else {})},
+        dev, rep, wu)
     if args.index[0] != 'random' or args.hard_only:
         # soft paths do not depend on the index
         res['hard_ms_ratio'] = {m: v / res['hard_ms']['conv']
@@ -401,7 +437,8 @@ def table(results: list[dict], device: str) -> str:
     for r in results:
         names += [m for m in r['impls'] if m not in names]
     head = ['shape', 'N', 'mode', 'plain conv'] + \
-        [f'PAD {m}' for m in names] + ['PAD auto', 'auto picks']
+        [f'PAD {m}' for m in names] + ['PAD auto', 'auto picks',
+                                       'plain conv, packed weight']
     lines = ['| ' + ' | '.join(head) + ' |',
              '|' + '---|' * len(head)]
     rows = [('forward (soft)', 'fwd_ms', 'ms', 'auto'),
@@ -421,6 +458,9 @@ def table(results: list[dict], device: str) -> str:
                 cells.append(f'{v[m]:.1f} {unit} ({q[m]:.2f}x)'
                              if m in v else '-')
             cells.append(r[auto])
+            cells.append(f"{v['conv_packed']:.1f} {unit} "
+                         f"({q['conv_packed']:.2f}x)"
+                         if 'conv_packed' in v else '-')
             lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
@@ -430,9 +470,9 @@ SWEEP_SHARES = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
 
 def sweep_share(name: str, args: argparse.Namespace) -> dict:
     """Plain conv vs the CPU hard path's two strategies (sparse: conv at
-    the dominant dilation + a patch conv over the differing pixels' taps;
-    gather: one conv over every pixel's gathered taps) at blob maps of
-    growing differing share: where they cross is ``SPARSE_MAX_SHARE``."""
+    the dominant dilation + the differing pixels recomputed; full: every
+    pixel by gather + GEMM) at blob maps of growing differing share: where
+    they cross sets ``SPARSE_MAX_SHARE`` and ``SPARSE_MIN_PIXELS``."""
     from pad_mm.ops import pad_conv2d_hard_im2col
     n, c_in, c_out, h, w, stride, groups, dil, what = {
         **SHAPES, **EXTRA_SHAPES}[name]
@@ -455,34 +495,40 @@ def sweep_share(name: str, args: argparse.Namespace) -> dict:
                                      groups),
             'sparse': lambda: pad_conv2d_hard_im2col(
                 x, weight, bias, index, dil, stride, groups,
-                max_sparse_share=1.0),
-            'gather': lambda: pad_conv2d_hard_im2col(
+                strategy='sparse'),
+            'full': lambda: pad_conv2d_hard_im2col(
                 x, weight, bias, index, dil, stride, groups,
-                max_sparse_share=0.0),
+                strategy='full'),
         }
+        packed = packed_conv(x, weight, bias, stride, dil[0], dil[0],
+                             groups)
+        if packed:
+            fns['conv_packed'] = packed
         with torch.no_grad():
             ms = time_interleaved(fns, args.device, args.repeats,
                                   args.warmup)
         row = dict(share=float((index != 0).float().mean()), ms=ms,
                    ratio={k: v / ms['conv'] for k, v in ms.items()})
         print(f"  share {row['share']:.3f}: sparse "
-              f"{row['ratio']['sparse']:.3f}x, gather "
-              f"{row['ratio']['gather']:.3f}x", flush=True)
+              f"{row['ratio']['sparse']:.3f}x, full "
+              f"{row['ratio']['full']:.3f}x", flush=True)
         rows.append(row)
     return dict(shape=name, what=what, N=n, rows=rows)
 
 
 def sweep_table(results: list[dict]) -> str:
-    lines = ['| shape | N | differing share | plain conv | sparse | gather |',
-             '|---|---|---|---|---|---|']
+    lines = ['| shape | N | differing share | plain conv | sparse | full | '
+             'plain conv, packed weight |', '|---|---|---|---|---|---|---|']
     for r in results:
         for row in r['rows']:
             ms, q = row['ms'], row['ratio']
+            packed = f"{ms['conv_packed']:.2f} ms " \
+                f"({q['conv_packed']:.2f}x)" if 'conv_packed' in ms else '-'
             lines.append(
                 f"| {r['shape']} | {r['N']} | {row['share']:.3f} | "
-                f"{ms['conv']:.1f} ms | {ms['sparse']:.1f} ms "
-                f"({q['sparse']:.2f}x) | {ms['gather']:.1f} ms "
-                f"({q['gather']:.2f}x) |")
+                f"{ms['conv']:.2f} ms | {ms['sparse']:.2f} ms "
+                f"({q['sparse']:.2f}x) | {ms['full']:.2f} ms "
+                f"({q['full']:.2f}x) | {packed} |")
     return '\n'.join(lines)
 
 
@@ -554,6 +600,9 @@ def bench_checkpoint(args: argparse.Namespace) -> list[dict]:
             'reference': lambda: pad_conv2d_hard(x, wt, b, index, dil, s, g,
                                                  impl='reference'),
         }
+        packed = packed_conv(x, wt, b, s, d * (k - 1) // 2, d, g)
+        if packed:
+            fns['conv_packed'] = packed
         with torch.no_grad():
             ms = time_interleaved(fns, 'cpu', args.repeats, args.warmup)
         res = dict(layer=m['layer'], image=m['image'],
@@ -570,11 +619,20 @@ def bench_checkpoint(args: argparse.Namespace) -> list[dict]:
     return results
 
 
+def _vs_packed(rs: list[dict]) -> str:
+    if not all('conv_packed' in r['ms'] for r in rs):
+        return '-'
+    q = statistics.median(r['ms']['auto'] / r['ms']['conv_packed']
+                          for r in rs)
+    return f'{q:.3f}x'
+
+
 def checkpoint_table(results: list[dict]) -> str:
     """Per PAD layer: medians over the recorded images."""
     lines = ['| PAD layer | input | images | differing share (median) | '
              'hard auto / plain conv (median) | reference / plain conv '
-             '(median) | auto picks |', '|---|---|---|---|---|---|---|']
+             '(median) | auto picks | hard auto / packed plain conv '
+             '(median) |', '|---|---|---|---|---|---|---|---|']
     by_layer: dict[str, list[dict]] = {}
     for r in results:
         by_layer.setdefault(r['layer'], []).append(r)
@@ -586,14 +644,16 @@ def checkpoint_table(results: list[dict]) -> str:
             f"{statistics.median(r['differing_share'] for r in rs):.3f} | "
             f"{statistics.median(r['ratio']['auto'] for r in rs):.3f}x | "
             f"{statistics.median(r['ratio']['reference'] for r in rs):.3f}x"
-            f" | {rs[0]['hard_auto']} |")
+            f" | {rs[0]['hard_auto']} | {_vs_packed(rs)} |")
     if allr:
         tot = {k: sum(r['ms'][k] for r in allr) for k in allr[0]['ms']}
         lines.append(
             f"| all layers (sum of times) | | | "
             f"{statistics.median(r['differing_share'] for r in allr):.3f} | "
             f"{tot['auto'] / tot['conv']:.3f}x | "
-            f"{tot['reference'] / tot['conv']:.3f}x | |")
+            f"{tot['reference'] / tot['conv']:.3f}x | | "
+            + (f"{tot['auto'] / tot['conv_packed']:.3f}x |"
+               if 'conv_packed' in tot else '- |'))
     return '\n'.join(lines)
 
 

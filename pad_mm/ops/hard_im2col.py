@@ -1,0 +1,345 @@
+"""Hard PAD on the CPU: only the chosen dilation is computed per pixel.
+
+``out[n, :, p]`` is the conv at pixel ``p`` with dilation
+``dilations[index[n, p]]``. Every strategy below computes a pixel as a
+gather of its k x k taps followed by one GEMM row:
+
+* the input becomes channels-last rows ``[N*H*W + 1, C_in]``; the extra
+  zero row is where out-of-image taps point (zero padding without a
+  padded copy);
+* :func:`tap_index` gives each pixel's k*k tap positions at its own
+  dilation (also used by the exported graph, :mod:`.export_hard`);
+* the taps of up to ``_CHUNK_BYTES`` worth of pixels are gathered with
+  ``index_select`` into a reused buffer ``[M, k*k*C_in]`` and multiplied
+  by the weight as a ``[C_out, k*k*C_in]`` matrix (columns in
+  (kernel row, kernel column, channel) order).
+
+In inference (no gradient needed), float32 and ``groups == 1``, the GEMM
+runs oneDNN's linear on a weight reordered once into oneDNN's blocked
+layout and cached per weight tensor (:func:`_packed`; dropped when the
+weight changes in place or is freed). ``F.conv2d`` reorders its weight on
+every call, which dominates small maps (a 512 -> 512 3x3 conv at 8x8
+spends about half its time there), so the full strategy can be faster
+than the ``F.conv2d`` it is compared with; ``benchmark_pad.py`` also
+times a plain conv on a packed weight, the fair baseline for that. The
+linear is an internal torch op: it is checked once per process against
+``F.linear`` (:func:`packed_gemm_ok`) and not used if it is missing or
+wrong. Otherwise the GEMM is ``F.linear``, or with groups a grouped conv
+over the batch of gathered k x k patches.
+
+Two strategies, by the share of pixels whose index differs from the
+dominant one (the most frequent in the batch):
+
+* ``sparse``: a plain ``F.conv2d`` at the dominant dilation for every
+  pixel, then the differing pixels are recomputed and written over it;
+* ``full``: every pixel is computed by the gather + GEMM.
+
+No differing pixel at all: exactly one plain conv.
+"""
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    'pad_conv2d_hard_im2col', 'tap_index', 'tap_rows', 'tap_rows_index',
+    'all_tap_rows_index', 'gemm_matrix', 'packed_gemm_ok',
+    'SPARSE_MAX_SHARE', 'SPARSE_MIN_PIXELS'
+]
+
+# ``strategy='auto'`` runs the sparse strategy up to this share of the
+# batch's pixels differing from the dominant index, on maps of at least
+# SPARSE_MIN_PIXELS output pixels per image (the full one otherwise: on
+# small maps the plain conv's per-call weight reorder costs more than the
+# full strategy's gather). Measured on the CPU with
+# ``benchmark_pad.py --sweep-share`` (docs/performance.md, "Sparse hard
+# inference").
+SPARSE_MAX_SHARE = 0.15
+SPARSE_MIN_PIXELS = 2048
+
+# Bytes of gathered taps per GEMM call: a reused buffer of this size
+# instead of one fresh [P, k*k*C_in] tensor (a fresh allocation of tens of
+# MiB costs more in page faults than the gather itself).
+_CHUNK_BYTES = 1 << 23
+
+
+def tap_index(hi: Tensor, wi: Tensor, dil: Tensor, k: int, stride: int,
+              h: int, w: int) -> tuple[Tensor, Tensor]:
+    """Where the k x k taps of M output pixels fall in an h x w input plane.
+
+    Args:
+        hi, wi: [M] output row and column of each pixel; dil: [M] its
+            dilation (integer tensors); k: kernel size (odd); stride: conv
+            stride; h, w: input plane size.
+
+    Returns:
+        ``(flat, valid)``, both [M, k, k] (pixel, kernel row, kernel
+        column): ``flat`` = row * w + col with row and col clamped into the
+        plane, ``valid`` = whether the tap lies inside it (zero padding
+        outside). No shape names M, so a traced graph works for any count.
+    """
+    off = torch.arange(k, device=hi.device, dtype=hi.dtype) - (k - 1) // 2
+    d = dil.view(-1, 1, 1)
+    rr = (hi * stride).view(-1, 1, 1) + d * off.view(1, k, 1)
+    cc = (wi * stride).view(-1, 1, 1) + d * off.view(1, 1, k)
+    valid = ((rr >= 0) & (rr < h)) & ((cc >= 0) & (cc < w))
+    return rr.clamp(0, h - 1) * w + cc.clamp(0, w - 1), valid
+
+
+# ------------------------------------------- oneDNN on packed weights ---
+
+# id(weight) -> (weakref to it, its in-place version, {params: packed})
+_PACKED: dict[int, tuple[weakref.ref, int, dict]] = {}
+_OK: list[bool] = []  # the result of the check, once done
+
+
+def _onednn_linear_ops():
+    mk = getattr(torch.ops, 'mkldnn', None)
+    pack = getattr(mk, '_reorder_linear_weight', None)
+    linear = getattr(mk, '_linear_pointwise', None)
+    return pack, linear
+
+
+def _check_linear() -> bool:
+    """Run oneDNN's linear on a packed weight once and compare it with
+    ``F.linear`` in float64 (ragged sizes: rows not a multiple of the
+    packing hint, a bias, a reduction over several cache blocks)."""
+    g = torch.Generator().manual_seed(0)
+    pack, linear = _onednn_linear_ops()
+    a = torch.randn(37, 1153, generator=g)
+    w = torch.randn(70, 1153, generator=g)
+    b = torch.randn(70, generator=g)
+    with torch.no_grad():
+        got = linear(a, pack(w, 16), b, 'none', [], '')
+    exp = F.linear(a.double(), w.double(), b.double())
+    err = (got.double() - exp).abs().max() / exp.abs().max()
+    return got.shape == exp.shape and bool(err <= 1e-4)
+
+
+def packed_gemm_ok(dtype: torch.dtype = torch.float32) -> bool:
+    """Whether oneDNN's linear on a packed weight is used for ``dtype``:
+    only float32, only where this torch build has the op and it passed
+    :func:`_check_linear` in this process (checked once); otherwise
+    ``F.linear`` runs."""
+    if dtype != torch.float32 or not torch.backends.mkldnn.is_available():
+        return False
+    if not _OK:
+        try:
+            ok = None not in _onednn_linear_ops() and _check_linear()
+        except Exception:  # not in this build
+            ok = False
+        _OK[:] = [ok]
+    return _OK[0]
+
+
+def _packed(weight: Tensor, params: tuple, make) -> Tensor:
+    """``make()`` (a packed copy of ``weight``), cached per weight tensor
+    and ``params``; dropped when the weight changes in place (an optimizer
+    step) or is freed."""
+    key = id(weight)
+    hit = _PACKED.get(key)
+    if hit is None or hit[0]() is not weight or hit[1] != weight._version:
+        ref = weakref.ref(weight, lambda _, k=key: _PACKED.pop(k, None))
+        hit = _PACKED[key] = (ref, weight._version, {})
+    if params not in hit[2]:
+        hit[2][params] = make()
+    return hit[2][params]
+
+
+class _TapGemm:
+    """``rows`` [R, C_in] and the flat tap rows of M pixels -> [M, C_out]
+    (see the module docstring)."""
+
+    def __init__(self, weight: Tensor, bias: Tensor | None, groups: int,
+                 cdt: torch.dtype, need_grad: bool) -> None:
+        self.k, self.groups, self.cdt = weight.shape[-1], groups, cdt
+        self.need_grad = need_grad
+        self.weight = weight
+        self.b = None if bias is None else bias.to(cdt)
+        self.packed = self.wmat = None
+        if groups == 1 and not need_grad and packed_gemm_ok(cdt):
+            pack, _ = _onednn_linear_ops()
+            self.packed = _packed(
+                weight, ('linear', cdt),
+                lambda: pack(gemm_matrix(weight, cdt).contiguous(), 64))
+
+    def _rows(self, taps: Tensor, m: int) -> Tensor:
+        k, g = self.k, self.groups
+        if g != 1:  # the taps as a batch of k x k patches (channels-last)
+            patches = taps.view(m, k, k, -1).permute(0, 3, 1, 2)
+            return F.conv2d(patches, self.weight.to(self.cdt), self.b, 1,
+                            0, 1, g).view(m, -1)
+        a = taps.view(m, -1)
+        if self.packed is not None:
+            return torch.ops.mkldnn._linear_pointwise(
+                a, self.packed, self.b, 'none', [], '')
+        if self.wmat is None:
+            self.wmat = gemm_matrix(self.weight, self.cdt)
+        return F.linear(a, self.wmat, self.b)
+
+    def __call__(self, rows: Tensor, flat: Tensor, m: int) -> Tensor:
+        """rows [R, C_in], flat [m*k*k] row numbers -> [m, C_out]."""
+        kk = self.k * self.k
+        c = rows.shape[1]
+        if self.need_grad:  # autograd: no out= buffers
+            return self._rows(rows.index_select(0, flat), m)
+        step = max(1, _CHUNK_BYTES // (kk * c * rows.element_size()))
+        if m <= step:
+            return self._rows(rows.index_select(0, flat), m)
+        buf = rows.new_empty(step * kk, c)
+        out = None
+        for s in range(0, m, step):
+            e = min(m, s + step)
+            taps = torch.index_select(rows, 0, flat[s * kk:e * kk],
+                                      out=buf[:(e - s) * kk])
+            res = self._rows(taps, e - s)
+            if out is None:
+                out = res.new_empty(m, res.shape[1])
+            out[s:e] = res
+        return out
+
+
+def tap_rows(x: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+    """[N*H*W + 1, C_in]: the pixels of ``x`` [N, C_in, H, W] as
+    channels-last rows (in ``dtype``, default the input's), the last row
+    zero (where :func:`tap_rows_index` sends out-of-image taps).
+    Traceable (a concatenation) while gradients or a graph are recorded,
+    a copy into one buffer otherwise."""
+    n, c, h, w = x.shape
+    dtype = x.dtype if dtype is None else dtype
+    if (torch.is_grad_enabled() and x.requires_grad) or \
+            torch.jit.is_tracing() or torch.compiler.is_exporting():
+        return torch.cat([x.permute(0, 2, 3, 1).reshape(-1, c).to(dtype),
+                          x.new_zeros(1, c, dtype=dtype)])
+    rows = x.new_empty(n * h * w + 1, c, dtype=dtype)
+    rows[:-1].view(n, h, w, c).copy_(x.permute(0, 2, 3, 1))
+    rows[-1].zero_()
+    return rows
+
+
+def tap_rows_index(bi: Tensor, hi: Tensor, wi: Tensor, dil: Tensor, k: int,
+                   stride: int, n: int, h: int, w: int) -> Tensor:
+    """[M*k*k] rows of :func:`tap_rows` holding the k x k taps of output
+    pixels (bi, hi, wi) [M] at dilations ``dil`` [M] (pixel-major, then
+    kernel row, kernel column; out-of-image taps -> the zero row)."""
+    flat, valid = tap_index(hi, wi, dil, k, stride, h, w)
+    flat = flat + (bi * (h * w)).view(-1, 1, 1)
+    return torch.where(valid, flat, n * h * w).reshape(-1)
+
+
+def all_tap_rows_index(index: Tensor, dilations: Sequence[int], k: int,
+                       stride: int, h: int, w: int) -> Tensor:
+    """:func:`tap_rows_index` of every output pixel of ``index``
+    [N, H_out, W_out] (pixel order n, row, column) at its chosen
+    dilation, for an input of size h x w."""
+    n, h_out, w_out = index.shape
+    dev = index.device
+    bi = torch.arange(n, device=dev).view(n, 1, 1).expand(n, h_out, w_out)
+    hi = torch.arange(h_out, device=dev).view(1, h_out, 1).expand_as(bi)
+    wi = torch.arange(w_out, device=dev).view(1, 1, w_out).expand_as(bi)
+    dil = torch.tensor(dilations, device=dev)[index]
+    return tap_rows_index(bi.reshape(-1), hi.reshape(-1), wi.reshape(-1),
+                          dil.reshape(-1), k, stride, n, h, w)
+
+
+def gemm_matrix(weight: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+    """[C_out, k*k*C_in] matrix of a groups=1 weight [C_out, C_in, k, k],
+    columns in the (kernel row, kernel column, channel) order of
+    :func:`tap_rows_index` rows; in ``dtype`` (default the weight's)."""
+    c_out = weight.shape[0]
+    w = weight if dtype is None else weight.to(dtype)
+    return w.permute(0, 2, 3, 1).reshape(c_out, -1)
+
+
+def _hard_sparse(input: Tensor, weight: Tensor, bias: Tensor | None,
+                 index: Tensor, dilations: Sequence[int], stride: int,
+                 groups: int, dom: int, gemm: _TapGemm) -> Tensor:
+    """Plain conv at ``dilations[dom]``; the pixels whose index differs
+    (at least one) are recomputed and written over it."""
+    n, _, h, w = input.shape
+    k = weight.shape[-1]
+    d = dilations[dom]
+    out = F.conv2d(input, weight, bias, stride, d * (k - 1) // 2, d, groups)
+    bi, hi, wi = (index != dom).nonzero().unbind(1)
+    dil = torch.tensor(dilations, device=input.device)[index[bi, hi, wi]]
+    flat = tap_rows_index(bi, hi, wi, dil, k, stride, n, h, w)
+    res = gemm(tap_rows(input, gemm.cdt), flat, bi.numel())
+    # [N, H_out, W_out, C_out] view of either memory format
+    out.permute(0, 2, 3, 1).index_put_((bi, hi, wi), res.to(out.dtype))
+    return out
+
+
+def _hard_full(input: Tensor, weight: Tensor, bias: Tensor | None,
+               index: Tensor, dilations: Sequence[int], stride: int,
+               gemm: _TapGemm) -> Tensor:
+    """Every pixel by the gather + GEMM."""
+    n, _, h, w = input.shape
+    h_out, w_out = index.shape[-2:]
+    flat = all_tap_rows_index(index, dilations, weight.shape[-1], stride, h,
+                              w)
+    res = gemm(tap_rows(input, gemm.cdt), flat, n * h_out * w_out)
+    out = res.to(input.dtype).view(n, h_out, w_out, -1).permute(0, 3, 1, 2)
+    fmt = torch.channels_last if _is_channels_last(input) else \
+        torch.contiguous_format
+    return out.contiguous(memory_format=fmt)
+
+
+STRATEGIES = ('auto', 'sparse', 'full')
+
+
+def pad_conv2d_hard_im2col(input: Tensor,
+                           weight: Tensor,
+                           bias: Tensor | None,
+                           index: Tensor,
+                           dilations: Sequence[int],
+                           stride: int = 1,
+                           groups: int = 1,
+                           strategy: str = 'auto') -> Tensor:
+    """Hard PAD computing only the chosen dilation per pixel.
+
+    ``out[n, :, p] = conv at pixel p with dilation dilations[index[n, p]]``.
+    With ``s`` the share of the batch's pixels whose index differs from the
+    dominant one: ``s == 0`` runs one plain conv (any ``strategy``);
+    otherwise ``strategy`` ``'sparse'`` runs a plain conv at the dominant
+    dilation plus the differing pixels recomputed, ``'full'`` every pixel
+    by the gather + GEMM (see the module docstring), and ``'auto'`` the
+    sparse one where it measured faster: ``s <=`` :data:`SPARSE_MAX_SHARE`
+    on maps of at least :data:`SPARSE_MIN_PIXELS` output pixels per image.
+
+    Shapes: input [N, C_in, H, W], weight [C_out, C_in/groups, k, k],
+    bias [C_out] or None, index [N, H_out, W_out] (int64 in [0, D)) ->
+    [N, C_out, H_out, W_out], in the input's dtype and memory format.
+    Differentiable in input, weight and bias.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f'strategy must be one of {STRATEGIES}, got '
+                         f'{strategy!r}')
+    counts = torch.bincount(index.reshape(-1), minlength=len(dilations))
+    dom = int(counts.argmax())
+    other = index.numel() - int(counts[dom])
+    if other == 0:  # one dilation everywhere: a plain conv
+        d = dilations[dom]
+        return F.conv2d(input, weight, bias, stride,
+                        d * (weight.shape[-1] - 1) // 2, d, groups)
+    need_grad = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (input, weight, bias))
+    gemm = _TapGemm(weight, bias, groups,
+                    torch.promote_types(input.dtype, torch.float32),
+                    need_grad)
+    if strategy == 'auto':
+        sparse = other <= SPARSE_MAX_SHARE * index.numel() and \
+            index[0].numel() >= SPARSE_MIN_PIXELS
+        strategy = 'sparse' if sparse else 'full'
+    if strategy == 'sparse':
+        return _hard_sparse(input, weight, bias, index, dilations, stride,
+                            groups, dom, gemm)
+    return _hard_full(input, weight, bias, index, dilations, stride, gemm)
+
+
+def _is_channels_last(x: Tensor) -> bool:
+    return not x.is_contiguous() and x.is_contiguous(
+        memory_format=torch.channels_last)
