@@ -216,7 +216,11 @@ def tap_rows(x: Tensor, dtype: torch.dtype | None = None) -> Tensor:
         return torch.cat([x.permute(0, 2, 3, 1).reshape(-1, c).to(dtype),
                           x.new_zeros(1, c, dtype=dtype)])
     rows = x.new_empty(n * h * w + 1, c, dtype=dtype)
-    rows[:-1].view(n, h, w, c).copy_(x.permute(0, 2, 3, 1))
+    if _is_channels_last(x):
+        rows[:-1].view(n, h, w, c).copy_(x.permute(0, 2, 3, 1))
+    else:  # per image a 2-D transpose (torch's blocked transpose copy)
+        for b in range(n):
+            rows[b * h * w:(b + 1) * h * w].copy_(x[b].reshape(c, h * w).t())
     rows[-1].zero_()
     return rows
 
@@ -267,9 +271,22 @@ def _hard_sparse(input: Tensor, weight: Tensor, bias: Tensor | None,
     bi, hi, wi = (index != dom).nonzero().unbind(1)
     dil = torch.tensor(dilations, device=input.device)[index[bi, hi, wi]]
     flat = tap_rows_index(bi, hi, wi, dil, k, stride, n, h, w)
-    res = gemm(tap_rows(input, gemm.cdt), flat, bi.numel())
-    # [N, H_out, W_out, C_out] view of either memory format
-    out.permute(0, 2, 3, 1).index_put_((bi, hi, wi), res.to(out.dtype))
+    res = gemm(tap_rows(input, gemm.cdt), flat, bi.numel()).to(out.dtype)
+    if _is_channels_last(out) or gemm.need_grad:
+        # [N, H_out, W_out, C_out] view of either memory format
+        out.permute(0, 2, 3, 1).index_put_((bi, hi, wi), res)
+        return out
+    # NCHW: per image, columns of its [C_out, H_out*W_out] plane (the
+    # pixels of ``nonzero`` come sorted by image)
+    res_t = res.t().contiguous()
+    pos = hi * index.shape[-1] + wi
+    planes = out.view(n, out.shape[1], -1)
+    start = 0
+    for b, m in enumerate(torch.bincount(bi, minlength=n).tolist()):
+        if m:
+            planes[b].index_copy_(1, pos[start:start + m],
+                                  res_t[:, start:start + m])
+            start += m
     return out
 
 
@@ -282,10 +299,16 @@ def _hard_full(input: Tensor, weight: Tensor, bias: Tensor | None,
     flat = all_tap_rows_index(index, dilations, weight.shape[-1], stride, h,
                               w)
     res = gemm(tap_rows(input, gemm.cdt), flat, n * h_out * w_out)
-    out = res.to(input.dtype).view(n, h_out, w_out, -1).permute(0, 3, 1, 2)
-    fmt = torch.channels_last if _is_channels_last(input) else \
-        torch.contiguous_format
-    return out.contiguous(memory_format=fmt)
+    res = res.to(input.dtype).view(n, h_out * w_out, -1)
+    if _is_channels_last(input) or gemm.need_grad:
+        out = res.view(n, h_out, w_out, -1).permute(0, 3, 1, 2)
+        fmt = torch.channels_last if _is_channels_last(input) else \
+            torch.contiguous_format
+        return out.contiguous(memory_format=fmt)  # a view if channels-last
+    out = res.new_empty(n, res.shape[-1], h_out, w_out)
+    for b in range(n):  # per image a 2-D transpose
+        out[b].view(res.shape[-1], -1).copy_(res[b].t())
+    return out
 
 
 STRATEGIES = ('auto', 'sparse', 'full')
