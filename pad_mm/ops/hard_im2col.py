@@ -14,21 +14,23 @@ gather of its k x k taps followed by one GEMM row:
   by the weight as a ``[C_out, k*k*C_in]`` matrix (columns in
   (kernel row, kernel column, channel) order).
 
-In inference (no gradient needed), float32 and ``groups == 1``, the GEMM
-runs oneDNN's linear on a weight reordered once into oneDNN's blocked
-layout and cached per weight tensor (:func:`_packed`; dropped when the
-weight changes in place or is freed). ``F.conv2d`` reorders its weight on
-every call, which dominates small maps (a 512 -> 512 3x3 conv at 8x8
-spends about half its time there), so the full strategy can be faster
-than the ``F.conv2d`` it is compared with; ``benchmark_pad.py`` also
-times a plain conv on a packed weight, the fair baseline for that. The
-linear is an internal torch op: it is checked once per process against
-``F.linear`` (:func:`packed_gemm_ok`) and not used if it is missing or
-wrong. Otherwise the GEMM is ``F.linear``, or with groups a grouped conv
-over the batch of gathered k x k patches.
+In inference (no gradient needed), on the CPU, in float32 and with
+``groups == 1``, the GEMM runs oneDNN's linear on a weight reordered once
+into oneDNN's blocked layout and cached per weight tensor
+(:func:`_packed`; dropped when the weight changes in place or is freed).
+``F.conv2d`` reorders its weight on every call, which dominates small
+maps (a 512 -> 512 3x3 conv at 8x8 spends about half its time there), so
+the full strategy can be faster than the ``F.conv2d`` it is compared
+with; ``benchmark_pad.py`` also times a plain conv on a packed weight,
+the fair baseline for that. The linear is an internal torch op: it is
+checked once per process against ``F.linear`` (:func:`packed_gemm_ok`)
+and not used if it is missing or wrong. Otherwise the GEMM is
+``F.linear``, or with groups a grouped conv over the batch of gathered
+k x k patches.
 
-Two strategies, by the share of pixels whose index differs from the
-dominant one (the most frequent in the batch):
+Two strategies, chosen by the share of pixels whose index differs from
+the dominant one (the most frequent in the batch) and by the map size
+(:func:`pad_conv2d_hard_im2col`):
 
 * ``sparse``: a plain ``F.conv2d`` at the dominant dilation for every
   pixel, then the differing pixels are recomputed and written over it;
@@ -161,7 +163,8 @@ class _TapGemm:
         self.weight = weight
         self.b = None if bias is None else bias.to(cdt)
         self.packed = self.wmat = None
-        if groups == 1 and not need_grad and packed_gemm_ok(cdt):
+        if groups == 1 and not need_grad and \
+                weight.device.type == 'cpu' and packed_gemm_ok(cdt):
             pack, _ = _onednn_linear_ops()
             self.packed = _packed(
                 weight, ('linear', cdt),

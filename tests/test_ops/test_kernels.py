@@ -373,6 +373,21 @@ def test_benchmark_script_writes_json(tmp_path, repo_root):
     assert '| tiny | 1 | forward+backward |' in data['table']
 
 
+def test_benchmark_times_with_the_threads_it_was_given(repo_root):
+    """--threads sets torch's threads; the timer must not reset them
+    (torch.utils.benchmark.Timer runs single-threaded by default)."""
+    mod = _load_benchmark(repo_root)
+    seen = []
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        mod.time_interleaved({'f': lambda: seen.append(
+            torch.get_num_threads())}, 'cpu', 2, 1)
+    finally:
+        torch.set_num_threads(old)
+    assert seen and set(seen) == {2}
+
+
 def test_benchmark_packed_conv_baseline_equals_conv(repo_root):
     mod = _load_benchmark(repo_root)
     g = torch.Generator().manual_seed(0)

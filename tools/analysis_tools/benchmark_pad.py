@@ -270,7 +270,9 @@ def time_interleaved(fns: dict[str, Callable[[], object]], device: str,
     if device == 'cpu':
         from torch.utils import benchmark
         for k, fn in fns.items():
-            timers[k] = benchmark.Timer(stmt='fn()', globals={'fn': fn})
+            # Timer runs single-threaded unless told (``--threads``)
+            timers[k] = benchmark.Timer(stmt='fn()', globals={'fn': fn},
+                                        num_threads=torch.get_num_threads())
             # calls per sample: at least ~50 ms per sample
             once = timers[k].timeit(1).median
             number[k] = max(1, min(100, int(0.05 / max(once, 1e-6))))
