@@ -8,7 +8,10 @@ gather of its k x k taps followed by one GEMM row:
   zero row is where out-of-image taps point (zero padding without a
   padded copy);
 * :func:`tap_index` gives each pixel's k*k tap positions at its own
-  dilation (also used by the exported graph, :mod:`.export_hard`);
+  dilation (also used by the exported graph, :mod:`.export_hard`); the
+  eager paths take them from a table of every pixel's rows at each
+  dilation, cached per geometry (one gather instead of a dozen small
+  index ops, which cost 10-30% of a 1 ms conv);
 * the taps of up to ``_CHUNK_BYTES`` worth of pixels are gathered with
   ``index_select`` into a reused buffer ``[M, k*k*C_in]`` and multiplied
   by the weight as a ``[C_out, k*k*C_in]`` matrix (columns in
@@ -253,6 +256,36 @@ def all_tap_rows_index(index: Tensor, dilations: Sequence[int], k: int,
                           dil.reshape(-1), k, stride, n, h, w)
 
 
+# (N, H, W, H_out, W_out, k, stride, dilations, device) -> [D, P, k*k]
+_TABLES: dict[tuple, Tensor] = {}
+_TABLES_MAX = 16  # entries
+_TABLE_MAX_BYTES = 1 << 25
+
+
+def _tap_table(index: Tensor, dilations: Sequence[int], k: int,
+               stride: int, h: int, w: int) -> Tensor | None:
+    """[D, N*H_out*W_out, k*k]: :func:`all_tap_rows_index` of every pixel
+    at each dilation, cached per geometry (the eager paths then pick each
+    pixel's rows with one gather instead of a dozen small index ops).
+    None (compute directly) above ``_TABLE_MAX_BYTES``."""
+    n, h_out, w_out = index.shape
+    num_d, kk = len(dilations), k * k
+    if num_d * n * h_out * w_out * kk * 8 > _TABLE_MAX_BYTES:
+        return None
+    key = (n, h, w, h_out, w_out, k, stride, tuple(dilations),
+           str(index.device))
+    table = _TABLES.get(key)
+    if table is None:
+        table = torch.stack([
+            all_tap_rows_index(torch.full_like(index, i), dilations, k,
+                               stride, h, w) for i in range(num_d)
+        ]).view(num_d, -1, kk)
+        if len(_TABLES) >= _TABLES_MAX:  # drop the oldest
+            _TABLES.pop(next(iter(_TABLES)))
+        _TABLES[key] = table
+    return table
+
+
 def gemm_matrix(weight: Tensor, dtype: torch.dtype | None = None) -> Tensor:
     """[C_out, k*k*C_in] matrix of a groups=1 weight [C_out, C_in, k, k],
     columns in the (kernel row, kernel column, channel) order of
@@ -272,8 +305,13 @@ def _hard_sparse(input: Tensor, weight: Tensor, bias: Tensor | None,
     d = dilations[dom]
     out = F.conv2d(input, weight, bias, stride, d * (k - 1) // 2, d, groups)
     bi, hi, wi = (index != dom).nonzero().unbind(1)
-    dil = torch.tensor(dilations, device=input.device)[index[bi, hi, wi]]
-    flat = tap_rows_index(bi, hi, wi, dil, k, stride, n, h, w)
+    pos = hi * index.shape[-1] + wi
+    table = _tap_table(index, dilations, k, stride, h, w)
+    if table is not None:
+        flat = table[index[bi, hi, wi], bi * index[0].numel() + pos].view(-1)
+    else:
+        dil = torch.tensor(dilations, device=input.device)[index[bi, hi, wi]]
+        flat = tap_rows_index(bi, hi, wi, dil, k, stride, n, h, w)
     res = gemm(tap_rows(input, gemm.cdt), flat, bi.numel()).to(out.dtype)
     if _is_channels_last(out) or gemm.need_grad:
         # [N, H_out, W_out, C_out] view of either memory format
@@ -282,7 +320,6 @@ def _hard_sparse(input: Tensor, weight: Tensor, bias: Tensor | None,
     # NCHW: per image, columns of its [C_out, H_out*W_out] plane (the
     # pixels of ``nonzero`` come sorted by image)
     res_t = res.t().contiguous()
-    pos = hi * index.shape[-1] + wi
     planes = out.view(n, out.shape[1], -1)
     start = 0
     for b, m in enumerate(torch.bincount(bi, minlength=n).tolist()):
@@ -299,8 +336,14 @@ def _hard_full(input: Tensor, weight: Tensor, bias: Tensor | None,
     """Every pixel by the gather + GEMM."""
     n, _, h, w = input.shape
     h_out, w_out = index.shape[-2:]
-    flat = all_tap_rows_index(index, dilations, weight.shape[-1], stride, h,
-                              w)
+    k = weight.shape[-1]
+    table = _tap_table(index, dilations, k, stride, h, w)
+    if table is not None:
+        kk = k * k
+        flat = table.gather(0, index.view(1, -1, 1).expand(1, -1, kk))
+        flat = flat.view(-1)
+    else:
+        flat = all_tap_rows_index(index, dilations, k, stride, h, w)
     res = gemm(tap_rows(input, gemm.cdt), flat, n * h_out * w_out)
     res = res.to(input.dtype).view(n, h_out * w_out, -1)
     if _is_channels_last(input) or gemm.need_grad:

@@ -198,6 +198,23 @@ def test_chunked_gemm_equals_reference(monkeypatch, groups,
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize('strategy', ['full', 'sparse'])
+def test_tap_table_cache_and_its_fallback_equal_reference(monkeypatch,
+                                                           strategy):
+    """The eager paths pick each pixel's tap rows from a table cached per
+    geometry, or (above _TABLE_MAX_BYTES) compute them: both equal the
+    reference, and a second geometry does not reuse the first's table."""
+    for max_bytes in (hard_im2col._TABLE_MAX_BYTES, 0):
+        monkeypatch.setattr(hard_im2col, '_TABLE_MAX_BYTES', max_bytes)
+        for seed, (h, w) in enumerate([(12, 14), (12, 15), (12, 14)]):
+            x, wt, b, index = _case(7 + seed, h=h, w=w)
+            with torch.no_grad():
+                out = pad_conv2d_hard_im2col(x, wt, b, index, (1, 2, 4),
+                                             strategy=strategy)
+            ref = pad_conv2d_hard_reference(x, wt, b, index, (1, 2, 4))
+            torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+
+
 def test_half_input_is_computed_in_float32():
     x, wt, b, index = _case(5)
     with torch.no_grad():
