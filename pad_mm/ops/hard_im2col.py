@@ -11,7 +11,7 @@ gather of its k x k taps followed by one GEMM row:
   dilation (also used by the exported graph, :mod:`.export_hard`); the
   eager paths take them from a table of every pixel's rows at each
   dilation, cached per geometry (one gather instead of a dozen small
-  index ops, which cost 10-30% of a 1 ms conv);
+  index ops, whose fixed cost per op weighs on 1 ms convs);
 * the taps of up to ``_CHUNK_BYTES`` worth of pixels are gathered with
   ``index_select`` into a reused buffer ``[M, k*k*C_in]`` and multiplied
   by the weight as a ``[C_out, k*k*C_in]`` matrix (columns in
