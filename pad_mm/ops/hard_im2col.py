@@ -144,7 +144,10 @@ def packed_gemm_ok(dtype: torch.dtype = torch.float32) -> bool:
 def _packed(weight: Tensor, params: tuple, make) -> Tensor:
     """``make()`` (a packed copy of ``weight``), cached per weight tensor
     and ``params``; dropped when the weight changes in place (an optimizer
-    step) or is freed."""
+    step) or is freed. A weight created under ``torch.inference_mode``
+    has no version counter: packed anew on every call."""
+    if weight.is_inference():
+        return make()
     key = id(weight)
     hit = _PACKED.get(key)
     if hit is None or hit[0]() is not weight or hit[1] != weight._version:

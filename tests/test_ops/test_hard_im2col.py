@@ -144,6 +144,22 @@ def test_inference_gemm_equals_reference_and_follows_weight_updates(
         torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize('strategy', ['full', 'sparse'])
+def test_inference_mode_weights_are_packed_per_call(strategy):
+    """Tensors made under torch.inference_mode have no version counter:
+    the packed weight cannot be cached, and an in-place change must still
+    be seen."""
+    x, wt, b, index = _case(8)
+    with torch.inference_mode():
+        w = wt.clone()
+        for scale in (1.0, 3.0):
+            w.mul_(scale)
+            out = pad_conv2d_hard_im2col(x, w, b, index, (1, 2, 4),
+                                         strategy=strategy)
+            ref = pad_conv2d_hard_reference(x, w, b, index, (1, 2, 4))
+            torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+
+
 def test_packed_gemm_is_checked_and_used_on_this_build():
     """oneDNN's linear on a packed weight is checked against F.linear in
     this process; this torch build (CPU with oneDNN) must pass, or every
