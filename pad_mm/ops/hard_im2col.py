@@ -261,8 +261,8 @@ def all_tap_rows_index(index: Tensor, dilations: Sequence[int], k: int,
 
 # (N, H, W, H_out, W_out, k, stride, dilations, device) -> [D, P, k*k]
 _TABLES: dict[tuple, Tensor] = {}
-_TABLES_MAX = 16  # entries
-_TABLE_MAX_BYTES = 1 << 25
+_TABLE_MAX_BYTES = 1 << 24  # one table; larger geometries compute directly
+_TABLES_MAX_BYTES = 1 << 26  # all tables; the oldest are dropped
 
 
 def _tap_table(index: Tensor, dilations: Sequence[int], k: int,
@@ -283,8 +283,9 @@ def _tap_table(index: Tensor, dilations: Sequence[int], k: int,
             all_tap_rows_index(torch.full_like(index, i), dilations, k,
                                stride, h, w) for i in range(num_d)
         ]).view(num_d, -1, kk)
-        if len(_TABLES) >= _TABLES_MAX:  # drop the oldest
-            _TABLES.pop(next(iter(_TABLES)))
+        total = sum(t.nbytes for t in _TABLES.values()) + table.nbytes
+        while _TABLES and total > _TABLES_MAX_BYTES:  # drop the oldest
+            total -= _TABLES.pop(next(iter(_TABLES))).nbytes
         _TABLES[key] = table
     return table
 

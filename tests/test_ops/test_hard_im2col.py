@@ -231,6 +231,22 @@ def test_tap_table_cache_and_its_fallback_equal_reference(monkeypatch,
             torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
 
 
+def test_tap_tables_stay_within_their_memory_bound(monkeypatch):
+    monkeypatch.setattr(hard_im2col, '_TABLES', {})
+    x, wt, b, index = _case(9, h=12, w=14)
+    one = 3 * index.numel() * 9 * 8  # D * pixels * k*k * int64
+    monkeypatch.setattr(hard_im2col, '_TABLES_MAX_BYTES', 2 * one)
+    with torch.no_grad():
+        for w in (14, 15, 16, 14):  # three geometries, then the first
+            x, wt, b, index = _case(9, h=12, w=w)
+            out = pad_conv2d_hard_im2col(x, wt, b, index, (1, 2, 4),
+                                         strategy='full')
+            ref = pad_conv2d_hard_reference(x, wt, b, index, (1, 2, 4))
+            torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+            total = sum(t.nbytes for t in hard_im2col._TABLES.values())
+            assert 0 < total <= 2 * one
+
+
 def test_half_input_is_computed_in_float32():
     x, wt, b, index = _case(5)
     with torch.no_grad():
