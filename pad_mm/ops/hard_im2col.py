@@ -20,7 +20,7 @@ gather of its k x k taps followed by one GEMM row:
 In inference (no gradient needed), on the CPU, in float32 and with
 ``groups == 1``, the GEMM runs oneDNN's linear on a weight reordered once
 into oneDNN's blocked layout and cached per weight tensor
-(:func:`_packed`; dropped when the weight changes in place or is freed).
+(:func:`_packed_weight`; dropped when the weight changes in place or is freed).
 ``F.conv2d`` reorders its weight on every call, which dominates small
 maps (a 512 -> 512 3x3 conv at 8x8 spends about half its time there), so
 the full strategy can be faster than the ``F.conv2d`` it is compared
@@ -97,8 +97,8 @@ def tap_index(hi: Tensor, wi: Tensor, dil: Tensor, k: int, stride: int,
 
 # ------------------------------------------- oneDNN on packed weights ---
 
-# id(weight) -> (weakref to it, its in-place version, {params: packed})
-_PACKED: dict[int, tuple[weakref.ref, int, dict]] = {}
+# id(weight) -> (weakref to it, its in-place version, packed matrix)
+_PACKED: dict[int, tuple[weakref.ref, int, Tensor]] = {}
 _OK: list[bool] = []  # the result of the check, once done
 
 
@@ -141,21 +141,24 @@ def packed_gemm_ok(dtype: torch.dtype = torch.float32) -> bool:
     return _OK[0]
 
 
-def _packed(weight: Tensor, params: tuple, make) -> Tensor:
-    """``make()`` (a packed copy of ``weight``), cached per weight tensor
-    and ``params``; dropped when the weight changes in place (an optimizer
+def _packed_weight(weight: Tensor) -> Tensor:
+    """oneDNN-packed float32 :func:`gemm_matrix` of ``weight``, cached per
+    weight tensor; dropped when the weight changes in place (an optimizer
     step) or is freed. A weight created under ``torch.inference_mode``
     has no version counter: packed anew on every call."""
+    pack, _ = _onednn_linear_ops()
+
+    def make() -> Tensor:
+        return pack(gemm_matrix(weight, torch.float32).contiguous(), 64)
+
     if weight.is_inference():
         return make()
     key = id(weight)
     hit = _PACKED.get(key)
     if hit is None or hit[0]() is not weight or hit[1] != weight._version:
         ref = weakref.ref(weight, lambda _, k=key: _PACKED.pop(k, None))
-        hit = _PACKED[key] = (ref, weight._version, {})
-    if params not in hit[2]:
-        hit[2][params] = make()
-    return hit[2][params]
+        hit = _PACKED[key] = (ref, weight._version, make())
+    return hit[2]
 
 
 class _TapGemm:
@@ -171,10 +174,7 @@ class _TapGemm:
         self.packed = self.wmat = None
         if groups == 1 and not need_grad and \
                 weight.device.type == 'cpu' and packed_gemm_ok(cdt):
-            pack, _ = _onednn_linear_ops()
-            self.packed = _packed(
-                weight, ('linear', cdt),
-                lambda: pack(gemm_matrix(weight, cdt).contiguous(), 64))
+            self.packed = _packed_weight(weight)  # cdt is float32 here
 
     def _rows(self, taps: Tensor, m: int) -> Tensor:
         k, g = self.k, self.groups
