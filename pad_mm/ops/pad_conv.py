@@ -316,8 +316,10 @@ def pad_conv2d(input: Tensor,
 
 
 def _check_index(input: Tensor, index: Tensor, num_dilations: int,
-                 stride: int) -> tuple[int, int] | None:
-    """Check ``index``; returns its (min, max), None if it is empty."""
+                 stride: int,
+                 tracing: bool | None = None) -> tuple[int, int] | None:
+    """Check ``index``; returns its (min, max), None if it is empty or
+    ``tracing`` (default: :func:`is_tracing`)."""
     h_out = (input.shape[2] - 1) // stride + 1
     w_out = (input.shape[3] - 1) // stride + 1
     expected = (input.shape[0], h_out, w_out)
@@ -328,8 +330,8 @@ def _check_index(input: Tensor, index: Tensor, num_dilations: int,
             index.dtype == torch.bool:
         raise TypeError(f'index must be an integer tensor, got '
                         f'{index.dtype}')
-    if is_tracing():  # no values to check (fake tensors) or to bake in
-        return
+    if is_tracing() if tracing is None else tracing:
+        return None  # no values to check (fake tensors) or to bake in
     if index.is_cuda:
         # no host sync per call: checked on the device, raised at the next
         # synchronisation (the layer's argmax index is in range by
@@ -342,7 +344,7 @@ def _check_index(input: Tensor, index: Tensor, num_dilations: int,
         return None
     if not index.numel():
         return None
-    lo, hi = torch.stack(torch.aminmax(index)).tolist()
+    lo, hi = (int(t) for t in torch.aminmax(index))
     if lo < 0 or hi >= num_dilations:
         raise ValueError(f'index values must be in [0, {num_dilations}) '
                          f'(positions in dilations), got range '
@@ -385,9 +387,9 @@ def pad_conv2d_hard(input: Tensor,
     """
     dilations = check_dilations(dilations)
     _check_args(input, weight, bias, None, dilations, stride, groups)
-    span = _check_index(input, index, len(dilations), stride)
-    if impl == 'auto' and span is not None and span[0] == span[1] and \
-            not is_tracing():
+    tracing = is_tracing()
+    span = _check_index(input, index, len(dilations), stride, tracing)
+    if impl == 'auto' and span is not None and span[0] == span[1]:
         d = dilations[span[0]]
         return F.conv2d(input, weight, bias, stride,
                         d * (weight.shape[-1] - 1) // 2, d, groups)
