@@ -5,8 +5,9 @@ CPU CI: the mixed-im2col path, the sparse hard path and the dispatcher
 match ``pad_conv2d_reference`` (values and every gradient) across modes,
 dtypes, strides, groups and odd sizes; the Triton kernels are checked in
 Triton's CPU interpreter (subprocess with ``TRITON_INTERPRET=1``). The GPU
-tests are in tests/test_ops/test_triton_gpu.py (no OpenMMLab import). Speed is measured by
-``tools/analysis_tools/benchmark_pad.py``, never here.
+tests are in tests/test_ops/test_triton_gpu.py (no OpenMMLab import).
+Speed is measured by ``tools/analysis_tools/benchmark_pad.py``, never
+here.
 """
 import dataclasses
 import json
@@ -368,6 +369,7 @@ def test_benchmark_script_writes_json(tmp_path, repo_root):
         assert set(res[key]) == {'conv', 'reference', 'im2col'} | extra
         assert all(v > 0 for v in res[key].values())
         assert res[key + '_ratio']['conv'] == 1.0
+        assert set(res[key + '_ratio']) == set(res[key])
     # the PAD layer saves x, weight and probs (im2col) or more (reference)
     assert res['saved_mib']['im2col'] >= res['saved_mib']['conv'] > 0
     assert '| tiny | 1 | forward+backward |' in data['table']
@@ -386,6 +388,20 @@ def test_benchmark_times_with_the_threads_it_was_given(repo_root):
     finally:
         torch.set_num_threads(old)
     assert seen and set(seen) == {2}
+
+
+def test_benchmark_ratios_are_paired_by_round(repo_root):
+    """A ratio is the median of the per-round ratios, not the ratio of
+    medians: a slow round counts against both sides."""
+    mod = _load_benchmark(repo_root)
+    q = mod.paired_ratio({'conv': [1.0, 2.0, 4.0], 'x': [1.5, 2.0, 12.0]})
+    assert q == {'conv': 1.0, 'x': 1.5}  # ratio of medians would be 1.0
+    rounds = {}
+    ms = mod.time_interleaved({'conv': lambda: None, 'x': lambda: None},
+                              'cpu', 3, 0, rounds)
+    assert set(rounds) == {'conv', 'x'}
+    assert all(len(v) == 3 and min(v) > 0 for v in rounds.values())
+    assert ms['x'] == sorted(rounds['x'])[1]
 
 
 def test_benchmark_packed_conv_baseline_equals_conv(repo_root):

@@ -17,7 +17,8 @@ load changes on a shared machine hit all of them alike):
 
 for the plain conv (``F.conv2d``), the reference PAD (one conv per
 dilation) and the fused PAD (``impl='auto'``, i.e. the dispatcher's choice
-for the device, which is printed). Ratios are against the plain conv.
+for the device, which is printed). Ratios are against the plain conv,
+paired by round (the median of the per-round ratios).
 Memory: the bytes the layer saves for backward (all devices) and, on CUDA,
 the peak allocated during forward+backward.
 
@@ -259,8 +260,12 @@ def packed_conv(x: torch.Tensor, weight: torch.Tensor,
 
 
 def time_interleaved(fns: dict[str, Callable[[], object]], device: str,
-                     repeats: int, warmup: int) -> dict[str, float]:
-    """Median milliseconds of each function, measured round robin."""
+                     repeats: int, warmup: int,
+                     out: dict[str, list[float]] | None = None
+                     ) -> dict[str, float]:
+    """Median milliseconds of each function, measured round robin
+    (``repeats`` rounds); ``out``, if given, receives every round's
+    milliseconds per function (for :func:`paired_ratio`)."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
@@ -288,7 +293,18 @@ def time_interleaved(fns: dict[str, Callable[[], object]], device: str,
                 samples[k].append(start.elapsed_time(end))
             else:
                 samples[k].append(timers[k].timeit(number[k]).median * 1e3)
+    if out is not None:
+        out.update(samples)
     return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def paired_ratio(samples: dict[str, list[float]],
+                 base: str = 'conv') -> dict[str, float]:
+    """Each function's time over ``base``'s, paired by round: the median
+    over rounds of the ratio within the round (a slow spell of a shared
+    machine then hits both sides of a ratio, not one)."""
+    return {k: statistics.median(a / b for a, b in zip(v, samples[base]))
+            for k, v in samples.items()}
 
 
 def saved_bytes(fn: Callable[[], torch.Tensor]) -> int:
@@ -393,22 +409,21 @@ def bench_shape(name: str, args: argparse.Namespace) -> dict:
     # same dilation (one plain conv), which a forced implementation does not
     packed = packed_conv(x.detach(), weight, bias, stride,
                          base_d * (k - 1) // 2, base_d, groups)
-    res['hard_ms'] = time_interleaved(
-        {'conv': no_grad(conv), **{m: no_grad(hard(m)) for m in names},
-         'auto': no_grad(hard('auto')),
-         **({'conv_packed': no_grad(packed)} if packed else {})},
-        dev, rep, wu)
+    def timed(key: str, fns: dict[str, Callable[[], object]]) -> None:
+        rounds: dict[str, list[float]] = {}
+        res[key] = time_interleaved(fns, dev, rep, wu, rounds)
+        res[key + '_ratio'] = paired_ratio(rounds)  # paired by round
+
+    timed('hard_ms',
+          {'conv': no_grad(conv), **{m: no_grad(hard(m)) for m in names},
+           'auto': no_grad(hard('auto')),
+           **({'conv_packed': no_grad(packed)} if packed else {})})
     if args.index[0] != 'random' or args.hard_only:
-        # soft paths do not depend on the index
-        res['hard_ms_ratio'] = {m: v / res['hard_ms']['conv']
-                                for m, v in res['hard_ms'].items()}
-        return res
-    res['fwd_ms'] = time_interleaved(
-        {'conv': no_grad(conv), **{m: no_grad(soft(m)) for m in names}}, dev,
-        rep, wu)
-    res['fwd_bwd_ms'] = time_interleaved(
-        {'conv': train(conv), **{m: train(soft(m)) for m in names}}, dev,
-        rep, wu)
+        return res  # soft paths do not depend on the index
+    timed('fwd_ms', {'conv': no_grad(conv),
+                     **{m: no_grad(soft(m)) for m in names}})
+    timed('fwd_bwd_ms', {'conv': train(conv),
+                         **{m: train(soft(m)) for m in names}})
     res['saved_mib'] = {'conv': saved_bytes(conv) / 2**20}
     res['saved_mib'].update(
         {m: saved_bytes(soft(m)) / 2**20 for m in names})
@@ -416,7 +431,7 @@ def bench_shape(name: str, args: argparse.Namespace) -> dict:
         res['peak_mib'] = {'conv': peak_bytes(train(conv), dev) / 2**20}
         res['peak_mib'].update(
             {m: peak_bytes(train(soft(m)), dev) / 2**20 for m in names})
-    for key in ('fwd_ms', 'hard_ms', 'fwd_bwd_ms', 'saved_mib', 'peak_mib'):
+    for key in ('saved_mib', 'peak_mib'):
         if key not in res:
             continue
         base = res[key]['conv']
@@ -506,11 +521,12 @@ def sweep_share(name: str, args: argparse.Namespace) -> dict:
                              groups)
         if packed:
             fns['conv_packed'] = packed
+        rounds: dict[str, list[float]] = {}
         with torch.no_grad():
             ms = time_interleaved(fns, args.device, args.repeats,
-                                  args.warmup)
+                                  args.warmup, rounds)
         row = dict(share=float((index != 0).float().mean()), ms=ms,
-                   ratio={k: v / ms['conv'] for k, v in ms.items()})
+                   ratio=paired_ratio(rounds))
         print(f"  share {row['share']:.3f}: sparse "
               f"{row['ratio']['sparse']:.3f}x, full "
               f"{row['ratio']['full']:.3f}x", flush=True)
@@ -605,14 +621,16 @@ def bench_checkpoint(args: argparse.Namespace) -> list[dict]:
         packed = packed_conv(x, wt, b, s, d * (k - 1) // 2, d, g)
         if packed:
             fns['conv_packed'] = packed
+        rounds: dict[str, list[float]] = {}
         with torch.no_grad():
-            ms = time_interleaved(fns, 'cpu', args.repeats, args.warmup)
+            ms = time_interleaved(fns, 'cpu', args.repeats, args.warmup,
+                                  rounds)
         res = dict(layer=m['layer'], image=m['image'],
                    shape=list(x.shape), dilations=list(dil),
                    shares=(counts.double() / index.numel()).tolist(),
                    differing_share=1 - float(counts[dom]) / index.numel(),
                    hard_auto=select_impl(x, wt, index, dil, s, g, hard=True),
-                   ms=ms, ratio={k_: v / ms['conv'] for k_, v in ms.items()})
+                   ms=ms, ratio=paired_ratio(rounds))
         print(f"  {res['layer']} image {res['image']}: differing "
               f"{res['differing_share']:.3f}, auto "
               f"{res['ratio']['auto']:.3f}x, reference "
