@@ -688,6 +688,7 @@ def main(argv=None) -> dict:
         'dtype': args.dtype,
         'channels_last': args.channels_last,
         'repeats': args.repeats,
+        'time_ratios': 'paired by round: median of the per-round ratios',
         # other processes on the machine distort CPU timings: recorded
         'loadavg_start': list(os.getloadavg()),
         'command': 'python tools/analysis_tools/benchmark_pad.py ' +
