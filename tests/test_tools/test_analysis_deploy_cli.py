@@ -115,21 +115,30 @@ def test_benchmark_regular_config_from_pad_backbone(repo_root):
 
 
 # ----------------------------------------------------------------- export
-def test_pytorch2onnx_verify(repo_root, tmp_path):
-    pytest.importorskip('onnx')
-    pytest.importorskip('onnxruntime')
+def _random_priors_checkpoint(cfg, tmp_path):
+    """A checkpoint of ``cfg``'s model whose priors are random: dilations
+    vary from pixel to pixel (so a graph's dilation switch is covered)."""
     from pad_mm.apis import load_model
     from pad_mm.models import PADConv2d
-    cfg = slim_cfg(repo_root, tmp_path, size=48)
     model, _ = load_model(cfg)
     torch.manual_seed(0)
-    with torch.no_grad():  # random priors: dilations vary from pixel to pixel
+    with torch.no_grad():
         for m in model.modules():
             if isinstance(m, PADConv2d) and m.adaptive:
                 for n, p in m.prior.named_parameters():
                     p.zero_() if 'bias' in n else p.normal_(0, 20.0)
     ckpt = tmp_path / 'random_priors.pth'
     torch.save(dict(state_dict=model.state_dict(), meta={}), ckpt)
+    return ckpt
+
+
+def test_pytorch2onnx_verify(repo_root, tmp_path):
+    pytest.importorskip('onnx')
+    pytest.importorskip('onnxruntime')
+    from pad_mm.apis import load_model
+    from pad_mm.models import PADConv2d
+    cfg = slim_cfg(repo_root, tmp_path, size=48)
+    ckpt = _random_priors_checkpoint(cfg, tmp_path)
     tool = load_tool(repo_root, 'deployment/pytorch2onnx.py')
     res, out = _run(tool, [cfg, str(ckpt), '--out',
                            str(tmp_path / 'm.onnx'), '--verify'])
@@ -181,6 +190,40 @@ def test_cfg_key_typo_names_closest_key(repo_root):
                     'train_cfg.max_iter=4'])
     assert info.value.field == '--cfg-options train_cfg.max_iter'
     assert "did you mean 'train_cfg.max_iters'" in str(info.value)
+
+
+def test_benchmark_onnx_times_three_graphs_paired(repo_root, tmp_path):
+    """benchmark_onnx.py: the vanilla, sparse-PAD and D-convs-PAD graphs,
+    each matching PyTorch, timed in rounds of several calls, ratios to
+    vanilla paired by round; the JSON it writes is what it returns."""
+    pytest.importorskip('onnx')
+    pytest.importorskip('onnxruntime')
+    import json
+    pad = slim_cfg(repo_root, tmp_path, size=32)
+    reg = slim_cfg(repo_root, tmp_path, config=REG_CFG, size=32)
+    ckpt = _random_priors_checkpoint(pad, tmp_path)
+    tool = load_tool(repo_root, 'deployment/benchmark_onnx.py')
+    out_dir = tmp_path / 'onnx'
+    res, out = _run(tool, [pad, reg, '--pad-checkpoint', str(ckpt),
+                           '--size', '32', '32', '--repeats', '3',
+                           '--warmup', '1', '--out-dir', str(out_dir)])
+    graphs = {'vanilla', 'pad_sparse', 'pad_reference'}
+    assert set(res['ms']) == set(res['ratio']) == graphs
+    assert all(len(v) == 3 and min(v) > 0 for v in res['rounds_ms'].values())
+    assert all(n >= 1 for n in res['calls_per_round'].values())
+    for k in graphs:
+        rounds = res['rounds_ms']
+        assert res['ratio'][k] == pytest.approx(sorted(
+            a / b for a, b in zip(rounds[k], rounds['vanilla']))[1])
+    assert max(res['max_abs_diff_vs_pytorch'].values()) <= 1e-4
+    # the D-convs export has a conv per dilation, the vanilla one none
+    assert res['nodes']['pad_reference']['Conv'] > res['nodes']['vanilla'][
+        'Conv']
+    assert res['nodes']['vanilla']['NonZero'] == 0
+    assert max(res['differing_share'].values()) > 0  # random priors
+    assert json.loads((out_dir / 'benchmark_onnx.json').read_text()) == \
+        json.loads(json.dumps(res))
+    assert '| pad_sparse |' in out
 
 
 def test_check_cfg_keys_rules():
