@@ -6,6 +6,8 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
+from helpers.markdown import md_table
+
 FOLDERS = ['pad_fcn', 'pad_deeplabv3plus', 'pad_imagenet',
            'pad_finegrained', 'demo']
 HEADER = '| Topic | Paper | These configs | Why |'
@@ -18,11 +20,9 @@ def _table(repo_root, folder):
     assert '## Deviations from the paper' in text
     section = text.split('## Deviations from the paper', 1)[1]
     section = section.split('\n## ', 1)[0]
-    lines = [ln for ln in section.splitlines() if ln.startswith('|')]
-    assert lines[0] == HEADER
-    rows = [[c.strip() for c in ln.strip('|').split('|')]
-            for ln in lines[2:]]
-    return rows
+    first = next(ln for ln in section.splitlines() if ln.startswith('|'))
+    assert first == HEADER
+    return md_table(section, 'Topic')[2:]
 
 
 @pytest.mark.parametrize('folder', FOLDERS)

@@ -7,25 +7,12 @@ import re
 
 import yaml
 
+from helpers.markdown import md_table
+
 
 def _json(repo_root, rel):
     with open(osp.join(repo_root, rel)) as f:
         return json.load(f)
-
-
-def _md_table(text, first_cell):
-    """The rows (lists of cells) of the markdown table whose header row
-    starts with ``first_cell``."""
-    lines = text.splitlines()
-    for i, line in enumerate(lines):
-        if line.startswith(f'| {first_cell} |'):
-            rows = []
-            for row in lines[i:]:
-                if not row.startswith('|'):
-                    break
-                rows.append([c.strip() for c in row.strip('|').split('|')])
-            return rows
-    raise AssertionError(f'no table starting with {first_cell!r}')
 
 
 def test_readme_ablation_table_is_the_committed_summary(repo_root):
@@ -33,9 +20,9 @@ def test_readme_ablation_table_is_the_committed_summary(repo_root):
                             'summary.md')).read()
     readme = open(osp.join(repo_root, 'README.md')).read()
     doc = open(osp.join(repo_root, 'docs', 'ablation.md')).read()
-    expected = _md_table(summary, 'config')
-    assert _md_table(readme, 'config') == expected
-    assert _md_table(doc, 'config') == expected
+    expected = md_table(summary, 'config')
+    assert md_table(readme, 'config') == expected
+    assert md_table(doc, 'config') == expected
     data = _json(repo_root, 'docs/ablation/summary.json')
     assert len(data['configs']) == 8
     assert all(c['n'] >= 3 for c in data['configs'])
