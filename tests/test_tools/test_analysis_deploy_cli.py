@@ -211,6 +211,8 @@ def test_benchmark_onnx_times_three_graphs_paired(repo_root, tmp_path):
     assert set(res['ms']) == set(res['ratio']) == graphs
     assert all(len(v) == 3 and min(v) > 0 for v in res['rounds_ms'].values())
     assert all(n >= 1 for n in res['calls_per_round'].values())
+    assert res['session_config'] == {
+        'session.intra_op.allow_spinning': '0'}
     for k in graphs:
         rounds = res['rounds_ms']
         assert res['ratio'][k] == pytest.approx(sorted(
