@@ -362,9 +362,10 @@ def test_benchmark_script_writes_json(tmp_path, repo_root):
     (res, ) = data['results']
     assert res['shape'] == 'tiny' and res['impls'] == ['reference', 'im2col']
     for key in ('fwd_ms', 'fwd_bwd_ms', 'hard_ms'):
-        # hard inference also times what impl='auto' runs, and a plain
-        # conv on a packed oneDNN weight (the CPU hard path's GEMM packs)
-        extra = {'auto'} | ({'conv_packed'} if
+        # hard inference also times what impl='auto' runs, a plain conv
+        # on a packed oneDNN weight (the CPU hard path's GEMM packs) and
+        # the GEMM of the differing pixels alone (the sparse floor)
+        extra = {'auto'} | ({'conv_packed', 'gemm_differing'} if
                             torch.backends.mkldnn.is_available() else set())
         extra = extra if key == 'hard_ms' else set()
         assert set(res[key]) == {'conv', 'reference', 'im2col'} | extra

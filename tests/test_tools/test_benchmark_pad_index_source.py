@@ -46,3 +46,61 @@ def test_blob_index_covers_the_share(frac):
         assert frac <= share <= frac + 0.03
         if frac:
             assert set(img.unique().tolist()) == {0, 1, 2}
+
+
+def test_differing_gemm_is_the_sparse_strategys_gemm_alone():
+    """The floor candidate: one packed linear of the M differing pixels'
+    (seeded random) taps; None where the sparse GEMM is not oneDNN's."""
+    from pad_mm.ops.hard_im2col import gemm_matrix, packed_gemm_ok
+    b = _bench()
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 8, 9, 10, generator=g)
+    w, bias = torch.randn(6, 8, 3, 3, generator=g), torch.randn(6)
+    index = torch.zeros(2, 9, 10, dtype=torch.long)
+    index[0, 2:4, 3:6] = 1  # 6 differing pixels
+    index[1, 0, 0] = 2  # and one more
+    fn = b.differing_gemm(x, w, bias, index, 0)
+    if not packed_gemm_ok():
+        assert fn is None
+        return
+    taps = torch.randn(7, 8 * 9, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(
+        fn(), torch.nn.functional.linear(taps, gemm_matrix(w), bias),
+        rtol=1e-4, atol=1e-4)
+    assert b.differing_gemm(x, w, bias, torch.zeros_like(index), 0) is None
+    assert b.differing_gemm(x.double(), w.double(), None, index, 0) is None
+    assert b.differing_gemm(x, w[:, :4], None, index, 0) is None  # groups
+
+
+def test_sweep_and_blob_runs_time_the_gemm_floor(tmp_path):
+    """--sweep-share and a blobs run write every share / the hard row with
+    the plain conv, both strategies or auto, and the GEMM floor, ratios
+    paired by round."""
+    import json
+    b = _bench()
+    out = tmp_path / 'sweep.json'
+    b.main(['--sweep-share', '--shapes', 'tiny', '--repeats', '2',
+            '--warmup', '0', '--device', 'cpu', '--out', str(out)])
+    data = json.loads(out.read_text())
+    (res, ) = data['results']
+    shares = [row['share'] for row in res['rows']]
+    assert len(shares) == len(b.SWEEP_SHARES) and shares[0] == 0.0
+    assert shares == sorted(shares)
+    for row in res['rows']:
+        assert {'conv', 'sparse', 'full'} <= set(row['ratio'])
+        assert row['ratio']['conv'] == 1.0
+        # the floor exists where pixels differ (and oneDNN's linear does)
+        assert ('gemm_differing' in row['ms']) == (
+            row['share'] > 0 and 'conv_packed' in row['ms'])
+    assert '| GEMM of the differing pixels |' in data['table']
+    out = tmp_path / 'blobs.json'
+    b.main(['--shapes', 'tiny', '--hard-only', '--index-source', 'blobs:0.2',
+            '--repeats', '2', '--warmup', '0', '--device', 'cpu', '--out',
+            str(out)])
+    (res, ) = json.loads(out.read_text())['results']
+    assert res['differing_share'] > 0.1
+    assert set(res['hard_ms_ratio']) == set(res['hard_ms'])
+    assert ('gemm_differing' in res['hard_ms']) == (
+        'conv_packed' in res['hard_ms'])
+    assert '| GEMM of the differing pixels |' in json.loads(
+        out.read_text())['table']

@@ -259,6 +259,34 @@ def packed_conv(x: torch.Tensor, weight: torch.Tensor,
     return lambda: conv(x, wp, b, p, s, dl, groups, 'none', [], '')
 
 
+def differing_gemm(x: torch.Tensor, weight: torch.Tensor,
+                   bias: torch.Tensor | None, index: torch.Tensor,
+                   dominant: int) -> Callable[[], torch.Tensor] | None:
+    """The sparse strategy's GEMM alone: the M pixels of ``index`` off
+    ``dominant`` times the weight, one oneDNN linear on a packed weight
+    (what ``pad_mm.ops.hard_im2col`` runs), their taps already gathered
+    ([M, k*k*C_in], seeded random values). The plain conv plus this is the
+    floor of "conv at the dominant dilation + the differing pixels
+    recomputed": gathers, transposes and write-back come on top. None
+    where it does not apply (not a float32 CPU conv without groups, no
+    checked oneDNN linear, no differing pixel)."""
+    from pad_mm.ops.hard_im2col import gemm_matrix, packed_gemm_ok
+    if x.device.type != 'cpu' or x.dtype != torch.float32 or \
+            weight.shape[1] != x.shape[1] or not packed_gemm_ok():
+        return None
+    m = int((index != dominant).sum())
+    if m == 0:
+        return None
+    a = torch.randn(m, weight[0].numel(),
+                    generator=torch.Generator().manual_seed(0))
+    linear = torch.ops.mkldnn._linear_pointwise
+    with torch.no_grad():
+        wp = torch.ops.mkldnn._reorder_linear_weight(
+            gemm_matrix(weight.detach(), torch.float32).contiguous(), 64)
+    b = None if bias is None else bias.detach()
+    return lambda: linear(a, wp, b, 'none', [], '')
+
+
 def time_interleaved(fns: dict[str, Callable[[], object]], device: str,
                      repeats: int, warmup: int,
                      out: dict[str, list[float]] | None = None
@@ -414,10 +442,13 @@ def bench_shape(name: str, args: argparse.Namespace) -> dict:
         res[key] = time_interleaved(fns, dev, rep, wu, rounds)
         res[key + '_ratio'] = paired_ratio(rounds)  # paired by round
 
+    gemm = differing_gemm(x.detach(), weight, bias, index,
+                          int(torch.bincount(index.flatten()).argmax()))
     timed('hard_ms',
           {'conv': no_grad(conv), **{m: no_grad(hard(m)) for m in names},
            'auto': no_grad(hard('auto')),
-           **({'conv_packed': no_grad(packed)} if packed else {})})
+           **({'conv_packed': no_grad(packed)} if packed else {}),
+           **({'gemm_differing': no_grad(gemm)} if gemm else {})})
     if args.index[0] != 'random' or args.hard_only:
         return res  # soft paths do not depend on the index
     timed('fwd_ms', {'conv': no_grad(conv),
@@ -455,7 +486,8 @@ def table(results: list[dict], device: str) -> str:
         names += [m for m in r['impls'] if m not in names]
     head = ['shape', 'N', 'mode', 'plain conv'] + \
         [f'PAD {m}' for m in names] + ['PAD auto', 'auto picks',
-                                       'plain conv, packed weight']
+                                       'plain conv, packed weight',
+                                       'GEMM of the differing pixels']
     lines = ['| ' + ' | '.join(head) + ' |',
              '|' + '---|' * len(head)]
     rows = [('forward (soft)', 'fwd_ms', 'ms', 'auto'),
@@ -475,9 +507,9 @@ def table(results: list[dict], device: str) -> str:
                 cells.append(f'{v[m]:.1f} {unit} ({q[m]:.2f}x)'
                              if m in v else '-')
             cells.append(r[auto])
-            cells.append(f"{v['conv_packed']:.1f} {unit} "
-                         f"({q['conv_packed']:.2f}x)"
-                         if 'conv_packed' in v else '-')
+            for extra in ('conv_packed', 'gemm_differing'):
+                cells.append(f'{v[extra]:.1f} {unit} ({q[extra]:.2f}x)'
+                             if extra in v else '-')
             lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
@@ -521,6 +553,9 @@ def sweep_share(name: str, args: argparse.Namespace) -> dict:
                              groups)
         if packed:
             fns['conv_packed'] = packed
+        gemm = differing_gemm(x, weight, bias, index, 0)
+        if gemm:
+            fns['gemm_differing'] = gemm
         rounds: dict[str, list[float]] = {}
         with torch.no_grad():
             ms = time_interleaved(fns, args.device, args.repeats,
@@ -536,17 +571,18 @@ def sweep_share(name: str, args: argparse.Namespace) -> dict:
 
 def sweep_table(results: list[dict]) -> str:
     lines = ['| shape | N | differing share | plain conv | sparse | full | '
-             'plain conv, packed weight |', '|---|---|---|---|---|---|---|']
+             'plain conv, packed weight | GEMM of the differing pixels |',
+             '|---|---|---|---|---|---|---|---|']
     for r in results:
         for row in r['rows']:
             ms, q = row['ms'], row['ratio']
-            packed = f"{ms['conv_packed']:.2f} ms " \
-                f"({q['conv_packed']:.2f}x)" if 'conv_packed' in ms else '-'
+            extra = [f'{ms[k]:.2f} ms ({q[k]:.2f}x)' if k in ms else '-'
+                     for k in ('conv_packed', 'gemm_differing')]
             lines.append(
                 f"| {r['shape']} | {r['N']} | {row['share']:.3f} | "
                 f"{ms['conv']:.2f} ms | {ms['sparse']:.2f} ms "
                 f"({q['sparse']:.2f}x) | {ms['full']:.2f} ms "
-                f"({q['full']:.2f}x) | {packed} |")
+                f"({q['full']:.2f}x) | {' | '.join(extra)} |")
     return '\n'.join(lines)
 
 
