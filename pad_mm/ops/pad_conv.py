@@ -316,10 +316,9 @@ def pad_conv2d(input: Tensor,
 
 
 def _check_index(input: Tensor, index: Tensor, num_dilations: int,
-                 stride: int,
-                 tracing: bool | None = None) -> tuple[int, int] | None:
+                 stride: int, tracing: bool) -> tuple[int, int] | None:
     """Check ``index``; returns its (min, max), None if it is empty or
-    ``tracing`` (default: :func:`is_tracing`)."""
+    ``tracing`` (:func:`is_tracing`, asked once by the caller)."""
     h_out = (input.shape[2] - 1) // stride + 1
     w_out = (input.shape[3] - 1) // stride + 1
     expected = (input.shape[0], h_out, w_out)
@@ -330,7 +329,7 @@ def _check_index(input: Tensor, index: Tensor, num_dilations: int,
             index.dtype == torch.bool:
         raise TypeError(f'index must be an integer tensor, got '
                         f'{index.dtype}')
-    if is_tracing() if tracing is None else tracing:
+    if tracing:
         return None  # no values to check (fake tensors) or to bake in
     if index.is_cuda:
         # no host sync per call: checked on the device, raised at the next
