@@ -20,7 +20,7 @@ gather of its k x k taps followed by one GEMM row:
 In inference (no gradient needed), on the CPU, in float32 and with
 ``groups == 1``, the GEMM runs oneDNN's linear on a weight reordered once
 into oneDNN's blocked layout and cached per weight tensor
-(:func:`_packed_weight`; dropped when the weight changes in place or is freed).
+(:func:`packed_weight`; dropped when the weight changes in place or is freed).
 ``F.conv2d`` reorders its weight on every call, which dominates small
 maps (a 512 -> 512 3x3 conv at 8x8 spends about half its time there), so
 the full strategy can be faster than the ``F.conv2d`` it is compared
@@ -52,7 +52,7 @@ from torch import Tensor
 
 __all__ = [
     'pad_conv2d_hard_im2col', 'tap_index', 'tap_rows', 'tap_rows_index',
-    'all_tap_rows_index', 'gemm_matrix', 'packed_gemm_ok',
+    'all_tap_rows_index', 'gemm_matrix', 'packed_gemm_ok', 'packed_weight',
     'SPARSE_MAX_SHARE', 'SPARSE_MIN_PIXELS'
 ]
 
@@ -141,11 +141,14 @@ def packed_gemm_ok(dtype: torch.dtype = torch.float32) -> bool:
     return _OK[0]
 
 
-def _packed_weight(weight: Tensor) -> Tensor:
-    """oneDNN-packed float32 :func:`gemm_matrix` of ``weight``, cached per
-    weight tensor; dropped when the weight changes in place (an optimizer
-    step) or is freed. A weight created under ``torch.inference_mode``
-    has no version counter: packed anew on every call."""
+def packed_weight(weight: Tensor) -> Tensor:
+    """oneDNN-packed float32 :func:`gemm_matrix` of a groups=1 ``weight``
+    [C_out, C_in, k, k] (a [C_out, k*k*C_in] matrix in oneDNN's blocked
+    layout, the second operand of ``torch.ops.mkldnn._linear_pointwise``;
+    call only where :func:`packed_gemm_ok`), cached per weight tensor;
+    dropped when the weight changes in place (an optimizer step) or is
+    freed. A weight created under ``torch.inference_mode`` has no version
+    counter: packed anew on every call."""
     pack, _ = _onednn_linear_ops()
 
     def make() -> Tensor:
@@ -174,7 +177,7 @@ class _TapGemm:
         self.packed = self.wmat = None
         if groups == 1 and not need_grad and \
                 weight.device.type == 'cpu' and packed_gemm_ok(cdt):
-            self.packed = _packed_weight(weight)  # cdt is float32 here
+            self.packed = packed_weight(weight)  # cdt is float32 here
 
     def _rows(self, taps: Tensor, m: int) -> Tensor:
         k, g = self.k, self.groups

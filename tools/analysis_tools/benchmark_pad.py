@@ -270,7 +270,7 @@ def differing_gemm(x: torch.Tensor, weight: torch.Tensor,
     recomputed": gathers, transposes and write-back come on top. None
     where it does not apply (not a float32 CPU conv without groups, no
     checked oneDNN linear, no differing pixel)."""
-    from pad_mm.ops.hard_im2col import gemm_matrix, packed_gemm_ok
+    from pad_mm.ops.hard_im2col import packed_gemm_ok, packed_weight
     if x.device.type != 'cpu' or x.dtype != torch.float32 or \
             weight.shape[1] != x.shape[1] or not packed_gemm_ok():
         return None
@@ -281,8 +281,7 @@ def differing_gemm(x: torch.Tensor, weight: torch.Tensor,
                     generator=torch.Generator().manual_seed(0))
     linear = torch.ops.mkldnn._linear_pointwise
     with torch.no_grad():
-        wp = torch.ops.mkldnn._reorder_linear_weight(
-            gemm_matrix(weight.detach(), torch.float32).contiguous(), 64)
+        wp = packed_weight(weight.detach())
     b = None if bias is None else bias.detach()
     return lambda: linear(a, wp, b, 'none', [], '')
 
