@@ -127,6 +127,17 @@ def _case(seed, n=2, c=16, h=12, w=14, share=0.3):
     return x, wt, b, _index(n, h, w, share, gen)
 
 
+def _inference_matches_reference(x, wt, b, index, strategy, groups=1):
+    """The strategy run without autograd (where the packed GEMM and the
+    chunk buffer are used) equals the reference."""
+    with torch.no_grad():
+        out = pad_conv2d_hard_im2col(x, wt, b, index, (1, 2, 4), 1, groups,
+                                     strategy=strategy)
+        ref = pad_conv2d_hard_reference(x, wt, b, index, (1, 2, 4), 1,
+                                        groups)
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize('strategy', ['full', 'sparse'])
 def test_inference_gemm_equals_reference_and_follows_weight_updates(
         strategy):
@@ -138,10 +149,7 @@ def test_inference_gemm_equals_reference_and_follows_weight_updates(
     for scale in (1.0, -0.5):
         with torch.no_grad():
             w.mul_(scale)
-            out = pad_conv2d_hard_im2col(x, w, b, index, (1, 2, 4),
-                                         strategy=strategy)
-        ref = pad_conv2d_hard_reference(x, w.detach(), b, index, (1, 2, 4))
-        torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+        _inference_matches_reference(x, w, b, index, strategy)
 
 
 @pytest.mark.parametrize('strategy', ['full', 'sparse'])
@@ -154,10 +162,7 @@ def test_inference_mode_weights_are_packed_per_call(strategy):
         w = wt.clone()
         for scale in (1.0, 3.0):
             w.mul_(scale)
-            out = pad_conv2d_hard_im2col(x, w, b, index, (1, 2, 4),
-                                         strategy=strategy)
-            ref = pad_conv2d_hard_reference(x, w, b, index, (1, 2, 4))
-            torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+            _inference_matches_reference(x, w, b, index, strategy)
 
 
 def test_packed_gemm_is_checked_and_used_on_this_build():
@@ -175,12 +180,7 @@ def test_without_the_onednn_linear_falls_back(monkeypatch, strategy):
                         lambda: (None, None))
     monkeypatch.setattr(hard_im2col, '_OK', [])
     assert not hard_im2col.packed_gemm_ok()
-    x, wt, b, index = _case(3)
-    with torch.no_grad():
-        out = pad_conv2d_hard_im2col(x, wt, b, index, (1, 2, 4),
-                                     strategy=strategy)
-    ref = pad_conv2d_hard_reference(x, wt, b, index, (1, 2, 4))
-    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+    _inference_matches_reference(*_case(3), strategy)
 
 
 def test_a_wrong_onednn_linear_is_not_used(monkeypatch):
@@ -207,11 +207,7 @@ def test_chunked_gemm_equals_reference(monkeypatch, groups,
     x, wt, b, index = _case(4, share=0.4)
     wt = wt[:, :16 // groups]
     monkeypatch.setattr(hard_im2col, '_CHUNK_BYTES', 5 * 9 * 16 * 4)
-    with torch.no_grad():
-        out = pad_conv2d_hard_im2col(x, wt, b, index, (1, 2, 4), 1, groups,
-                                     strategy=strategy)
-    ref = pad_conv2d_hard_reference(x, wt, b, index, (1, 2, 4), 1, groups)
-    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+    _inference_matches_reference(x, wt, b, index, strategy, groups)
 
 
 @pytest.mark.parametrize('strategy', ['full', 'sparse'])
@@ -223,12 +219,8 @@ def test_tap_table_cache_and_its_fallback_equal_reference(monkeypatch,
     for max_bytes in (hard_im2col._TABLE_MAX_BYTES, 0):
         monkeypatch.setattr(hard_im2col, '_TABLE_MAX_BYTES', max_bytes)
         for seed, (h, w) in enumerate([(12, 14), (12, 15), (12, 14)]):
-            x, wt, b, index = _case(7 + seed, h=h, w=w)
-            with torch.no_grad():
-                out = pad_conv2d_hard_im2col(x, wt, b, index, (1, 2, 4),
-                                             strategy=strategy)
-            ref = pad_conv2d_hard_reference(x, wt, b, index, (1, 2, 4))
-            torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+            _inference_matches_reference(*_case(7 + seed, h=h, w=w),
+                                         strategy)
 
 
 def test_tap_tables_stay_within_their_memory_bound(monkeypatch):
@@ -236,15 +228,10 @@ def test_tap_tables_stay_within_their_memory_bound(monkeypatch):
     x, wt, b, index = _case(9, h=12, w=14)
     one = 3 * index.numel() * 9 * 8  # D * pixels * k*k * int64
     monkeypatch.setattr(hard_im2col, '_TABLES_MAX_BYTES', 2 * one)
-    with torch.no_grad():
-        for w in (14, 15, 16, 14):  # three geometries, then the first
-            x, wt, b, index = _case(9, h=12, w=w)
-            out = pad_conv2d_hard_im2col(x, wt, b, index, (1, 2, 4),
-                                         strategy='full')
-            ref = pad_conv2d_hard_reference(x, wt, b, index, (1, 2, 4))
-            torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
-            total = sum(t.nbytes for t in hard_im2col._TABLES.values())
-            assert 0 < total <= 2 * one
+    for w in (14, 15, 16, 14):  # three geometries, then the first
+        _inference_matches_reference(*_case(9, h=12, w=w), 'full')
+        total = sum(t.nbytes for t in hard_im2col._TABLES.values())
+        assert 0 < total <= 2 * one
 
 
 def test_half_input_is_computed_in_float32():
