@@ -368,7 +368,9 @@ def test_benchmark_script_writes_json(tmp_path, repo_root):
         extra = {'auto'} | ({'conv_packed', 'gemm_differing'} if
                             torch.backends.mkldnn.is_available() else set())
         extra = extra if key == 'hard_ms' else set()
-        assert set(res[key]) == {'conv', 'reference', 'im2col'} | extra
+        # every timing has the plain conv timed twice (A/A control)
+        assert set(res[key]) == {'conv', 'conv_again', 'reference',
+                                 'im2col'} | extra
         assert all(v > 0 for v in res[key].values())
         assert res[key + '_ratio']['conv'] == 1.0
         assert set(res[key + '_ratio']) == set(res[key])
@@ -404,6 +406,28 @@ def test_benchmark_ratios_are_paired_by_round(repo_root):
     assert set(rounds) == {'conv', 'x'}
     assert all(len(v) == 3 and min(v) > 0 for v in rounds.values())
     assert ms['x'] == sorted(rounds['x'])[1]
+
+
+def test_benchmark_alternates_the_order_and_times_an_a_a_control(repo_root):
+    """Every other round runs in reverse order (no function always
+    follows the same one), and ``control`` is timed a second time per
+    round under ``<control>_again``, with its own paired ratio."""
+    mod = _load_benchmark(repo_root)
+    calls = []
+    fns = {k: (lambda k=k: calls.append(k)) for k in ('a', 'b', 'c')}
+    mod.time_interleaved(fns, 'cpu', 4, 0)
+    # calibration calls in order, then a block of calls per function and
+    # round; blocks of one function meet at each turn and merge
+    runs = [k for i, k in enumerate(calls) if i == 0 or calls[i - 1] != k]
+    assert runs == ['a', 'b', 'c'] + ['a', 'b', 'c', 'b', 'a', 'b', 'c',
+                                      'b', 'a']
+    rounds = {}
+    mod.time_interleaved(fns, 'cpu', 3, 0, rounds, control='b')
+    assert set(rounds) == {'a', 'b', 'c', 'b_again'}
+    assert all(len(v) == 3 and min(v) > 0 for v in rounds.values())
+    assert mod.paired_ratio(rounds, 'b')['b_again'] > 0
+    with pytest.raises(KeyError):
+        mod.time_interleaved(fns, 'cpu', 1, 0, control='z')
 
 
 def test_benchmark_packed_conv_baseline_equals_conv(repo_root):

@@ -228,6 +228,41 @@ def test_benchmark_onnx_times_three_graphs_paired(repo_root, tmp_path):
     assert '| pad_sparse |' in out
 
 
+def test_benchmark_pad_at_a_checkpoints_recorded_maps(repo_root, tmp_path):
+    """benchmark_pad.py --index-source checkpoint:CONFIG:CKPT: one row per
+    PAD layer and validation image, at the layer's real input and the
+    index map it chose, timed against a plain conv at the dominant
+    dilation (and that conv again, the A/A control)."""
+    import json
+    from pad_mm.apis import load_model
+    from pad_mm.models import PADConv2d
+    cfg = slim_cfg(repo_root, tmp_path, size=32)
+    ckpt = _random_priors_checkpoint(cfg, tmp_path)
+    tool = load_tool(repo_root, 'analysis_tools/benchmark_pad.py')
+    out = tmp_path / 'ckpt.json'
+    info, text = _run(tool, [
+        '--index-source', f'checkpoint:{cfg}:{ckpt}', '--num-images', '2',
+        '--repeats', '2', '--warmup', '0', '--out', str(out)])
+    model, _ = load_model(cfg, str(ckpt))
+    layers = [n for n, m in model.named_modules()
+              if isinstance(m, PADConv2d)]
+    res = info['results']
+    assert [(r['layer'], r['image']) for r in res] == [
+        (n, i) for n in layers for i in range(2)]
+    for r in res:
+        assert sum(r['shares']) == pytest.approx(1.0)
+        assert r['differing_share'] == pytest.approx(1 - max(r['shares']))
+        assert {'conv', 'auto', 'reference', 'conv_again'} <= set(r['ratio'])
+        assert r['ratio']['conv'] == 1.0 and min(r['ms'].values()) > 0
+    assert max(r['differing_share'] for r in res) > 0  # random priors
+    lines = info['table'].splitlines()
+    assert 'plain conv again / plain conv (A/A, median)' in lines[0]
+    assert [ln.split(' | ')[0][2:] for ln in lines[2:]] == layers + [
+        'all layers (sum of times)']
+    assert json.loads(out.read_text())['table'] == info['table']
+    assert info['table'] in text
+
+
 def test_check_cfg_keys_rules():
     root = dict(train_cfg=dict(max_iters=10, val_interval=5),
                 custom_hooks=[dict(type='PADTauHook', tau_end=0.2)],

@@ -87,12 +87,13 @@ def test_sweep_and_blob_runs_time_the_gemm_floor(tmp_path):
     assert len(shares) == len(b.SWEEP_SHARES) and shares[0] == 0.0
     assert shares == sorted(shares)
     for row in res['rows']:
-        assert {'conv', 'sparse', 'full'} <= set(row['ratio'])
-        assert row['ratio']['conv'] == 1.0
+        assert {'conv', 'sparse', 'full', 'conv_again'} <= set(row['ratio'])
+        assert row['ratio']['conv'] == 1.0 and row['ratio']['conv_again'] > 0
         # the floor exists where pixels differ (and oneDNN's linear does)
         assert ('gemm_differing' in row['ms']) == (
             row['share'] > 0 and 'conv_packed' in row['ms'])
-    assert '| GEMM of the differing pixels |' in data['table']
+    assert '| GEMM of the differing pixels | plain conv again (A/A) |' in \
+        data['table']
     out = tmp_path / 'blobs.json'
     b.main(['--shapes', 'tiny', '--hard-only', '--index-source', 'blobs:0.2',
             '--repeats', '2', '--warmup', '0', '--device', 'cpu', '--out',
@@ -100,6 +101,7 @@ def test_sweep_and_blob_runs_time_the_gemm_floor(tmp_path):
     (res, ) = json.loads(out.read_text())['results']
     assert res['differing_share'] > 0.1
     assert set(res['hard_ms_ratio']) == set(res['hard_ms'])
+    assert 'conv_again' in res['hard_ms']
     assert ('gemm_differing' in res['hard_ms']) == (
         'conv_packed' in res['hard_ms'])
     assert '| GEMM of the differing pixels |' in json.loads(

@@ -288,11 +288,18 @@ def differing_gemm(x: torch.Tensor, weight: torch.Tensor,
 
 def time_interleaved(fns: dict[str, Callable[[], object]], device: str,
                      repeats: int, warmup: int,
-                     out: dict[str, list[float]] | None = None
-                     ) -> dict[str, float]:
+                     out: dict[str, list[float]] | None = None,
+                     control: str | None = None) -> dict[str, float]:
     """Median milliseconds of each function, measured round robin
-    (``repeats`` rounds); ``out``, if given, receives every round's
-    milliseconds per function (for :func:`paired_ratio`)."""
+    (``repeats`` rounds, every other one in reverse order, so that no
+    function always runs right after the same other one); ``out``, if
+    given, receives every round's milliseconds per function (for
+    :func:`paired_ratio`). ``control``: a key of ``fns`` also timed a
+    second time per round, as ``control + '_again'``: an A/A comparison
+    whose paired ratio (ideally 1) shows the harness's own bias and
+    noise next to the others' ratios."""
+    if control is not None:
+        fns = {**fns, control + '_again': fns[control]}
     for fn in fns.values():
         for _ in range(warmup):
             fn()
@@ -308,8 +315,9 @@ def time_interleaved(fns: dict[str, Callable[[], object]], device: str,
             # calls per sample: at least ~50 ms per sample
             once = timers[k].timeit(1).median
             number[k] = max(1, min(100, int(0.05 / max(once, 1e-6))))
-    for _ in range(repeats):
-        for k, fn in fns.items():
+    for r in range(repeats):
+        for k in (list(fns) if r % 2 == 0 else list(fns)[::-1]):
+            fn = fns[k]
             if device == 'cuda':
                 start = torch.cuda.Event(enable_timing=True)
                 end = torch.cuda.Event(enable_timing=True)
@@ -438,7 +446,7 @@ def bench_shape(name: str, args: argparse.Namespace) -> dict:
                          base_d * (k - 1) // 2, base_d, groups)
     def timed(key: str, fns: dict[str, Callable[[], object]]) -> None:
         rounds: dict[str, list[float]] = {}
-        res[key] = time_interleaved(fns, dev, rep, wu, rounds)
+        res[key] = time_interleaved(fns, dev, rep, wu, rounds, 'conv')
         res[key + '_ratio'] = paired_ratio(rounds)  # paired by round
 
     gemm = differing_gemm(x.detach(), weight, bias, index,
@@ -486,7 +494,8 @@ def table(results: list[dict], device: str) -> str:
     head = ['shape', 'N', 'mode', 'plain conv'] + \
         [f'PAD {m}' for m in names] + ['PAD auto', 'auto picks',
                                        'plain conv, packed weight',
-                                       'GEMM of the differing pixels']
+                                       'GEMM of the differing pixels',
+                                       'plain conv again (A/A)']
     lines = ['| ' + ' | '.join(head) + ' |',
              '|' + '---|' * len(head)]
     rows = [('forward (soft)', 'fwd_ms', 'ms', 'auto'),
@@ -506,7 +515,7 @@ def table(results: list[dict], device: str) -> str:
                 cells.append(f'{v[m]:.1f} {unit} ({q[m]:.2f}x)'
                              if m in v else '-')
             cells.append(r[auto])
-            for extra in ('conv_packed', 'gemm_differing'):
+            for extra in ('conv_packed', 'gemm_differing', 'conv_again'):
                 cells.append(f'{v[extra]:.1f} {unit} ({q[extra]:.2f}x)'
                              if extra in v else '-')
             lines.append('| ' + ' | '.join(cells) + ' |')
@@ -558,7 +567,7 @@ def sweep_share(name: str, args: argparse.Namespace) -> dict:
         rounds: dict[str, list[float]] = {}
         with torch.no_grad():
             ms = time_interleaved(fns, args.device, args.repeats,
-                                  args.warmup, rounds)
+                                  args.warmup, rounds, 'conv')
         row = dict(share=float((index != 0).float().mean()), ms=ms,
                    ratio=paired_ratio(rounds))
         print(f"  share {row['share']:.3f}: sparse "
@@ -570,13 +579,15 @@ def sweep_share(name: str, args: argparse.Namespace) -> dict:
 
 def sweep_table(results: list[dict]) -> str:
     lines = ['| shape | N | differing share | plain conv | sparse | full | '
-             'plain conv, packed weight | GEMM of the differing pixels |',
-             '|---|---|---|---|---|---|---|---|']
+             'plain conv, packed weight | GEMM of the differing pixels | '
+             'plain conv again (A/A) |',
+             '|---|---|---|---|---|---|---|---|---|']
     for r in results:
         for row in r['rows']:
             ms, q = row['ms'], row['ratio']
             extra = [f'{ms[k]:.2f} ms ({q[k]:.2f}x)' if k in ms else '-'
-                     for k in ('conv_packed', 'gemm_differing')]
+                     for k in ('conv_packed', 'gemm_differing',
+                               'conv_again')]
             lines.append(
                 f"| {r['shape']} | {r['N']} | {row['share']:.3f} | "
                 f"{ms['conv']:.2f} ms | {ms['sparse']:.2f} ms "
@@ -591,12 +602,9 @@ def record_checkpoint_maps(config: str, checkpoint: str,
     """Per PAD layer and image: the layer's real input, its argmax index
     map (recorded with ``PADRecorder``'s probe hooks, ``eval_mode='hard'``)
     and its conv parameters."""
-    from mmengine.dataset import Compose
-
-    from pad_mm.evaluation import PADRecorder
     from pad_mm.apis.inference import (load_model, prepare_image,
-                                               prepare_sample,
-                                               test_pipeline_cfg)
+                                       prepare_sample)
+    from pad_mm.evaluation import PADRecorder
     model, cfg = load_model(config, checkpoint)
     if images is None:
         from mmengine.registry import DATASETS
@@ -606,7 +614,6 @@ def record_checkpoint_maps(config: str, checkpoint: str,
                    for i in range(min(num_images, len(dataset)))]
     else:
         samples = [prepare_image(model, cfg, p) for p in images]
-    del Compose, test_pipeline_cfg
     rec = PADRecorder(model, keep_maps=True)
     layers = dict(rec.layers)
     inputs: dict[str, list] = {name: [] for name in layers}
@@ -659,7 +666,7 @@ def bench_checkpoint(args: argparse.Namespace) -> list[dict]:
         rounds: dict[str, list[float]] = {}
         with torch.no_grad():
             ms = time_interleaved(fns, 'cpu', args.repeats, args.warmup,
-                                  rounds)
+                                  rounds, 'conv')
         res = dict(layer=m['layer'], image=m['image'],
                    shape=list(x.shape), dilations=list(dil),
                    shares=(counts.double() / index.numel()).tolist(),
@@ -687,7 +694,8 @@ def checkpoint_table(results: list[dict]) -> str:
     lines = ['| PAD layer | input | images | differing share (median) | '
              'hard auto / plain conv (median) | reference / plain conv '
              '(median) | auto picks | hard auto / packed plain conv '
-             '(median) |', '|---|---|---|---|---|---|---|---|']
+             '(median) | plain conv again / plain conv (A/A, median) |',
+             '|---|---|---|---|---|---|---|---|---|']
     by_layer: dict[str, list[dict]] = {}
     for r in results:
         by_layer.setdefault(r['layer'], []).append(r)
@@ -699,7 +707,9 @@ def checkpoint_table(results: list[dict]) -> str:
             f"{statistics.median(r['differing_share'] for r in rs):.3f} | "
             f"{statistics.median(r['ratio']['auto'] for r in rs):.3f}x | "
             f"{statistics.median(r['ratio']['reference'] for r in rs):.3f}x"
-            f" | {rs[0]['hard_auto']} | {_vs_packed(rs)} |")
+            f" | {rs[0]['hard_auto']} | {_vs_packed(rs)} | "
+            f"{statistics.median(r['ratio']['conv_again'] for r in rs):.3f}x"
+            " |")
     if allr:
         tot = {k: sum(r['ms'][k] for r in allr) for k in allr[0]['ms']}
         lines.append(
@@ -708,7 +718,8 @@ def checkpoint_table(results: list[dict]) -> str:
             f"{tot['auto'] / tot['conv']:.3f}x | "
             f"{tot['reference'] / tot['conv']:.3f}x | | "
             + (f"{tot['auto'] / tot['conv_packed']:.3f}x |"
-               if 'conv_packed' in tot else '- |'))
+               if 'conv_packed' in tot else '- |')
+            + f" {tot['conv_again'] / tot['conv']:.3f}x |")
     return '\n'.join(lines)
 
 
