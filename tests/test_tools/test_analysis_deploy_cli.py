@@ -207,7 +207,8 @@ def test_benchmark_onnx_times_three_graphs_paired(repo_root, tmp_path):
     res, out = _run(tool, [pad, reg, '--pad-checkpoint', str(ckpt),
                            '--size', '32', '32', '--repeats', '3',
                            '--warmup', '1', '--out-dir', str(out_dir)])
-    graphs = {'vanilla', 'pad_sparse', 'pad_reference'}
+    # the vanilla session is timed twice per round (A/A control)
+    graphs = {'vanilla', 'pad_sparse', 'pad_reference', 'vanilla_again'}
     assert set(res['ms']) == set(res['ratio']) == graphs
     assert all(len(v) == 3 and min(v) > 0 for v in res['rounds_ms'].values())
     assert all(n >= 1 for n in res['calls_per_round'].values())
@@ -217,6 +218,8 @@ def test_benchmark_onnx_times_three_graphs_paired(repo_root, tmp_path):
         rounds = res['rounds_ms']
         assert res['ratio'][k] == pytest.approx(sorted(
             a / b for a, b in zip(rounds[k], rounds['vanilla']))[1])
+    assert res['calls_per_round']['vanilla_again'] == res[
+        'calls_per_round']['vanilla']
     assert max(res['max_abs_diff_vs_pytorch'].values()) <= 1e-4
     # the D-convs export has a conv per dilation, the vanilla one none
     assert res['nodes']['pad_reference']['Conv'] > res['nodes']['vanilla'][
@@ -225,7 +228,7 @@ def test_benchmark_onnx_times_three_graphs_paired(repo_root, tmp_path):
     assert max(res['differing_share'].values()) > 0  # random priors
     assert json.loads((out_dir / 'benchmark_onnx.json').read_text()) == \
         json.loads(json.dumps(res))
-    assert '| pad_sparse |' in out
+    assert '| pad_sparse |' in out and '| vanilla again (A/A) |' in out
 
 
 def test_benchmark_pad_at_a_checkpoints_recorded_maps(repo_root, tmp_path):

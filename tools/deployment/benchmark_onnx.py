@@ -11,10 +11,12 @@ exports the PAD model with ``impl='reference'`` (the D-convs graph every
 export recorded before the sparse export path) for comparison. Then, in
 one process, it times the sessions round robin (interleaved, so load on a
 shared machine hits all alike; ``--repeats`` rounds of at least ~0.1 s of
-calls per session; idle onnxruntime threads sleep instead of spinning, so
-one session's pool does not slow the next) on the same input and reports
-medians and ratios to the vanilla session (paired by round: the median of
-the per-round ratios), the graph's Conv/NonZero node counts, the share of
+calls per session, every other round in reverse order; idle onnxruntime
+threads sleep instead of spinning, so one session's pool does not slow the
+next) on the same input and reports medians and ratios to the vanilla
+session (paired by round: the median of the per-round ratios; the vanilla
+session is timed twice per round, an A/A control, ``vanilla_again``), the
+graph's Conv/NonZero node counts, the share of
 pixels off each PAD layer's dominant dilation, and the max abs difference
 between onnxruntime and PyTorch.
 
@@ -152,9 +154,16 @@ def main(argv=None) -> dict:
         s.run(None, feed)
         once = time.perf_counter() - t0
         number[k] = max(1, min(100, int(0.1 / max(once, 1e-6))))
-    samples = {k: [] for k in sessions}
-    for _ in range(args.repeats):
-        for k, s in sessions.items():
+    # the vanilla session timed twice per round: an A/A control whose
+    # ratio (ideally 1) shows the harness's own bias next to the others;
+    # every other round in reverse order (no session always follows the
+    # same one)
+    timed = {**sessions, 'vanilla_again': sessions['vanilla']}
+    number['vanilla_again'] = number['vanilla']
+    samples = {k: [] for k in timed}
+    for r in range(args.repeats):
+        for k in (list(timed) if r % 2 == 0 else list(timed)[::-1]):
+            s = timed[k]
             t0 = time.perf_counter()
             for _ in range(number[k]):
                 s.run(None, feed)
@@ -182,6 +191,8 @@ def main(argv=None) -> dict:
         lines.append(f"| {k} | {nodes[k]['Conv']} | {nodes[k]['NonZero']} "
                      f"| {ms[k]:.2f} | {result['ratio'][k]:.3f}x | "
                      f"{err[k]:.2g} |")
+    lines.append(f"| vanilla again (A/A) | | | {ms['vanilla_again']:.2f} | "
+                 f"{result['ratio']['vanilla_again']:.3f}x | |")
     md = '\n'.join(lines)
     print(md)
     print('differing share per PAD layer (example input):',
