@@ -63,9 +63,10 @@ if __name__ == '__main__':
         long_description_content_type='text/markdown',
         url='https://openreview.net/forum?id=rye4lT4tvB',
         packages=find_packages(include=['pad_mm', 'pad_mm.*']),
-        # configs, tools and model indexes under pad_mm/.mim (see above)
+        # configs, tools and model indexes under pad_mm/.mim (see above);
+        # the C source of the hard path's helpers (compiled on first use)
         package_data={'pad_mm': ['.mim/*.yml', '.mim/configs/**/*',
-                                 '.mim/tools/**/*']},
+                                 '.mim/tools/**/*', 'ops/csrc/*.c']},
         exclude_package_data={'pad_mm': ['**/__pycache__/*', '**/*.pyc']},
         include_package_data=False,
         python_requires='>=3.11',

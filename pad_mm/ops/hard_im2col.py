@@ -17,6 +17,12 @@ gather of its k x k taps followed by one GEMM row:
   by the weight as a ``[C_out, k*k*C_in]`` matrix (columns in
   (kernel row, kernel column, channel) order).
 
+The sparse strategy in float32 inference on an NCHW input skips the rows:
+the compiled helpers of :mod:`.native` (once built and checked in this
+process) gather the differing pixels' taps straight from NCHW into the
+buffer and write the results back into the NCHW output, each in one
+multi-threaded pass.
+
 In inference (no gradient needed), on the CPU, in float32 and with
 ``groups == 1``, the GEMM runs oneDNN's linear on a weight reordered once
 into oneDNN's blocked layout and cached per weight tensor
@@ -44,11 +50,16 @@ No differing pixel at all: exactly one plain conv.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from . import native as _native
+
+# taps(s, e, buf) -> the taps of pixels s..e (see _TapGemm.__call__)
+TapSource = Callable[[int, int, Tensor | None], Tensor]
 
 __all__ = [
     'pad_conv2d_hard_im2col', 'tap_index', 'tap_rows', 'tap_rows_index',
@@ -193,26 +204,55 @@ class _TapGemm:
             self.wmat = gemm_matrix(self.weight, self.cdt)
         return F.linear(a, self.wmat, self.b)
 
-    def __call__(self, rows: Tensor, flat: Tensor, m: int) -> Tensor:
-        """rows [R, C_in], flat [m*k*k] row numbers -> [m, C_out]."""
+    def __call__(self, taps: TapSource, m: int, c: int) -> Tensor:
+        """The GEMM of M pixels: ``taps(s, e, buf)`` gives pixels s..e's
+        taps, [(e-s)*k*k, C_in] rows (written into ``buf`` of that shape
+        if given) -> [m, C_out]."""
         kk = self.k * self.k
-        c = rows.shape[1]
-        if self.need_grad:  # autograd: no out= buffers
-            return self._rows(rows.index_select(0, flat), m)
-        step = max(1, _CHUNK_BYTES // (kk * c * rows.element_size()))
-        if m <= step:
-            return self._rows(rows.index_select(0, flat), m)
-        buf = rows.new_empty(step * kk, c)
+        step = max(1, _CHUNK_BYTES // (kk * c * self.cdt.itemsize))
+        if self.need_grad or m <= step:  # autograd: no out= buffers
+            return self._rows(taps(0, m, None), m)
+        buf = torch.empty(step * kk, c, dtype=self.cdt)
         out = None
         for s in range(0, m, step):
             e = min(m, s + step)
-            taps = torch.index_select(rows, 0, flat[s * kk:e * kk],
-                                      out=buf[:(e - s) * kk])
-            res = self._rows(taps, e - s)
+            res = self._rows(taps(s, e, buf[:(e - s) * kk]), e - s)
             if out is None:
                 out = res.new_empty(m, res.shape[1])
             out[s:e] = res
         return out
+
+
+def _torch_taps(rows: Tensor, flat: Tensor, kk: int) -> TapSource:
+    """Taps by ``index_select`` of :func:`tap_rows` rows at ``flat``."""
+    def taps(s: int, e: int, buf: Tensor | None) -> Tensor:
+        if buf is None:
+            return rows.index_select(0, flat[s * kk:e * kk])
+        return torch.index_select(rows, 0, flat[s * kk:e * kk], out=buf)
+    return taps
+
+
+def _native_taps(x: Tensor, pix: Tensor, dil: Tensor, h_out: int,
+                 w_out: int, k: int, stride: int) -> TapSource:
+    """Taps by the compiled gather, straight from NCHW ``x``."""
+    c = x.shape[1]
+
+    def taps(s: int, e: int, buf: Tensor | None) -> Tensor:
+        out = x.new_empty(e - s, k * k * c) if buf is None else \
+            buf.view(e - s, k * k * c)
+        return _native.gather_taps(x, pix[s:e], dil[s:e], h_out, w_out, k,
+                                   stride, out)
+    return taps
+
+
+def _use_native(input: Tensor, gemm: _TapGemm) -> bool:
+    """The compiled helpers run in eager float32 CPU inference on NCHW
+    inputs, once checked in this process (:func:`.native.available`);
+    never in a recorded graph, which would not see them."""
+    return (not gemm.need_grad and input.device.type == 'cpu'
+            and input.dtype == gemm.cdt == torch.float32
+            and input.is_contiguous() and not torch.jit.is_tracing()
+            and not torch.compiler.is_compiling() and _native.available())
 
 
 def tap_rows(x: Tensor, dtype: torch.dtype | None = None) -> Tensor:
@@ -302,32 +342,65 @@ def gemm_matrix(weight: Tensor, dtype: torch.dtype | None = None) -> Tensor:
     return w.permute(0, 2, 3, 1).reshape(c_out, -1)
 
 
+def _pixel_taps(input: Tensor, index: Tensor, dilations: Sequence[int],
+                k: int, stride: int, gemm: _TapGemm, pix: Tensor | None,
+                native: bool) -> TapSource:
+    """The taps of the output pixels ``pix`` [M] (flat ``n*H_out*W_out +
+    p``, ascending; None = all of them), by the compiled gather if
+    ``native`` (:func:`_use_native`; only for a subset: over every pixel,
+    the transpose to rows and contiguous row copies are faster than
+    reading each input value k*k times strided from NCHW)."""
+    n, _, h, w = input.shape
+    h_out, w_out = index.shape[-2:]
+    flat_index = index.reshape(-1)
+    chosen = flat_index if pix is None else flat_index[pix]
+    if native:
+        dil = torch.tensor(dilations, device=input.device)[chosen]
+        return _native_taps(input, pix, dil, h_out, w_out, k, stride)
+    table = _tap_table(index, dilations, k, stride, h, w)
+    if table is None:
+        if pix is None:
+            flat = all_tap_rows_index(index, dilations, k, stride, h, w)
+        else:
+            p = pix % (h_out * w_out)
+            dil = torch.tensor(dilations, device=input.device)[chosen]
+            flat = tap_rows_index(pix // (h_out * w_out), p // w_out,
+                                  p % w_out, dil, k, stride, n, h, w)
+    elif pix is None:
+        flat = table.gather(0, index.view(1, -1, 1).expand(1, -1, k * k))
+    else:
+        flat = table[chosen, pix]
+    return _torch_taps(tap_rows(input, gemm.cdt), flat.reshape(-1), k * k)
+
+
 def _hard_sparse(input: Tensor, weight: Tensor, bias: Tensor | None,
                  index: Tensor, dilations: Sequence[int], stride: int,
                  groups: int, dom: int, gemm: _TapGemm) -> Tensor:
     """Plain conv at ``dilations[dom]``; the pixels whose index differs
     (at least one) are recomputed and written over it."""
-    n, _, h, w = input.shape
+    n, c_in = input.shape[:2]
     k = weight.shape[-1]
     d = dilations[dom]
     out = F.conv2d(input, weight, bias, stride, d * (k - 1) // 2, d, groups)
-    bi, hi, wi = (index != dom).nonzero().unbind(1)
-    pos = hi * index.shape[-1] + wi
-    table = _tap_table(index, dilations, k, stride, h, w)
-    if table is not None:
-        flat = table[index[bi, hi, wi], bi * index[0].numel() + pos].view(-1)
-    else:
-        dil = torch.tensor(dilations, device=input.device)[index[bi, hi, wi]]
-        flat = tap_rows_index(bi, hi, wi, dil, k, stride, n, h, w)
-    res = gemm(tap_rows(input, gemm.cdt), flat, bi.numel()).to(out.dtype)
+    pix = (index.reshape(-1) != dom).nonzero().view(-1)
+    native = _use_native(input, gemm)
+    taps = _pixel_taps(input, index, dilations, k, stride, gemm, pix,
+                       native)
+    res = gemm(taps, pix.numel(), c_in).to(out.dtype)
+    planes = out.view(n, out.shape[1], -1)  # [N, C_out, H_out*W_out]
+    if native and out.is_contiguous():
+        _native.scatter_rows(res, pix, planes)
+        return out
+    per_image = index[0].numel()
+    bi, pos = pix // per_image, pix % per_image
     if _is_channels_last(out) or gemm.need_grad:
-        # [N, H_out, W_out, C_out] view of either memory format
-        out.permute(0, 2, 3, 1).index_put_((bi, hi, wi), res)
+        # [N, H_out*W_out, C_out] view of either memory format
+        out.view(n, out.shape[1], -1).permute(0, 2, 1).index_put_(
+            (bi, pos), res)
         return out
     # NCHW: per image, columns of its [C_out, H_out*W_out] plane (the
     # pixels of ``nonzero`` come sorted by image)
     res_t = res.t().contiguous()
-    planes = out.view(n, out.shape[1], -1)
     start = 0
     for b, m in enumerate(torch.bincount(bi, minlength=n).tolist()):
         if m:
@@ -341,18 +414,13 @@ def _hard_full(input: Tensor, weight: Tensor, bias: Tensor | None,
                index: Tensor, dilations: Sequence[int], stride: int,
                gemm: _TapGemm) -> Tensor:
     """Every pixel by the gather + GEMM."""
-    n, _, h, w = input.shape
+    n, c_in = input.shape[:2]
     h_out, w_out = index.shape[-2:]
     k = weight.shape[-1]
-    table = _tap_table(index, dilations, k, stride, h, w)
-    if table is not None:
-        kk = k * k
-        flat = table.gather(0, index.view(1, -1, 1).expand(1, -1, kk))
-        flat = flat.view(-1)
-    else:
-        flat = all_tap_rows_index(index, dilations, k, stride, h, w)
-    res = gemm(tap_rows(input, gemm.cdt), flat, n * h_out * w_out)
-    res = res.to(input.dtype).view(n, h_out * w_out, -1)
+    taps = _pixel_taps(input, index, dilations, k, stride, gemm, None,
+                       False)
+    res = gemm(taps, n * h_out * w_out, c_in).to(input.dtype)
+    res = res.view(n, h_out * w_out, -1)
     if _is_channels_last(input) or gemm.need_grad:
         out = res.view(n, h_out, w_out, -1).permute(0, 3, 1, 2)
         fmt = torch.channels_last if _is_channels_last(input) else \

@@ -8,7 +8,28 @@ import torch.nn.functional as F
 
 from pad_mm.ops import (SPARSE_MAX_SHARE, SPARSE_MIN_PIXELS,
                         pad_conv2d_hard_im2col, pad_conv2d_hard_reference)
-from pad_mm.ops import hard_im2col
+from pad_mm.ops import hard_im2col, native
+
+
+def _torch_ops_only(monkeypatch):
+    monkeypatch.setattr(hard_im2col._native, 'available', lambda: False)
+
+
+@pytest.fixture(params=['compiled', 'torch ops'])
+def gather(request, monkeypatch):
+    """Run with the compiled gather and write-back (float32 NCHW inference)
+    and with their torch-op version."""
+    if request.param == 'torch ops':
+        _torch_ops_only(monkeypatch)
+    elif not native.available():
+        pytest.skip(f'compiled helpers: {native.status()}')
+    return request.param
+
+
+@pytest.fixture
+def torch_ops(monkeypatch):
+    """The torch-op gather only (its tap tables are under test)."""
+    _torch_ops_only(monkeypatch)
 
 
 def _index(n, h, w, share, gen, dominant=1):
@@ -24,7 +45,7 @@ def _index(n, h, w, share, gen, dominant=1):
 @pytest.mark.parametrize('share', [0.0, 0.1, 0.5, 1.0])
 @pytest.mark.parametrize('strategy', ['full', 'sparse', 'auto'])
 def test_both_strategies_equal_reference(groups, stride, cl, share,
-                                         strategy):
+                                         strategy, gather):
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(2, 8, 11, 13, generator=gen)
     if cl:
@@ -140,7 +161,7 @@ def _inference_matches_reference(x, wt, b, index, strategy, groups=1):
 
 @pytest.mark.parametrize('strategy', ['full', 'sparse'])
 def test_inference_gemm_equals_reference_and_follows_weight_updates(
-        strategy):
+        strategy, gather):
     """Under no_grad the GEMM runs on a packed copy of the weight (where
     this torch has oneDNN's linear): an in-place weight update must be
     seen by the next call."""
@@ -200,7 +221,7 @@ def test_unknown_strategy_is_an_error():
 @pytest.mark.parametrize('groups', [1, 4])
 @pytest.mark.parametrize('strategy', ['full', 'sparse'])
 def test_chunked_gemm_equals_reference(monkeypatch, groups,
-                                       strategy):
+                                       strategy, gather):
     """Pixels are multiplied in chunks of _CHUNK_BYTES of taps (a reused
     buffer): a chunk of 5 pixels (not a divisor of the count) must give
     the same result."""
@@ -212,7 +233,8 @@ def test_chunked_gemm_equals_reference(monkeypatch, groups,
 
 @pytest.mark.parametrize('strategy', ['full', 'sparse'])
 def test_tap_table_cache_and_its_fallback_equal_reference(monkeypatch,
-                                                           strategy):
+                                                           strategy,
+                                                           torch_ops):
     """The eager paths pick each pixel's tap rows from a table cached per
     geometry, or (above _TABLE_MAX_BYTES) compute them: both equal the
     reference, and a second geometry does not reuse the first's table."""
@@ -223,7 +245,7 @@ def test_tap_table_cache_and_its_fallback_equal_reference(monkeypatch,
                                          strategy)
 
 
-def test_tap_tables_stay_within_their_memory_bound(monkeypatch):
+def test_tap_tables_stay_within_their_memory_bound(monkeypatch, torch_ops):
     monkeypatch.setattr(hard_im2col, '_TABLES', {})
     x, wt, b, index = _case(9, h=12, w=14)
     one = 3 * index.numel() * 9 * 8  # D * pixels * k*k * int64

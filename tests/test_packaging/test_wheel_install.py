@@ -80,6 +80,20 @@ def _python(installed, code, timeout=600):
                 installed['env'], installed['cwd'], timeout)
 
 
+@pytest.mark.skipif(shutil.which('cc') is None and shutil.which('gcc') is
+                    None, reason='no C compiler')
+def test_installed_wheel_builds_and_checks_the_compiled_helpers(
+        installed, tmp_path):
+    env = dict(installed['env'], PAD_MM_CACHE_DIR=str(tmp_path))
+    proc = _run([sys.executable, '-c', textwrap.dedent('''
+        from pad_mm.ops import native
+        assert native.available(), native.status()
+        print(native.SOURCE)
+        ''')], env, installed['cwd'])
+    assert proc.stdout.strip().startswith(installed['target'])
+    assert len(list(tmp_path.glob('hard_gather-*.so'))) == 1
+
+
 def test_wheel_carries_configs_tools_and_model_index(installed, repo_root):
     names = set(zipfile.ZipFile(installed['wheel']).namelist())
     for path in (DEMO, 'configs/pad_imagenet/metafile.yml',
@@ -93,6 +107,8 @@ def test_wheel_carries_configs_tools_and_model_index(installed, repo_root):
                                     root_dir=repo_root)}
     assert configs and {f'pad_mm/.mim/{c}' for c in configs} <= names
     assert not any('__pycache__' in n or n.endswith('.pyc') for n in names)
+    # the C source of the hard path's helpers, compiled on first use
+    assert 'pad_mm/ops/csrc/hard_gather.c' in names
     # the installed copy is real files, not links into the checkout
     mim = osp.join(installed['target'], 'pad_mm', '.mim')
     assert not osp.islink(osp.join(mim, 'configs'))
