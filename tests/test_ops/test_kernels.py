@@ -359,6 +359,7 @@ def test_benchmark_script_writes_json(tmp_path, repo_root):
     assert data['device_type'] == 'cpu' and data['torch'] == torch.__version__
     assert data['date'] and data['table'] == info['table']
     assert data['time_ratios'].startswith('paired by round')
+    assert data['compiled_helpers'] == mod.native.status()
     (res, ) = data['results']
     assert res['shape'] == 'tiny' and res['impls'] == ['reference', 'im2col']
     for key in ('fwd_ms', 'fwd_bwd_ms', 'hard_ms'):

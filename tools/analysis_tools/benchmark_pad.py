@@ -58,7 +58,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..'))
-from pad_mm.ops import (available_impls, pad_conv2d,  # noqa: E402
+from pad_mm.ops import (available_impls, native, pad_conv2d,  # noqa: E402
                         pad_conv2d_hard, select_impl)
 
 # name: (N, C_in, C_out, H, W, stride, groups, absolute dilations, what)
@@ -735,6 +735,9 @@ def main(argv=None) -> dict:
         'channels_last': args.channels_last,
         'repeats': args.repeats,
         'time_ratios': 'paired by round: median of the per-round ratios',
+        # whether the CPU hard path's sparse strategy runs its compiled
+        # gather / write-back or their torch-op version
+        'compiled_helpers': native.status(),
         # other processes on the machine distort CPU timings: recorded
         'loadavg_start': list(os.getloadavg()),
         'command': 'python tools/analysis_tools/benchmark_pad.py ' +
