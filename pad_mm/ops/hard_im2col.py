@@ -347,7 +347,7 @@ def _pixel_taps(input: Tensor, index: Tensor, dilations: Sequence[int],
                 native: bool) -> TapSource:
     """The taps of the output pixels ``pix`` [M] (flat ``n*H_out*W_out +
     p``, ascending; None = all of them), by the compiled gather if
-    ``native`` (:func:`_use_native`; only for a subset: over every pixel,
+    ``native`` (:func:`_use_native`; only with ``pix``: over every pixel,
     the transpose to rows and contiguous row copies are faster than
     reading each input value k*k times strided from NCHW)."""
     n, _, h, w = input.shape
@@ -395,8 +395,7 @@ def _hard_sparse(input: Tensor, weight: Tensor, bias: Tensor | None,
     bi, pos = pix // per_image, pix % per_image
     if _is_channels_last(out) or gemm.need_grad:
         # [N, H_out*W_out, C_out] view of either memory format
-        out.view(n, out.shape[1], -1).permute(0, 2, 1).index_put_(
-            (bi, pos), res)
+        planes.permute(0, 2, 1).index_put_((bi, pos), res)
         return out
     # NCHW: per image, columns of its [C_out, H_out*W_out] plane (the
     # pixels of ``nonzero`` come sorted by image)

@@ -20,6 +20,7 @@ there is no compiler, the build or the check fails, or
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import os
@@ -29,13 +30,14 @@ import subprocess
 import tempfile
 import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ['available', 'status', 'gather_taps', 'scatter_rows']
+__all__ = ['available', 'status', 'disabled', 'gather_taps', 'scatter_rows']
 
 SOURCE = Path(__file__).with_name('csrc') / 'hard_gather.c'
 FLAGS = ('-O3', '-fPIC', '-shared', '-fopenmp')
@@ -43,6 +45,7 @@ _ABI = 1
 
 _LOCK = threading.Lock()
 _STATE: dict = {}  # 'lib': the checked library or None, 'why': status
+_OFF: list[bool] = []  # open disabled() blocks
 
 
 def cache_dir() -> Path:
@@ -157,7 +160,10 @@ def available() -> bool:
     """Whether the hard path uses the compiled helpers: built (or found in
     the cache), loaded and checked against torch ops in this process
     (once; the first call takes about a second when it compiles). A
-    failure warns once and is kept in :func:`status`."""
+    failure warns once and is kept in :func:`status`. False inside
+    :func:`disabled`."""
+    if _OFF:
+        return False
     if 'lib' not in _STATE:
         with _LOCK:
             if 'lib' not in _STATE:
@@ -185,14 +191,28 @@ def _init() -> dict:
 
 def status() -> str:
     """Why the compiled helpers are or are not in use (runs the check)."""
+    if _OFF:
+        return 'disabled in this block (native.disabled())'
     available()
     return _STATE['why']
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """Within the block the hard path runs the torch-op version (same
+    results): to time one against the other, or to rule the compiled
+    helpers out. Not thread-safe (a process-wide switch)."""
+    _OFF.append(True)
+    try:
+        yield
+    finally:
+        _OFF.pop()
 
 
 def _lib() -> ctypes.CDLL:
     if not available():
         raise RuntimeError('the compiled hard-path helpers are not '
-                           f'available: {_STATE["why"]}')
+                           f'available: {status()}')
     return _STATE['lib']
 
 

@@ -368,6 +368,8 @@ def test_benchmark_script_writes_json(tmp_path, repo_root):
         # the GEMM of the differing pixels alone (the sparse floor)
         extra = {'auto'} | ({'conv_packed', 'gemm_differing'} if
                             torch.backends.mkldnn.is_available() else set())
+        # and auto without the compiled gather, where it is in use
+        extra |= {'auto_torch_ops'} if mod.native.available() else set()
         extra = extra if key == 'hard_ms' else set()
         # every timing has the plain conv timed twice (A/A control)
         assert set(res[key]) == {'conv', 'conv_again', 'reference',

@@ -153,6 +153,27 @@ def test_no_compiler_or_opt_out_falls_back(fresh, monkeypatch):
     assert native.status() == 'disabled by PAD_MM_NATIVE=0'
 
 
+@needs_cc
+def test_disabled_switches_the_hard_path_to_torch_ops_for_a_block(
+        monkeypatch):
+    calls = []
+    fn = native.gather_taps
+    monkeypatch.setattr(native, 'gather_taps', lambda *a: (
+        calls.append(1), fn(*a))[1])
+    assert native.available()
+    with native.disabled():
+        assert not native.available()
+        assert native.status().startswith('disabled in this block')
+        _sparse_matches_reference()
+        with pytest.raises(RuntimeError, match='disabled in this block'):
+            native.scatter_rows(torch.zeros(1, 2),
+                                torch.zeros(1, dtype=torch.long),
+                                torch.zeros(1, 2, 1))
+    assert calls == [] and native.available()
+    _sparse_matches_reference()
+    assert calls == [1]
+
+
 def _sparse_matches_reference():
     """The sparse strategy in float32 inference equals the reference."""
     g = torch.Generator().manual_seed(3)

@@ -451,9 +451,17 @@ def bench_shape(name: str, args: argparse.Namespace) -> dict:
 
     gemm = differing_gemm(x.detach(), weight, bias, index,
                           int(torch.bincount(index.flatten()).argmax()))
+    def torch_ops(fn):  # the CPU hard path without its compiled helpers
+        def run():
+            with native.disabled():
+                fn()
+        return run
+
     timed('hard_ms',
           {'conv': no_grad(conv), **{m: no_grad(hard(m)) for m in names},
            'auto': no_grad(hard('auto')),
+           **({'auto_torch_ops': no_grad(torch_ops(hard('auto')))}
+              if dev == 'cpu' and native.available() else {}),
            **({'conv_packed': no_grad(packed)} if packed else {}),
            **({'gemm_differing': no_grad(gemm)} if gemm else {})})
     if args.index[0] != 'random' or args.hard_only:
@@ -495,7 +503,8 @@ def table(results: list[dict], device: str) -> str:
         [f'PAD {m}' for m in names] + ['PAD auto', 'auto picks',
                                        'plain conv, packed weight',
                                        'GEMM of the differing pixels',
-                                       'plain conv again (A/A)']
+                                       'plain conv again (A/A)',
+                                       'PAD auto, torch-op gather']
     lines = ['| ' + ' | '.join(head) + ' |',
              '|' + '---|' * len(head)]
     rows = [('forward (soft)', 'fwd_ms', 'ms', 'auto'),
@@ -515,7 +524,8 @@ def table(results: list[dict], device: str) -> str:
                 cells.append(f'{v[m]:.1f} {unit} ({q[m]:.2f}x)'
                              if m in v else '-')
             cells.append(r[auto])
-            for extra in ('conv_packed', 'gemm_differing', 'conv_again'):
+            for extra in ('conv_packed', 'gemm_differing', 'conv_again',
+                          'auto_torch_ops'):
                 cells.append(f'{v[extra]:.1f} {unit} ({q[extra]:.2f}x)'
                              if extra in v else '-')
             lines.append('| ' + ' | '.join(cells) + ' |')
