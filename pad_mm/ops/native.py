@@ -231,6 +231,11 @@ def _scatter(lib, rows, pix, out, nt) -> None:
                          out.shape[-1], _ptr(out), nt)
 
 
+def _describe(t: Tensor) -> str:
+    return (f'{list(t.shape)} {t.dtype} on {t.device.type}'
+            f'{"" if t.is_contiguous() else " (not contiguous)"}')
+
+
 def _require(cond: bool, what: str) -> None:
     if not cond:
         raise ValueError(what)
@@ -256,10 +261,12 @@ def gather_taps(x: Tensor, pix: Tensor, dil: Tensor, h_out: int,
     m = pix.numel()
     _require(x.dtype == out.dtype == torch.float32 and x.is_contiguous()
              and out.is_contiguous() and x.device.type == 'cpu',
-             'x and out must be contiguous float32 CPU tensors')
+             'x and out must be contiguous float32 CPU tensors, got x '
+             f'{_describe(x)}, out {_describe(out)}')
     _require(pix.dtype == dil.dtype == torch.int64 and pix.is_contiguous()
              and dil.is_contiguous() and dil.shape == pix.shape == (m, ),
-             'pix and dil must be contiguous int64 [M] tensors')
+             'pix and dil must be contiguous int64 [M] tensors, got pix '
+             f'{_describe(pix)}, dil {_describe(dil)}')
     _require(k % 2 == 1 and stride >= 1 and h_out == (h - 1) // stride + 1
              and w_out == (w - 1) // stride + 1,
              f'k={k}, stride={stride}, output {h_out}x{w_out} do not fit '
@@ -292,10 +299,12 @@ def scatter_rows(rows: Tensor, pix: Tensor, out: Tensor) -> Tensor:
     _require(rows.dtype == out.dtype == torch.float32 and
              rows.is_contiguous() and out.is_contiguous() and
              out.dim() == 3 and rows.shape == (m, out.shape[1]),
-             'rows [M, C] and out [N, C, P] must be contiguous float32, got '
-             f'{list(rows.shape)} and {list(out.shape)}')
+             'rows [M, C] and out [N, C, P] must be contiguous float32 (M = '
+             f'pix.numel() = {m}), got rows {_describe(rows)}, out '
+             f'{_describe(out)}')
     _require(pix.dtype == torch.int64 and pix.is_contiguous(),
-             'pix must be a contiguous int64 [M] tensor')
+             f'pix must be a contiguous int64 [M] tensor, got '
+             f'{_describe(pix)}')
     if m:
         lo, hi = (int(v) for v in torch.aminmax(pix))
         _require(0 <= lo and hi < out.shape[0] * out.shape[2],

@@ -79,12 +79,14 @@ def test_bad_arguments_are_refused_before_the_c_code_runs():
         native.gather_taps(x, pix, dil * 0, h_out, w_out, 3, 1, buf)
     with pytest.raises(ValueError, match=r'out must be \[M, k\*k\*C\]'):
         native.gather_taps(x, pix, dil, h_out, w_out, 3, 1, buf[1:])
-    with pytest.raises(ValueError, match='contiguous float32'):
+    with pytest.raises(ValueError, match=r'contiguous float32 CPU tensors, '
+                       r'got x \[2, 37, 9, 11\] torch.float64 on cpu,'):
         native.gather_taps(x.double(), pix, dil, h_out, w_out, 3, 1, buf)
-    with pytest.raises(ValueError, match='contiguous float32'):
+    with pytest.raises(ValueError, match=r'got x \[2, 37, 11, 9\] '
+                       r'torch.float32 on cpu \(not contiguous\)'):
         native.gather_taps(x.transpose(2, 3), pix, dil, w_out, h_out, 3, 1,
                            buf)
-    with pytest.raises(ValueError, match='int64'):
+    with pytest.raises(ValueError, match='int64 .* got pix .* torch.int32'):
         native.gather_taps(x, pix.int(), dil, h_out, w_out, 3, 1, buf)
     with pytest.raises(ValueError, match='do not fit'):
         native.gather_taps(x, pix, dil, h_out + 1, w_out, 3, 1, buf)
