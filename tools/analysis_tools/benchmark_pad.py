@@ -451,6 +451,7 @@ def bench_shape(name: str, args: argparse.Namespace) -> dict:
 
     gemm = differing_gemm(x.detach(), weight, bias, index,
                           int(torch.bincount(index.flatten()).argmax()))
+
     def torch_ops(fn):  # the CPU hard path without its compiled helpers
         def run():
             with native.disabled():
