@@ -212,7 +212,8 @@ class _TapGemm:
         step = max(1, _CHUNK_BYTES // (kk * c * self.cdt.itemsize))
         if self.need_grad or m <= step:  # autograd: no out= buffers
             return self._rows(taps(0, m, None), m)
-        buf = torch.empty(step * kk, c, dtype=self.cdt)
+        buf = torch.empty(step * kk, c, dtype=self.cdt,
+                          device=self.weight.device)
         out = None
         for s in range(0, m, step):
             e = min(m, s + step)
