@@ -11,25 +11,24 @@ from pad_mm.ops import (SPARSE_MAX_SHARE, SPARSE_MIN_PIXELS,
 from pad_mm.ops import hard_im2col, native
 
 
-def _torch_ops_only(monkeypatch):
-    monkeypatch.setattr(hard_im2col._native, 'available', lambda: False)
-
-
 @pytest.fixture(params=['compiled', 'torch ops'])
-def gather(request, monkeypatch):
+def gather(request):
     """Run with the compiled gather and write-back (float32 NCHW inference)
     and with their torch-op version."""
     if request.param == 'torch ops':
-        _torch_ops_only(monkeypatch)
-    elif not native.available():
+        with native.disabled():
+            yield request.param
+        return
+    if not native.available():
         pytest.skip(f'compiled helpers: {native.status()}')
-    return request.param
+    yield request.param
 
 
 @pytest.fixture
-def torch_ops(monkeypatch):
+def torch_ops():
     """The torch-op gather only (its tap tables are under test)."""
-    _torch_ops_only(monkeypatch)
+    with native.disabled():
+        yield
 
 
 def _index(n, h, w, share, gen, dominant=1):
