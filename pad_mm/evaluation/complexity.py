@@ -55,12 +55,8 @@ def pad_layer_flops(layer: PADConv2d,
     px = n * ho * wo
     d = len(layer.dilations)
     conv = 2 * px * layer.out_channels * (c // layer.groups) * k * k
-    # U_h x; the 'static' prior (a learned bias) costs nothing per pixel
-    prior = 0 if layer.aggregation == 'static' else 2 * px * d * c
-    if layer.aggregation in ('recurrent', 'gated'):
-        prior += 2 * px * d * d                  # W_h h
-    if layer.aggregation == 'gated':
-        prior += 2 * px * d * c + 2 * px * d * d  # U_a x, W_a h
+    # z of the aggregation (U_h x, W_h h, the gate; nothing for 'static')
+    prior = layer.prior.agg.flops(px, c, d)
     mixing = 2 * px * d * layer.out_channels
     return dict(conv=conv, prior=prior, mixing=mixing, hard=conv + prior,
                 soft=d * conv + prior + mixing)

@@ -16,12 +16,15 @@ evaluator has none)::
                      dict(type='PADDilationMetric')]
     custom_hooks = [dict(type='PADDilationStatsHook')]
 
-Reported keys (prefix ``pad/``): ``mean_dilation`` and ``var_dilation``
-pooled over all pixels of all PAD layers, and per layer ``<layer>/``
-``mean_dilation``, ``var_dilation`` (the paper's sigma^2(d)),
-``spatial_var``, ``chosen_mean`` and ``frac_d<d>`` for each absolute
-dilation option d (fraction of pixels that chose it). See
-:mod:`pad_mm.evaluation.recorder` for the definitions.
+Reported keys (prefix ``pad/``): ``mean_dilation``, ``var_dilation``,
+``p_max`` and ``off_argmax`` pooled over all pixels of all PAD layers, and
+per layer ``<layer>/`` ``mean_dilation``, ``var_dilation`` (the paper's
+sigma^2(d)), ``spatial_var``, ``chosen_mean``, ``p_max`` (mean max
+softmax(h): the share of training samples that follow the prior),
+``off_argmax`` (share of pixels whose training sample differs from the
+hard choice) and ``frac_d<d>`` for each absolute dilation option d
+(fraction of pixels that chose it). See :mod:`pad_mm.evaluation.recorder`
+for the definitions.
 """
 from __future__ import annotations
 
@@ -34,7 +37,7 @@ from mmengine.logging import print_log
 
 from pad_mm.registry import METRICS
 
-from .recorder import PADRecorder, summarize_dilation_stats
+from .recorder import STAT_KEYS, PADRecorder, summarize_dilation_stats
 
 __all__ = ['PADDilationMetric', 'flatten_dilation_stats']
 
@@ -46,6 +49,8 @@ def flatten_dilation_stats(stats: dict[str, dict],
     if 'all' in stats:
         out['mean_dilation'] = stats['all']['mean']
         out['var_dilation'] = stats['all']['var']
+        out['p_max'] = stats['all']['p_max']
+        out['off_argmax'] = stats['all']['off_argmax']
     if not per_layer:
         return out
     for name, s in stats.items():
@@ -55,6 +60,8 @@ def flatten_dilation_stats(stats: dict[str, dict],
         out[f'{name}/var_dilation'] = s['var']
         out[f'{name}/spatial_var'] = s['spatial_var']
         out[f'{name}/chosen_mean'] = s['chosen_mean']
+        out[f'{name}/p_max'] = s['p_max']
+        out[f'{name}/off_argmax'] = s['off_argmax']
         for d, f in zip(s['dilations'], s['hist']):
             out[f'{name}/frac_d{d}'] = f
     return out
@@ -119,11 +126,11 @@ class PADDilationMetric(BaseMetric):
         for batch in results:
             for name, s in batch.items():
                 acc = total.setdefault(name, dict(
-                    count=0.0, sum_mean=0.0, sum_mean_sq=0.0, sum_var=0.0,
+                    {k: 0.0 for k in STAT_KEYS},
                     hist=torch.zeros(len(s['dilations']),
                                      dtype=torch.float64),
                     dilations=tuple(s['dilations'])))
-                for k in ('count', 'sum_mean', 'sum_mean_sq', 'sum_var'):
+                for k in STAT_KEYS:
                     acc[k] += s[k]
                 acc['hist'] += torch.as_tensor(s['hist'], dtype=torch.float64)
         if not total:

@@ -8,11 +8,19 @@ metric), from which :func:`summarize_dilation_stats` computes:
 
 * ``mean``: mean over pixels of the expected dilation
   ``E[d] = sum_k p_k d_k`` with ``p = softmax(h)`` (the hidden priors h);
-* ``var``: the paper's sigma^2(d) (Table 1): mean over pixels of the
-  variance of the sampled dilation ``Var[d] = sum_k p_k d_k^2 - E[d]^2``.
-  By the Gumbel-max trick ``argmax(h + g)`` is distributed as
-  ``Categorical(softmax(h))`` whatever tau, so this is the variance of
-  the dilation that sampling picks at a pixel;
+* ``var``: the paper's sigma^2(d) (Table 1), read as the mean over pixels
+  of the variance of the sampled dilation ``Var[d] = sum_k p_k d_k^2 -
+  E[d]^2``. By the Gumbel-max trick ``argmax(h + g)`` is distributed as
+  ``Categorical(softmax(h))`` whatever tau (tau only decides how one-hot
+  the relaxed sample is, not which option wins), so this is the variance
+  of the dilation that sampling picks at a pixel;
+* ``p_max``: mean over pixels of ``max_k softmax(h)_k``, the share of
+  training samples that follow the prior's own choice (whatever tau);
+* ``off_argmax``: the share of pixels whose training sample (the argmax of
+  the Gumbel sample) differs from the hard-eval choice ``argmax h``:
+  counted on the layer's own samples while it samples (training,
+  ``eval_mode='gumbel'``), else on one fresh Gumbel-max draw per pixel
+  (what training would sample). Its expectation is ``1 - p_max``;
 * ``spatial_var``: variance over pixels of ``E[d]`` (how much the dilation
   map varies across the image);
 * ``hist``: fraction of pixels whose chosen dilation (argmax of the
@@ -31,15 +39,20 @@ import torch.nn as nn
 from torch import Tensor
 
 from pad_mm.models.layers import pad_layers
+from pad_mm.registry import FUNCTIONS
 
 __all__ = [
     'PADRecorder', 'LayerRecord', 'forward_stats',
     'summarize_dilation_stats', 'expected_dilation', 'chosen_dilation',
-    'recording'
+    'recording', 'STAT_KEYS', 'SAMPLING_MODES'
 ]
 
+# the layer modes in which the probabilities are a Gumbel sample
+SAMPLING_MODES = ('gumbel', 'gumbel_hard')
+
 # sums kept per layer and forward pass
-STAT_KEYS = ('count', 'sum_mean', 'sum_mean_sq', 'sum_var')
+STAT_KEYS = ('count', 'sum_mean', 'sum_mean_sq', 'sum_var', 'sum_pmax',
+             'sum_off')
 
 
 def _dilation_vector(dilations: Sequence[int], like: Tensor) -> Tensor:
@@ -59,22 +72,35 @@ def chosen_dilation(probs: Tensor, dilations: Sequence[int]) -> Tensor:
     return table[probs.argmax(1)]
 
 
-def forward_stats(logits: Tensor, probs: Tensor,
-                  dilations: Sequence[int]) -> dict[str, Tensor]:
+def forward_stats(logits: Tensor, probs: Tensor, dilations: Sequence[int],
+                  sampled: bool = False) -> dict[str, Tensor]:
     """Sums over the pixels of one forward pass of one layer.
 
     Args:
         logits: hidden priors h, [N, D, H, W].
         probs: the dilation probabilities the layer used, [N, D, H, W].
         dilations: the D absolute dilation options.
+        sampled: ``probs`` is a Gumbel sample (the layer was training or
+            in ``eval_mode='gumbel'``); otherwise ``sum_off`` counts one
+            fresh Gumbel-max draw per pixel.
 
     Returns:
         float64 scalars ``count`` (N*H*W), ``sum_mean`` (sum of E[d]),
-        ``sum_mean_sq`` (sum of E[d]^2), ``sum_var`` (sum of Var[d]) and
-        ``hist`` [D] (pixels whose argmax is each option).
+        ``sum_mean_sq`` (sum of E[d]^2), ``sum_var`` (sum of Var[d]),
+        ``sum_pmax`` (sum of max softmax(h)), ``sum_off`` (pixels whose
+        training sample is not argmax h) and ``hist`` [D] (pixels whose
+        argmax of ``probs`` is each option).
     """
     with torch.no_grad():
-        p = torch.softmax(logits.detach().double(), dim=1)
+        h = logits.detach()
+        choice = h.argmax(1)
+        if sampled:
+            sample = probs.detach().argmax(1)
+        else:  # Gumbel-max: the argmax a training sample would take
+            u = torch.rand(h.shape, dtype=torch.float64, device=h.device)
+            g = -torch.log(-torch.log(u.clamp(1e-20, 1 - 1e-12)))
+            sample = (h.double() + g).argmax(1)
+        p = torch.softmax(h.double(), dim=1)
         d = _dilation_vector(dilations, p)
         mean = (p * d).sum(1)
         var = (p * d * d).sum(1) - mean * mean
@@ -86,17 +112,20 @@ def forward_stats(logits: Tensor, probs: Tensor,
             sum_mean=mean.sum(),
             sum_mean_sq=(mean * mean).sum(),
             sum_var=var.clamp_min(0).sum(),
+            sum_pmax=p.amax(1).sum(),
+            sum_off=(sample != choice).sum().double(),
             hist=hist)
 
 
+@FUNCTIONS.register_module('pad_summarize_dilation_stats')
 def summarize_dilation_stats(
         sums: dict[str, dict[str, Tensor]]) -> dict[str, dict]:
     """Per-layer statistics from accumulated :func:`forward_stats` sums.
 
-    Returns ``{layer: dict(mean, var, spatial_var, chosen_mean, hist,
-    count)}`` (floats; ``hist`` a list of fractions per option) plus the
-    pooled ``'all'`` entry over all pixels of all layers (``mean``,
-    ``var``, ``count``).
+    Returns ``{layer: dict(mean, var, spatial_var, chosen_mean, p_max,
+    off_argmax, hist, count)}`` (floats; ``hist`` a list of fractions per
+    option) plus the pooled ``'all'`` entry over all pixels of all layers
+    (``mean``, ``var``, ``p_max``, ``off_argmax``, ``count``).
     """
     out: dict[str, dict] = {}
     total = {k: 0.0 for k in STAT_KEYS}
@@ -112,15 +141,19 @@ def summarize_dilation_stats(
             spatial_var=max(float(s['sum_mean_sq']) / n - mean * mean, 0.0),
             chosen_mean=float(sum(f * d for f, d in zip(
                 hist, s['dilations']))),
+            p_max=float(s['sum_pmax']) / n,
+            off_argmax=float(s['sum_off']) / n,
             hist=hist,
             dilations=list(s['dilations']),
             count=int(n))
         for k in STAT_KEYS:
             total[k] += float(s[k])
     if total['count'] > 0:
-        out['all'] = dict(mean=total['sum_mean'] / total['count'],
-                          var=total['sum_var'] / total['count'],
-                          count=int(total['count']))
+        n = total['count']
+        out['all'] = dict(mean=total['sum_mean'] / n,
+                          var=total['sum_var'] / n,
+                          p_max=total['sum_pmax'] / n,
+                          off_argmax=total['sum_off'] / n, count=int(n))
     return out
 
 
@@ -133,6 +166,7 @@ class LayerRecord:
     probs: list[Tensor] = field(default_factory=list)
 
 
+@FUNCTIONS.register_module('pad_recorder')
 class PADRecorder:
     """Forward hooks on the ``probe`` of every adaptive PAD layer.
 
@@ -170,7 +204,7 @@ class PADRecorder:
         if not self._handles:
             for name, layer in self.layers:
                 self._handles.append(layer.probe.register_forward_hook(
-                    self._make_hook(name, layer.abs_dilations)))
+                    self._make_hook(name, layer)))
         return self
 
     def detach(self) -> None:
@@ -184,13 +218,15 @@ class PADRecorder:
     def __exit__(self, *exc) -> None:
         self.detach()
 
-    def _make_hook(self, name: str, dilations: tuple[int, ...]):
+    def _make_hook(self, name: str, layer):
+        dilations = layer.abs_dilations
 
         def hook(module, inputs, output):
             logits, probs = inputs
             if name not in self.order:
                 self.order.append(name)
-            s = forward_stats(logits, probs, dilations)
+            s = forward_stats(logits, probs, dilations,
+                              sampled=layer.mode in SAMPLING_MODES)
             acc = self._sums.get(name)
             if acc is None:
                 self._sums[name] = dict(s, dilations=dilations)

@@ -1,14 +1,15 @@
-"""OpenMMLab layer: the PAD settings spec, the registered PAD conv,
-conversion, backbones and heads."""
+"""OpenMMLab layer: the PAD layer and its settings spec, conversion by
+layer name, backbones and heads."""
 from . import backbones, heads  # noqa: F401  (registration)
 from .convert import (PADBackbone, build_pad_backbone, convert_to_pad,
                       format_pad_report, is_convertible_conv, match_pad_cfg,
                       pad_report)
-from .layers import (AGGREGATIONS, EVAL_MODES, TRAIN_MODES, PADChain,
-                     PADChainError, PADConv2d, PADPrior, PADProbe,
-                     link_chain, non_adaptive_reason, pad_layers)
-from .pad_cfg import (PADChainCfg, PADConfigError, PADSettings,
-                      parse_pad_cfg, parse_settings, settings_table)
+from .layers import (AGGREGATIONS, EVAL_MODES, TRAIN_MODES, UNSET, PADChain,
+                     PADChainError, PADConfigError, PADConv2d, PADPrior,
+                     PADProbe, PADSettings, ScaledTanh, default_act_cfg,
+                     link_chain, non_adaptive_reason, pad_layers,
+                     parse_settings, settings_table)
+from .pad_cfg import PADChainCfg, parse_pad_cfg
 
 __all__ = [
     'PADConv2d', 'PADPrior', 'PADProbe', 'PADChain', 'PADChainError',
@@ -16,5 +17,6 @@ __all__ = [
     'match_pad_cfg', 'is_convertible_conv', 'build_pad_backbone',
     'PADBackbone', 'PADConfigError', 'PADSettings', 'PADChainCfg',
     'parse_settings', 'parse_pad_cfg', 'settings_table', 'AGGREGATIONS',
-    'TRAIN_MODES', 'EVAL_MODES', 'pad_report', 'format_pad_report'
+    'TRAIN_MODES', 'EVAL_MODES', 'UNSET', 'ScaledTanh', 'default_act_cfg',
+    'pad_report', 'format_pad_report'
 ]

@@ -21,7 +21,6 @@ upstream backbone (plus ``*.prior.*``).
 """
 from __future__ import annotations
 
-import copy
 import fnmatch
 from collections.abc import Sequence
 
@@ -30,9 +29,9 @@ from mmengine.logging import print_log
 
 from pad_mm.registry import MODELS
 
-from .layers.pad_conv import (PADConv2d, link_chain, non_adaptive_reason,
-                              pad_layers)
-from .pad_cfg import PAD_CFG_KEYS, PADChainCfg, PADConfigError, parse_pad_cfg
+from .layers import (PADConfigError, PADConv2d, act_name, link_chain,
+                     non_adaptive_reason, pad_layers)
+from .pad_cfg import PAD_CFG_KEYS, PADChainCfg, parse_pad_cfg
 
 __all__ = [
     'convert_to_pad', 'match_pad_cfg', 'build_pad_backbone', 'PADBackbone',
@@ -71,7 +70,7 @@ def _to_pad(conv: nn.Conv2d, chain: PADChainCfg) -> PADConv2d:
         padding_mode=conv.padding_mode,
         device=conv.weight.device,
         dtype=conv.weight.dtype,
-        **chain.settings.as_kwargs())
+        settings=chain.settings)
     if conv.weight.device.type != 'meta':
         pad.weight.data.copy_(conv.weight.data)
         if conv.bias is not None:
@@ -140,7 +139,9 @@ def convert_to_pad(model: nn.Module,
     Args:
         model: any module; converted in place and returned (on the
             ``meta`` device too: then no weights are copied).
-        pad_cfg: one chain spec or a list of them (see
+        pad_cfg: one chain spec or a list of them, or the list of
+            :class:`~pad_mm.models.pad_cfg.PADChainCfg` that
+            :func:`~pad_mm.models.pad_cfg.parse_pad_cfg` made of them (see
             :func:`~pad_mm.models.pad_cfg.parse_pad_cfg`). A spec is a dict
             with ``layers`` (fnmatch patterns over the names of the model's
             ``nn.Conv2d`` modules, e.g. ``'layer4.*.conv2'``), an optional
@@ -154,7 +155,11 @@ def convert_to_pad(model: nn.Module,
             (e.g. 1x1), a conv matched by two chains, duplicate patterns or
             chain names; the error names the field (``pad_cfg[1].layers``).
     """
-    chains = parse_pad_cfg(pad_cfg)
+    if isinstance(pad_cfg, (list, tuple)) and pad_cfg and all(
+            isinstance(c, PADChainCfg) for c in pad_cfg):
+        chains = list(pad_cfg)  # already parsed
+    else:
+        chains = parse_pad_cfg(pad_cfg)
     for chain, names in zip(chains, match_pad_cfg(model, chains)):
         pads = []
         for name in names:
@@ -168,11 +173,9 @@ def convert_to_pad(model: nn.Module,
     return model
 
 
-def _f_name(act_cfg: dict | None) -> str:
-    if act_cfg is None:
-        return 'identity'
-    args = ', '.join(f'{k}={v!r}' for k, v in act_cfg.items() if k != 'type')
-    return f"{act_cfg['type']}({args})" if args else str(act_cfg['type'])
+def _bound(act: nn.Module) -> float | None:
+    bound = getattr(act, 'bound', None)
+    return None if bound is None else round(bound, 6)
 
 
 def pad_report(model: nn.Module) -> list[dict]:
@@ -182,20 +185,23 @@ def pad_report(model: nn.Module) -> list[dict]:
     Keys: ``layer`` (module name), ``chain`` (chain name or None),
     ``chain_index``, ``native_dilation`` (the conv's own), ``dilations``
     (absolute options), ``dilation_mode``, ``aggregation``, ``f`` (the
-    activation of eqs. 3-4), ``init_margin`` (after f) and ``tau`` (in
-    effect now: the trained value once a checkpoint is loaded).
+    activation of eqs. 3-5), ``f_bound`` (the bound of a learnable f,
+    e.g. ``ScaledTanh``'s s0 * exp(rho), as it is now; None for an f
+    without one), ``init_margin`` (after f) and ``tau`` (in effect now:
+    the trained value once a checkpoint is loaded).
     """
     rows = []
     for name, m in pad_layers(model):
         rows.append(dict(
             layer=name,
             chain=m.chain.name if m.chain is not None else None,
-            chain_index=m._chain_index if m.chain is not None else None,
+            chain_index=m.chain_index,
             native_dilation=int(m.dilation[0]),
             dilations=list(m.abs_dilations),
             dilation_mode=m.dilation_mode,
             aggregation=m.aggregation,
-            f=_f_name(m.act_cfg),
+            f=act_name(m.act_cfg),
+            f_bound=_bound(m.prior.act),
             init_margin=round(float(m.init_margin), 6),
             tau=round(float(m.tau), 6)))
     return rows
@@ -205,7 +211,8 @@ def format_pad_report(rows: list[dict], title: str = 'PAD layers') -> str:
     """The rows of :func:`pad_report` as a plain-text table."""
     cols = [('layer', 'PAD layer'), ('chain', 'chain'),
             ('native_dilation', 'native d'), ('dilations', 'options (abs)'),
-            ('aggregation', 'aggregation'), ('f', 'f'), ('tau', 'tau')]
+            ('aggregation', 'aggregation'), ('f', 'f'),
+            ('f_bound', 'f bound'), ('tau', 'tau')]
 
     def cell(row, key):
         v = row[key]
@@ -247,9 +254,9 @@ def build_pad_backbone(base_type: str | type, pad_cfg: dict | Sequence[dict],
         raise PADConfigError('base_type', base_type,
                              'a registered backbone type of the config '
                              "scope, e.g. 'ResNetV1c'")
-    parse_pad_cfg(pad_cfg)  # bad settings fail before the (slow) build
+    chains = parse_pad_cfg(pad_cfg)  # bad settings fail before the build
     model = MODELS.build(dict(type=base_type, **kwargs))
-    return convert_to_pad(model, copy.deepcopy(pad_cfg))
+    return convert_to_pad(model, chains)
 
 
 #: The config key of :func:`build_pad_backbone`.

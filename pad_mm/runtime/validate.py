@@ -47,7 +47,7 @@ from mmengine.registry import (DATASETS, HOOKS, MODELS, OPTIM_WRAPPERS,
 
 from pad_mm.models.backbones.pretrained import PRETRAINED_TYPES
 from pad_mm.models.layers import PADChainError, pad_layers
-from pad_mm.models.pad_cfg import PADConfigError, parse_settings
+from pad_mm.models import PADConfigError, parse_settings
 from pad_mm.registry import TASK_SCOPES
 
 from .amp import AMP_DTYPES

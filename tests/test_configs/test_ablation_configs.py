@@ -29,12 +29,13 @@ EXPECTED = {
     'static_mixture.py': (PAD_DEMO, ('PADConv2d', 1, 'static', (1, 2, 4),
                                      'Identity')),
     'pad_markov.py': (PAD_DEMO, ('PADConv2d', 1, 'markov', (1, 2, 4),
-                                 'Identity')),
-    'pad_gated.py': (PAD_DEMO, ('PADConv2d', 1, 'gated', (1, 2, 4), 'Tanh')),
+                                 'ScaledTanh')),
+    'pad_gated.py': (PAD_DEMO, ('PADConv2d', 1, 'gated', (1, 2, 4),
+                                'ScaledTanh')),
     'pad_recurrent.py': (PAD_DEMO, ('PADConv2d', 1, 'recurrent', (1, 2, 4),
-                                    'Tanh')),
+                                    'ScaledTanh')),
     'pad_markov_d12.py': (PAD_DEMO, ('PADConv2d', 1, 'markov', (1, 2),
-                                     'Identity')),
+                                     'ScaledTanh')),
 }
 
 

@@ -7,6 +7,7 @@ import pytest
 from mmengine.config import Config
 
 from helpers.markdown import md_table
+from pad_mm.models import parse_pad_cfg, parse_settings
 
 FOLDERS = ['pad_fcn', 'pad_deeplabv3plus', 'pad_imagenet',
            'pad_finegrained', 'demo']
@@ -45,12 +46,21 @@ def test_cityscapes_deeplab_uses_the_voc_scheme_lr(repo_root):
         assert cfg.optim_wrapper.optimizer.lr == 0.007, path
 
 
-def test_table2_configs_set_a_nonlinear_f(repo_root):
+def test_table2_configs_differ_only_in_the_aggregation(repo_root):
+    """Table 2 compares eqs. 3-5: the recurrent and gated configs state
+    only the aggregation and get the same non-linear default f and initial
+    margin as the Markov configs."""
     paths = glob.glob(osp.join(repo_root, 'configs', 'pad_*',
                                'pad-recurrent_*.py')) + glob.glob(
         osp.join(repo_root, 'configs', 'pad_*', 'pad-gated_*.py'))
     assert len(paths) == 4
     for path in paths:
         pad_cfg = Config.fromfile(path).model.backbone.pad_cfg
-        assert pad_cfg.act_cfg == dict(type='Tanh'), path
-        assert pad_cfg.init_margin == 1.5, path
+        assert 'act_cfg' not in pad_cfg and 'init_margin' not in pad_cfg, \
+            path
+        (chain, ) = parse_pad_cfg(pad_cfg.to_dict())
+        markov = parse_settings(dict(aggregation='markov'))
+        assert chain.settings.aggregation in ('recurrent', 'gated')
+        assert chain.settings.act_cfg == markov.act_cfg == dict(
+            type='ScaledTanh'), path
+        assert chain.settings.init_margin == markov.init_margin, path

@@ -128,9 +128,12 @@ def _meta_model_of(rel: str):
 
 def _prior_numel(layer: PADConv2d) -> int:
     """Eqs. 3-5: U_h (D x C_in) + bias D; recurrent adds W_h (D x D) + bias;
-    gated adds W_h + bias, U_a (D x C_in) + bias, W_a (D x D)."""
+    gated adds W_h + bias, U_a (D x C_in) + bias, W_a (D x D); the default
+    f (ScaledTanh) adds its rho."""
     d, c = len(layer.dilations), layer.in_channels
     n = d * c + d
+    if layer.act_cfg == dict(type='ScaledTanh'):
+        n += 1
     if layer.aggregation in ('recurrent', 'gated'):
         n += d * d + d
     if layer.aggregation == 'gated':

@@ -136,4 +136,4 @@ def test_mmseg_apis_with_recurrent_chain(repo_root, tmp_path):
     b = inference_model(model, img).pred_sem_seg.data
     assert a.shape == (1, 40, 48)
     assert torch.equal(a, b)
-    assert chain._h is None
+    assert chain.pending() is None

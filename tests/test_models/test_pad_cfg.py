@@ -14,8 +14,8 @@ import pad_mm  # noqa: F401
 from pad_mm.models import (PADConfigError, PADConv2d, PADSettings,
                            build_pad_backbone, convert_to_pad, pad_layers,
                            parse_pad_cfg, parse_settings, settings_table)
-from pad_mm.models.pad_cfg import (CHAIN_KEYS, PAD_CFG_KEYS, UNSET,
-                                   setting_specs)
+from pad_mm.models.layers.settings import UNSET, setting_specs
+from pad_mm.models.pad_cfg import CHAIN_KEYS, PAD_CFG_KEYS
 
 
 def _net():
@@ -34,11 +34,13 @@ def test_defaults_are_typed_and_normalised():
     assert (s.tau, s.train_mode, s.eval_mode, s.aggregation, s.impl) == (
         1.0, 'gumbel', 'hard', 'markov', 'auto')
     # a dependent default (default_of) is UNSET in the dataclass and
-    # resolved by the parser: act_cfg is the identity for 'markov'
+    # resolved by the parser: ScaledTanh for the paper's aggregations,
+    # the identity for 'static'
     assert PADSettings().act_cfg is UNSET
-    assert parse_settings() == PADSettings(act_cfg=None)
+    assert parse_settings() == PADSettings(act_cfg=dict(type='ScaledTanh'))
     assert parse_settings(dict(aggregation='gated')).act_cfg == \
-        dict(type='Tanh')
+        dict(type='ScaledTanh')
+    assert parse_settings(dict(aggregation='static')).act_cfg is None
     assert parse_settings(dict(tau=UNSET)).tau == 1.0
 
 

@@ -176,13 +176,13 @@ LAYOUT = {
     'markov': {
         'weight': (16, C, 3, 3), 'bias': (16, ),
         'prior.input_weight': (D, C, 1, 1), 'prior.input_bias': (D, ),
-        'pad_tau': (), 'pad_dilations': (D, ),
+        'prior.act.log_scale': (), 'pad_tau': (), 'pad_dilations': (D, ),
     },
     'recurrent': {
         'weight': (16, C, 3, 3), 'bias': (16, ),
         'prior.input_weight': (D, C, 1, 1), 'prior.input_bias': (D, ),
         'prior.hidden_weight': (D, D, 1, 1), 'prior.hidden_bias': (D, ),
-        'pad_tau': (), 'pad_dilations': (D, ),
+        'prior.act.log_scale': (), 'pad_tau': (), 'pad_dilations': (D, ),
     },
     'gated': {
         'weight': (16, C, 3, 3), 'bias': (16, ),
@@ -190,7 +190,7 @@ LAYOUT = {
         'prior.hidden_weight': (D, D, 1, 1), 'prior.hidden_bias': (D, ),
         'prior.gate_input_weight': (D, C, 1, 1), 'prior.gate_input_bias':
         (D, ), 'prior.gate_hidden_weight': (D, D, 1, 1),
-        'pad_tau': (), 'pad_dilations': (D, ),
+        'prior.act.log_scale': (), 'pad_tau': (), 'pad_dilations': (D, ),
     },
 }
 
@@ -218,4 +218,5 @@ def test_full_model_prior_key_names(repo_root, tmp_path):
     _, pad = _seg_models(repo_root, tmp_path)
     assert _prior_keys(pad) == sorted(
         f'backbone.layer4.{b}.conv{c}.prior.{p}' for b in (0, 1)
-        for c in (1, 2) for p in ('input_weight', 'input_bias'))
+        for c in (1, 2)
+        for p in ('input_weight', 'input_bias', 'act.log_scale'))

@@ -42,7 +42,7 @@ def _png_size(path):
 
 def _identity_prior_layer():
     """A PAD layer whose hidden priors equal its 3-channel input."""
-    layer = PADConv2d(3, 4, 3, padding=1, dilations=(1, 2, 4))
+    layer = PADConv2d(3, 4, 3, padding=1, dilations=(1, 2, 4), act_cfg=None)
     with torch.no_grad():
         layer.prior.input_weight.copy_(torch.eye(3).view(3, 3, 1, 1))
         layer.prior.input_bias.zero_()
@@ -190,7 +190,8 @@ def test_count_flops_replaces_pad_layer_and_flags_uncounted():
     assert rep.pad_layers[0].measured == 2 * pad['conv'] + pad['prior']
     assert rep.flops_measured == plain + 2 * pad['conv'] + pad['prior']
     assert rep.uncounted == ['2 (Scale)']
-    assert rep.params_pad_prior == 2 * 4 + 2
+    # U_h (D x C_in) + D biases + rho of the default f (ScaledTanh)
+    assert rep.params_pad_prior == 2 * 4 + 2 + 1
     if 'im2col' in available_impls():  # sparse hard path: one GEMM
         model[1].impl = 'im2col'
         rep = count_flops(model, lambda: model(x))

@@ -8,8 +8,11 @@ metrics such as mIoU).
 Runs the test loop with ``PADDilationMetric`` added to the test evaluator
 and ``PADDilationStatsHook`` to the hooks, then writes DIR/
 dilation_stats.json (all metrics, and per PAD layer: mean dilation,
-sigma^2(d), spatial variance, chosen-dilation histogram) and
-DIR/dilation_stats.png (the histogram).
+sigma^2(d), spatial variance, p_max (mean max softmax(h): the share of
+training samples that follow the prior), off_argmax (share of pixels whose
+training sample, one Gumbel-max draw, differs from the hard choice) and
+the chosen-dilation histogram) and DIR/dilation_stats.png (the
+histogram).
 """
 import argparse
 import os.path as osp
@@ -79,18 +82,21 @@ def main(argv=None) -> dict:
         metrics={k: float(v) for k, v in metrics.items()
                  if isinstance(v, (int, float, np.number))},
         mean_dilation=stats['all']['mean'], var_dilation=stats['all']['var'],
+        p_max=stats['all']['p_max'], off_argmax=stats['all']['off_argmax'],
         layers=[dict(name=n, **{k: v for k, v in s.items()})
                 for n, s in stats.items() if n != 'all'],
         pad_conversion=pad_report(runner.model))
     write_json(result, osp.join(args.out_dir, 'dilation_stats.json'))
-    print(f'{"PAD layer":32s} {"E[d]":>7s} {"sigma^2(d)":>11s}  chosen')
+    print(f'{"PAD layer":32s} {"E[d]":>7s} {"sigma^2(d)":>11s} '
+          f'{"p_max":>6s} {"off":>6s}  chosen')
     for lay in result['layers']:
         hist = ' '.join(f'd{d}:{f:.3f}'
                         for d, f in zip(lay['dilations'], lay['hist']))
-        print(f'{lay["name"]:32s} {lay["mean"]:7.3f} {lay["var"]:11.4g}  '
-              f'{hist}')
+        print(f'{lay["name"]:32s} {lay["mean"]:7.3f} {lay["var"]:11.4g} '
+              f'{lay["p_max"]:6.3f} {lay["off_argmax"]:6.3f}  {hist}')
     print(f'{"all PAD layers":32s} {result["mean_dilation"]:7.3f} '
-          f'{result["var_dilation"]:11.4g}')
+          f'{result["var_dilation"]:11.4g} {result["p_max"]:6.3f} '
+          f'{result["off_argmax"]:6.3f}')
     print(f'wrote {png} and dilation_stats.json')
     return result
 

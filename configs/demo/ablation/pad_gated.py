@@ -1,7 +1,5 @@
-# PAD, gated aggregation (eq. 5), options (1, 2, 4). f = tanh: the paper's
-# f is non-linear (the Markov demo uses the identity).
+# PAD, gated aggregation (eqs. 4-5), options (1, 2, 4), the default f
+# (ScaledTanh, as for Markov).
 _base_ = ['../pad_deeplabv3plus_r18_textures.py']
 
-model = dict(
-    backbone=dict(
-        pad_cfg=dict(aggregation='gated', act_cfg=dict(type='Tanh'))))
+model = dict(backbone=dict(pad_cfg=dict(aggregation='gated')))

@@ -1,7 +1,5 @@
-# PAD, recurrent aggregation (eq. 4), options (1, 2, 4). f = tanh: the
-# paper's f is non-linear (the Markov demo uses the identity).
+# PAD, recurrent aggregation (eq. 3), options (1, 2, 4), the default f
+# (ScaledTanh, as for Markov).
 _base_ = ['../pad_deeplabv3plus_r18_textures.py']
 
-model = dict(
-    backbone=dict(
-        pad_cfg=dict(aggregation='recurrent', act_cfg=dict(type='Tanh'))))
+model = dict(backbone=dict(pad_cfg=dict(aggregation='recurrent')))

@@ -6,7 +6,7 @@ import math
 from mmengine.hooks import Hook
 
 from pad_mm.models.layers import pad_layers
-from pad_mm.models.pad_cfg import PADConfigError
+from pad_mm.models import PADConfigError
 from pad_mm.ops import check_tau
 from pad_mm.registry import HOOKS
 

@@ -1,10 +1,12 @@
-"""FCN-32s / FCN-16s / FCN-8s heads (Long et al., CVPR 2015) for VGG.
+"""FCN-32s / FCN-8s heads (Long et al., CVPR 2015) for VGG (the paper's
+Table 1 uses FCN-8s and its FCN-32s baseline; FCN-16s, which no config
+used, is ``FCNSkipHead`` with ``num_skips = 1``).
 
 Layer names follow the reference FCN nets: ``score_fr`` (here mmseg's
 ``conv_seg``, 1x1 on fc7), ``score_pool4`` / ``score_pool3`` (1x1 score
 layers on the skips), ``upscore2`` / ``upscore_pool4`` (2x transposed convs,
 bilinear-initialised and learned) and the final ``upscore`` (32s),
-``upscore16`` (16s) or ``upscore8`` (8s) transposed conv, bilinear and fixed
+or ``upscore8`` (8s) transposed conv, bilinear and fixed
 by default ("Final layer deconvolutional filters are fixed to bilinear
 interpolation, while intermediate upsampling layers are initialized to
 bilinear upsampling, and then learned", Long et al., sec. 4.3).
@@ -28,8 +30,7 @@ from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from pad_mm.registry import SEG_MODELS as MODELS
 from torch import Tensor
 
-__all__ = ['FCNSkipHead', 'FCN32sHead', 'FCN16sHead', 'FCN8sHead',
-           'bilinear_kernel']
+__all__ = ['FCNSkipHead', 'FCN32sHead', 'FCN8sHead', 'bilinear_kernel']
 
 
 def bilinear_kernel(channels: int, size: int) -> Tensor:
@@ -187,12 +188,6 @@ class FCN32sHead(FCNSkipHead):
     """FCN-32s: score_fr on fc7, one fixed 32x bilinear upsampling.
     in_channels=(4096,), in_index=(fc7 index,)."""
     num_skips = 0
-
-
-@MODELS.register_module()
-class FCN16sHead(FCNSkipHead):
-    """FCN-16s: fc7 + pool4 skip. in_channels=(512, 4096)."""
-    num_skips = 1
 
 
 @MODELS.register_module()

@@ -12,7 +12,7 @@ loads with a one-line note)::
 
     weight                     [C_out, C/groups, k, k]   (as nn.Conv2d)
     bias                       [C_out]                   (if bias=True)
-    prior.input_weight         [D, C, 1, 1]   U_h of eqs. 3/4 (all modes)
+    prior.input_weight         [D, C, 1, 1]   U_h of eqs. 3-4 (all modes)
     prior.input_bias           [D]
     prior.hidden_weight        [D, D, 1, 1]   W_h      ('recurrent', 'gated')
     prior.hidden_bias          [D]                     ('recurrent', 'gated')
@@ -21,6 +21,11 @@ loads with a one-line note)::
     prior.gate_hidden_weight   [D, D, 1, 1]   W_a of eq. 5       ('gated')
     prior.static_bias          [D]            logits b  ('static' only: it
                                               has no other prior key)
+    prior.act.log_scale        []             rho of f = s0 exp(rho) tanh
+                                              (the default ScaledTanh f; a
+                                              checkpoint without it was
+                                              trained with the old default
+                                              f and keeps it)
     pad_tau                    []             tau in effect (set by PADTauHook)
     pad_dilations              [D] int64      absolute dilation options
 
@@ -29,29 +34,27 @@ A non-adaptive layer (e.g. 1x1) has exactly the keys of ``nn.Conv2d``.
 from __future__ import annotations
 
 import copy
-import math
-import threading
+import dataclasses
 from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
-from mmcv.cnn import build_activation_layer
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from torch import Tensor
 
+from pad_mm.ops import (available_impls, check_tau, export_tracing,
+                        gumbel_softmax, hard_probs, is_tracing, pad_conv2d,
+                        pad_conv2d_hard)
 from pad_mm.registry import MODELS
-from pad_mm.ops import (check_tau, export_tracing, gumbel_softmax,
-                        hard_probs, is_tracing, pad_conv2d, pad_conv2d_hard)
 
-from ..pad_cfg import (AGGREGATIONS, DILATION_MODES, EVAL_MODES,
-                       TRAIN_MODES, UNSET, default_act_cfg, parse_settings)
+from .chain import PADChain, PADChainError
+from .prior import PADPrior, note_once
+from .settings import (EVAL_MODES, TRAIN_MODES, UNSET, PADSettings,
+                       check_choice, parse_settings)
 
 __all__ = [
-    'PADConv2d', 'PADPrior', 'PADProbe', 'PADChain', 'PADChainError',
-    'link_chain', 'pad_layers', 'non_adaptive_reason', 'AGGREGATIONS',
-    'TRAIN_MODES', 'EVAL_MODES', 'DILATION_MODES', 'prior_init_biases',
+    'PADConv2d', 'PADProbe', 'pad_layers', 'non_adaptive_reason',
     'PADCheckpointMismatchError', 'PAD_BUFFERS'
 ]
 
@@ -59,11 +62,6 @@ __all__ = [
 PAD_BUFFERS = ('pad_tau', 'pad_dilations')
 
 _LOGGED_NON_ADAPTIVE: set[str] = set()
-
-
-class PADChainError(RuntimeError):
-    """The layers of an aggregation chain cannot pass h^(l-1) on: they ran
-    out of chain order, or see inputs of different batches."""
 
 
 def _pair(v) -> tuple:
@@ -94,257 +92,8 @@ def non_adaptive_reason(kernel_size, stride=1, padding=0, dilation=1,
     return None
 
 
-# ---------------------------------------------------------------------------
-# The initial priors after f. The settings themselves (act_cfg's
-# default per aggregation, init_margin, dilation_mode,
-# reinit_priors_on_mismatch) are in the spec, ``pad_mm.models.pad_cfg``.
-# ---------------------------------------------------------------------------
-DEFAULT_INIT_MARGIN = 2.0
-
-
 class PADCheckpointMismatchError(ValueError):
     """A checkpoint's PAD dilation options differ from the layer's."""
-
-
-# kind -> the missing_keys list of the load_state_dict call that last noted
-# it (the same list object is passed to every module of one load, and
-# holding it keeps its id from being reused), so a note is one line per load
-_NOTED: dict[str, list] = {}
-
-
-def _note_once(load: list, kind: str, msg: str) -> None:
-    if _NOTED.get(kind) is load:
-        return
-    _NOTED[kind] = load
-    print_log(msg, logger='current')
-
-
-def _act_name(act_cfg: dict | None) -> str:
-    if act_cfg is None:
-        return 'identity'
-    args = ', '.join(f'{k}={v!r}' for k, v in act_cfg.items() if k != 'type')
-    return f"{act_cfg['type']}({args})" if args else str(act_cfg['type'])
-
-
-def _f64(act_cfg: dict):
-    """f as a float64 CPU function of a float (built afresh, so that a
-    model built on the meta device or a GPU does not matter)."""
-    with torch.device('cpu'):
-        act = build_activation_layer(copy.deepcopy(act_cfg)).double()
-
-    def f(x: float) -> float:
-        with torch.no_grad():
-            return float(act(torch.tensor([x], dtype=torch.float64,
-                                          device='cpu'))[0])
-    return f
-
-
-def _act_range(f) -> tuple[float, float, float]:
-    """(f(0), inf f, sup f), sampled on +-[1e-4, 1e8]; a bound beyond
-    1e5 counts as infinite."""
-    xs = torch.logspace(-4, 8, 241, dtype=torch.float64,
-                        device='cpu').tolist()
-    ys = [f(x) for x in xs] + [f(-x) for x in xs]
-    lo, hi = min(ys), max(ys)
-    return (f(0.0), -math.inf if lo <= -1e5 else lo,
-            math.inf if hi >= 1e5 else hi)
-
-
-def _inverse(f, target: float, upward: bool) -> float | None:
-    """A pre-activation p with f(p) == target (to 1e-9), searched on
-    [0, +X] (upward) or [-X, 0]; None if there is none there."""
-    x = 1.0
-    while (f(x) < target if upward else f(-x) > target) and x < 1e8:
-        x *= 2
-    a, b = (0.0, x) if upward else (-x, 0.0)
-    for _ in range(200):
-        mid = (a + b) / 2
-        if f(mid) < target:
-            a = mid
-        else:
-            b = mid
-    p = (a + b) / 2
-    return p if abs(f(p) - target) <= 1e-9 * max(1.0, abs(target)) else None
-
-
-def prior_init_biases(act_cfg: dict | None, init_margin: float | None,
-                      num_dilations: int,
-                      init_index: int) -> tuple[Tensor, float]:
-    """Pre-activation biases b [D] such that f(b) favours ``init_index``
-    by exactly ``init_margin`` over every other option (the margin holds
-    after f, as eqs. 3-5 apply f last).
-
-    Targets: the other options get f(0) (b = 0) and the favoured one
-    f(0) + margin; where f's range is too narrow above f(0) (tanh,
-    sigmoid) the targets are f(0) -+ margin / 2. ``init_margin=None``
-    takes 2.0 where f can express it, else 3/4 of the widest margin f
-    allows (tanh: 1.5).
-
-    Returns:
-        (b [D] float64, the margin used).
-
-    Raises:
-        ValueError: f's range cannot express ``init_margin``.
-    """
-    if act_cfg is None:
-        m = DEFAULT_INIT_MARGIN if init_margin is None else init_margin
-        b = torch.zeros(num_dilations, dtype=torch.float64, device='cpu')
-        b[init_index] = m
-        return b, m
-    f = _f64(act_cfg)
-    y0, lo, hi = _act_range(f)
-    widest = max(hi - y0, 2 * min(hi - y0, y0 - lo))
-    m = init_margin
-    if m is None:
-        m = DEFAULT_INIT_MARGIN if DEFAULT_INIT_MARGIN < widest else \
-            0.75 * widest
-    other = fav = None
-    if y0 + m < hi:
-        other, fav = 0.0, _inverse(f, y0 + m, upward=True)
-    if fav is None and y0 - m / 2 > lo and y0 + m / 2 < hi:
-        other = _inverse(f, y0 - m / 2, upward=False)
-        fav = _inverse(f, y0 + m / 2, upward=True)
-    if fav is None or other is None:
-        raise ValueError(
-            f'init_margin={m!r} cannot be expressed after f='
-            f'{_act_name(act_cfg)}: its range is ({lo:g}, {hi:g}) with '
-            f'f(0)={y0:g}, so the initial prior of the native dilation can '
-            f'exceed the others by less than {widest:g}; use init_margin < '
-            f'{widest:g}, or an act_cfg with a wider range (e.g. None, '
-            "dict(type='ReLU'), dict(type='Tanh') for margins < 2)")
-    b = torch.full((num_dilations, ), other, dtype=torch.float64,
-                   device='cpu')
-    b[init_index] = fav
-    return b, float(m)
-
-
-class PADPrior(nn.Module):
-    """Hidden-prior generator h^l (eqs. 3-5), D channels per pixel.
-
-    ``markov``:    h = f(U_h x)
-    ``recurrent``: h = f(W_h h_prev + U_h x)
-    ``gated``:     a = sigmoid(W_a h_prev + U_a x);
-                   h = f(a * (W_h h_prev) + (1 - a) * (U_h x))
-    ``static``:    h = f(b), a learned [D] bias broadcast to every pixel
-                   (no input term): an ablation control, not in the paper,
-                   that mixes the dilations with per-layer probabilities
-                   which are the same at every pixel.
-
-    All U/W are 1x1 kernels with D output channels; U acts on the layer's
-    input with the conv's stride so h has the conv's output size.
-    Parameters are plain tensors (not ``nn.Conv2d`` children) so that
-    backbone ``init_cfg`` rules such as ``Kaiming(layer='Conv2d')`` do not
-    overwrite the prior initialisation.
-
-    Shapes: x [N, C, H, W], h_prev [N, D, H', W'] or None -> [N, D, H_out,
-    W_out].
-    """
-
-    def __init__(self,
-                 in_channels: int,
-                 num_dilations: int,
-                 stride: int = 1,
-                 aggregation: str = 'markov',
-                 act_cfg: dict | None = UNSET,
-                 init_index: int = 0,
-                 init_margin: float | None = None) -> None:
-        super().__init__()
-        if aggregation not in AGGREGATIONS:
-            raise ValueError(f'aggregation must be one of '
-                             f'{list(AGGREGATIONS)}, got {aggregation!r}')
-        self.aggregation = aggregation
-        self.in_channels = in_channels
-        self.num_dilations = D = num_dilations
-        self.stride = stride
-        self.init_index = init_index
-        if act_cfg is UNSET:
-            act_cfg = default_act_cfg(aggregation)
-        self.act_cfg = copy.deepcopy(act_cfg)
-        self.act = nn.Identity() if act_cfg is None else \
-            build_activation_layer(copy.deepcopy(act_cfg))
-        # pre-activation biases whose f gives the margin (checks that f
-        # can express it)
-        self._init_biases, self.init_margin = prior_init_biases(
-            act_cfg, init_margin, D, init_index)
-        if aggregation == 'static':
-            self.static_bias = nn.Parameter(torch.empty(D))
-            self.reset_parameters()
-            return
-        self.input_weight = nn.Parameter(torch.empty(D, in_channels, 1, 1))
-        self.input_bias = nn.Parameter(torch.empty(D))
-        if aggregation in ('recurrent', 'gated'):
-            self.hidden_weight = nn.Parameter(torch.empty(D, D, 1, 1))
-            self.hidden_bias = nn.Parameter(torch.empty(D))
-        if aggregation == 'gated':
-            self.gate_input_weight = nn.Parameter(
-                torch.empty(D, in_channels, 1, 1))
-            self.gate_input_bias = nn.Parameter(torch.empty(D))
-            self.gate_hidden_weight = nn.Parameter(torch.empty(D, D, 1, 1))
-        self.reset_parameters()
-
-    @property
-    def uses_hidden(self) -> bool:
-        """Whether h_prev enters the computation (not for Markov)."""
-        return self.aggregation in ('recurrent', 'gated')
-
-    def reset_parameters(self) -> None:
-        """Zero weights; pre-activation biases b with f(b) giving logit
-        ``f(0) + init_margin`` (or ``f(0) +- init_margin / 2``, see
-        :func:`prior_init_biases`) to the initial dilation, so that after
-        f it leads every other option by exactly ``init_margin`` and the
-        argmax picks it everywhere, whatever h_prev and the gate are."""
-        with torch.no_grad():
-            for name, p in self.named_parameters():
-                p.zero_()
-            if self.aggregation == 'static':
-                self.static_bias.copy_(self._init_biases)
-                return
-            self.input_bias.copy_(self._init_biases)
-            if self.aggregation == 'gated':
-                # f(a * b_W + (1 - a) * b_U) == f(b) for any gate a
-                self.hidden_bias.copy_(self._init_biases)
-
-    def _load_from_state_dict(self, state_dict, prefix, *args) -> None:
-        if self.__dict__.pop('_reinit_on_load', False):
-            # the owning PADConv2d found other dilation options in the
-            # checkpoint and was told to re-initialise (not load) the priors
-            self.reset_parameters()
-            return
-        super()._load_from_state_dict(state_dict, prefix, *args)
-
-    def forward(self, x: Tensor, h_prev: Tensor | None = None) -> Tensor:
-        if self.aggregation == 'static':
-            h_out = (x.shape[2] - 1) // self.stride + 1
-            w_out = (x.shape[3] - 1) // self.stride + 1
-            # a computed tensor, not the parameter or a view of it, enters
-            # f: module hooks (e.g. torch's FlopCounterMode under no_grad)
-            # reject inputs that require grad but have no grad_fn
-            h = x.new_zeros(1, self.num_dilations, 1, 1) + \
-                self.static_bias.to(x.dtype).view(1, -1, 1, 1)
-            return self.act(h).expand(x.shape[0], -1, h_out, w_out)
-        ux = F.conv2d(x, self.input_weight, self.input_bias, self.stride)
-        if self.aggregation == 'markov':
-            return self.act(ux)
-        if h_prev is None:
-            h_prev = ux.new_zeros(ux.shape[0], self.num_dilations,
-                                  *ux.shape[2:])
-        elif h_prev.shape[-2:] != ux.shape[-2:]:
-            h_prev = F.interpolate(
-                h_prev, size=ux.shape[-2:], mode='bilinear',
-                align_corners=False)
-        h_prev = h_prev.to(ux.dtype)
-        wh = F.conv2d(h_prev, self.hidden_weight, self.hidden_bias)
-        if self.aggregation == 'recurrent':
-            return self.act(wh + ux)
-        gate = torch.sigmoid(
-            F.conv2d(x, self.gate_input_weight, self.gate_input_bias,
-                     self.stride) + F.conv2d(h_prev, self.gate_hidden_weight))
-        return self.act(gate * wh + (1 - gate) * ux)
-
-    def extra_repr(self) -> str:
-        return (f'{self.in_channels}->{self.num_dilations}, stride='
-                f'{self.stride}, aggregation={self.aggregation!r}, f='
-                f'{_act_name(self.act_cfg)}')
 
 
 class PADProbe(nn.Module):
@@ -354,57 +103,6 @@ class PADProbe(nn.Module):
 
     def forward(self, logits: Tensor, probs: Tensor) -> Tensor:
         return probs
-
-
-class PADChain:
-    """Carries h^{l-1} between the ordered PAD layers of one chain during
-    one forward pass. The first layer always starts from h = 0 and the last
-    one clears the state, so nothing leaks between forward passes.
-
-    The state is kept per thread: ``nn.DataParallel`` replicas (which
-    share this object and run in one thread each) and threads sharing one
-    model for inference each carry their own h^{l-1}.
-    """
-
-    def __init__(self, name: str, length: int) -> None:
-        self.name = name
-        self.length = length
-        # thread id -> (h, step)
-        self._state: dict[int, tuple[Tensor | None, int]] = {}
-
-    @property
-    def _h(self) -> Tensor | None:
-        """h^{l-1} of the calling thread's forward pass (None between
-        passes)."""
-        return self._state.get(threading.get_ident(), (None, -1))[0]
-
-    def read(self, index: int) -> Tensor | None:
-        key = threading.get_ident()
-        if index == 0:
-            if len(self._state) > 1:  # drop what dead threads left behind
-                alive = {t.ident for t in threading.enumerate()}
-                for k in [k for k in self._state if k not in alive]:
-                    self._state.pop(k, None)
-            self._state.pop(key, None)
-            return None
-        h, step = self._state.get(key, (None, -1))
-        if step != index - 1:
-            raise PADChainError(
-                f'PAD chain {self.name!r}: layer {index} ran before layer '
-                f'{index - 1} in this forward pass; the layers of a chain '
-                'must run in chain order (activation checkpointing that '
-                're-runs a chain layer is not supported)')
-        return h
-
-    def write(self, index: int, h: Tensor) -> None:
-        key = threading.get_ident()
-        if index == self.length - 1:
-            self._state.pop(key, None)
-        else:
-            self._state[key] = (h, index)
-
-    def __repr__(self) -> str:
-        return f'PADChain(name={self.name!r}, length={self.length})'
 
 
 @MODELS.register_module('PADConv')
@@ -439,16 +137,18 @@ class PADConv2d(nn.Conv2d):
             layer, broadcast to all pixels, so the dilation mixture is the
             same at every pixel of an image (``'hard'`` eval: the argmax
             dilation of the bias everywhere).
-        act_cfg: activation f of eqs. 3/4 (mmcv activation config), None for
-            identity; not given: the aggregation's default (tanh for
-            ``'recurrent'`` and ``'gated'``, identity for ``'markov'``).
+        act_cfg: activation f of eqs. 3-5 (mmcv activation config), None for
+            identity; not given: the aggregation's default
+            (``ScaledTanh``, a tanh with a learnable per-layer bound, for
+            the paper's aggregations; identity for ``'static'``).
         init_dilation: the option (a member of ``dilations``, in the same
             mode) that the initial priors favour; None = the conv's native
             dilation (1 in relative mode), so a freshly converted model in
             ``eval_mode='hard'`` equals the vanilla one.
         init_margin: logit margin of ``init_dilation`` at initialisation,
             after f (> 0); None: 2.0, or 3/4 of the widest margin a bounded
-            f allows (1.5 for tanh). A margin f cannot express is refused.
+            f allows (1.5 for a plain tanh). A margin f cannot express (at
+            pre-activations where f' > 0) is refused.
         reinit_priors_on_mismatch: when a loaded checkpoint's absolute
             dilation options (buffer ``pad_dilations``) differ from this
             layer's: False (default) refuses with
@@ -461,6 +161,13 @@ class PADConv2d(nn.Conv2d):
             index, so a fast implementation computes only the chosen
             dilation per pixel (unless a forward hook on ``probe`` replaced
             the probabilities: then ``pad_conv2d`` mixes the returned ones).
+        settings: the PAD settings already parsed
+            (:func:`~pad_mm.models.layers.settings.parse_settings`), instead
+            of the keywords above (which must then keep their defaults).
+
+    ``train_mode``, ``eval_mode`` and ``impl`` may be changed after
+    construction; a value that is not allowed raises
+    :class:`~pad_mm.models.layers.settings.PADConfigError`.
 
     A conv that cannot be made adaptive (kernel 1x1 or even, non-square
     kernel/stride/dilation, padding other than ``dilation*(k-1)//2``,
@@ -493,17 +200,31 @@ class PADConv2d(nn.Conv2d):
                  init_margin: float | None = None,
                  impl: str = 'auto',
                  dilation_mode: str = 'relative',
-                 reinit_priors_on_mismatch: bool = False) -> None:
+                 reinit_priors_on_mismatch: bool = False,
+                 settings: PADSettings | None = None) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride,
                          padding, dilation, groups, bias, padding_mode,
                          device, dtype)
-        settings = parse_settings(dict(
+        given = dict(
             dilations=dilations, dilation_mode=dilation_mode, tau=tau,
             train_mode=train_mode, eval_mode=eval_mode,
             aggregation=aggregation, act_cfg=act_cfg,
             init_dilation=init_dilation, init_margin=init_margin, impl=impl,
-            reinit_priors_on_mismatch=reinit_priors_on_mismatch))
-        self.settings = settings
+            reinit_priors_on_mismatch=reinit_priors_on_mismatch)
+        if settings is None:
+            settings = parse_settings(given)
+        elif not isinstance(settings, PADSettings):
+            raise TypeError(f'settings must be a PADSettings (from '
+                            f'parse_settings), got {type(settings).__name__}')
+        else:
+            defaults = {f.name: f.default
+                        for f in dataclasses.fields(PADSettings)}
+            changed = sorted(k for k, v in given.items()
+                             if v is not defaults[k] and v != defaults[k])
+            if changed:
+                raise TypeError(f'PADConv2d: pass either settings or the '
+                                f'PAD keywords, not both (got {changed})')
+        self._built = settings
         self.dilations = settings.dilations
         self.dilation_mode = settings.dilation_mode
         self.reinit_priors_on_mismatch = settings.reinit_priors_on_mismatch
@@ -569,6 +290,41 @@ class PADConv2d(nn.Conv2d):
                 self.pad_tau.fill_(self._tau)
 
     @property
+    def train_mode(self) -> str:
+        """Sampling while training: ``'gumbel'`` or ``'gumbel_hard'``."""
+        return self._train_mode
+
+    @train_mode.setter
+    def train_mode(self, value: str) -> None:
+        self._train_mode = check_choice(value, TRAIN_MODES, 'train_mode')
+
+    @property
+    def eval_mode(self) -> str:
+        """Sampling in eval: ``'hard'``, ``'soft'`` or ``'gumbel'``."""
+        return self._eval_mode
+
+    @eval_mode.setter
+    def eval_mode(self, value: str) -> None:
+        self._eval_mode = check_choice(value, EVAL_MODES, 'eval_mode')
+
+    @property
+    def impl(self) -> str:
+        """The PAD implementation (``'auto'`` or a registered name)."""
+        return self._impl
+
+    @impl.setter
+    def impl(self, value: str) -> None:
+        self._impl = check_choice(value, available_impls(), 'impl')
+
+    @property
+    def settings(self) -> PADSettings:
+        """The settings in effect now (tau and the modes as they are, the
+        rest as built)."""
+        return dataclasses.replace(
+            self._built, tau=self.tau, train_mode=self.train_mode,
+            eval_mode=self.eval_mode, impl=self.impl)
+
+    @property
     def act_cfg(self) -> dict | None:
         """The f of eqs. 3-4 in effect (None: identity)."""
         return copy.deepcopy(self.prior.act_cfg) if self.adaptive else None
@@ -602,7 +358,7 @@ class PADConv2d(nn.Conv2d):
                         'reinit_priors_on_mismatch=True) to keep the conv '
                         'weights and re-initialise these priors, or use '
                         f'dilations that give {ckpt_d}')
-                self.prior._reinit_on_load = True
+                self.prior.reinit_on_next_load()
                 print_log(f'PAD layer {name!r}: checkpoint dilation options '
                           f'{ckpt_d} differ from the layer\'s {own_d}; '
                           're-initialised its priors '
@@ -621,12 +377,12 @@ class PADConv2d(nn.Conv2d):
             self._tau = check_tau(float(state_dict[key_t]),
                                   f'{key_t} in the checkpoint')
         elif has_prior:
-            _note_once(missing_keys, 'tau',
+            note_once(missing_keys, 'tau',
                        f'PAD checkpoint without tau (written before tau '
                        f'was saved): {name!r} and the other PAD layers keep '
                        f'tau={self._tau:g} from the config')
         if ckpt_d is None and has_prior:
-            _note_once(missing_keys, 'dilations',
+            note_once(missing_keys, 'dilations',
                        'PAD checkpoint without dilation options (written '
                        f'before they were saved): assuming {name!r} and the '
                        'other PAD layers were trained with their configured '
@@ -650,7 +406,22 @@ class PADConv2d(nn.Conv2d):
 
     @property
     def chain(self) -> PADChain | None:
+        """The aggregation chain this layer belongs to (None: not linked)."""
         return self._chain
+
+    @property
+    def chain_index(self) -> int | None:
+        """This layer's position in its chain (None: not linked)."""
+        return self._chain_index if self._chain is not None else None
+
+    def join_chain(self, chain: PADChain, index: int) -> None:
+        """Become layer ``index`` of ``chain`` (see
+        :func:`~pad_mm.models.layers.chain.link_chain`)."""
+        if not self.adaptive:
+            raise ValueError(f'{self!r} is not adaptive: it has no priors '
+                             'to pass on')
+        self._chain = chain
+        self._chain_index = index
 
     def init_weights(self) -> None:
         """Re-apply the prior initialisation (called by mmengine after a
@@ -669,7 +440,7 @@ class PADConv2d(nn.Conv2d):
         ``aggregation='static'``: one sample per image from the (pixel-
         independent) priors of its first pixel, broadcast to all pixels.
         """
-        if self.aggregation == 'static':
+        if not self.prior.agg.per_pixel:
             return self._sample(logits[:, :, :1, :1]).expand_as(
                 logits).contiguous()
         return self._sample(logits)
@@ -724,36 +495,6 @@ class PADConv2d(nn.Conv2d):
         return (s + f', dilations={self.dilations}, tau={self.tau:g}, '
                 f'train_mode={self.train_mode!r}, eval_mode='
                 f'{self.eval_mode!r}, aggregation={self.aggregation!r}')
-
-
-def link_chain(layers: Sequence[PADConv2d], name: str = 'chain') -> PADChain:
-    """Link PAD layers, in forward order, into one aggregation chain.
-
-    All layers must be adaptive and share ``aggregation`` and the number of
-    dilation options D (h^{l-1} has D channels).
-    """
-    if len(layers) == 0:
-        raise ValueError(f'chain {name!r}: layers must not be empty')
-    first = layers[0]
-    for i, layer in enumerate(layers):
-        if not isinstance(layer, PADConv2d) or not layer.adaptive:
-            raise ValueError(f'chain {name!r}: layer {i} ({layer!r}) is not '
-                             'an adaptive PADConv2d')
-        if layer.aggregation != first.aggregation:
-            raise ValueError(
-                f'chain {name!r}: all layers need the same aggregation, '
-                f'layer 0 has {first.aggregation!r}, layer {i} has '
-                f'{layer.aggregation!r}')
-        if len(layer.dilations) != len(first.dilations):
-            raise ValueError(
-                f'chain {name!r}: incompatible layers: layer 0 has '
-                f'{len(first.dilations)} dilation options, layer {i} has '
-                f'{len(layer.dilations)}; h^(l-1) must have the same D')
-    chain = PADChain(name, len(layers))
-    for i, layer in enumerate(layers):
-        layer._chain = chain
-        layer._chain_index = i
-    return chain
 
 
 def pad_layers(model: nn.Module) -> Iterator[tuple[str, PADConv2d]]:

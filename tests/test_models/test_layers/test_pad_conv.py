@@ -22,7 +22,8 @@ def test_is_conv2d_with_same_keys_and_prior():
     assert layer.adaptive
     keys = set(layer.state_dict())
     assert keys == {'weight', 'bias', 'prior.input_weight',
-                    'prior.input_bias', 'pad_tau', 'pad_dilations'}
+                    'prior.input_bias', 'prior.act.log_scale', 'pad_tau',
+                    'pad_dilations'}
     assert layer.prior.input_weight.shape == (3, 8, 1, 1)
 
 
@@ -35,8 +36,11 @@ def test_prior_init_reproduces_vanilla_in_hard_eval():
     pad.eval()
     torch.testing.assert_close(pad(x), conv(x), rtol=0, atol=0)
     # prior weights zero, bias favours the native dilation by the margin
+    # (after f: ScaledTanh, bound 2, targets +-1)
     assert pad.prior.input_weight.abs().sum() == 0
-    assert pad.prior.input_bias.tolist() == [2.0, 0.0, 0.0]
+    with torch.no_grad():
+        after_f = pad.prior.act(pad.prior.input_bias)
+    torch.testing.assert_close(after_f, torch.tensor([1.0, -1.0, -1.0]))
 
 
 def test_training_explores_other_dilations():
@@ -62,8 +66,9 @@ def test_forward_matches_functional_for_each_mode():
     layer = PADConv2d(4, 6, 3, stride=2, padding=1, dilations=(1, 3))
     _randomise_prior(layer)
     x = torch.randn(2, 4, 9, 9)
-    logits = F.conv2d(x, layer.prior.input_weight, layer.prior.input_bias,
-                      2)
+    with torch.no_grad():
+        logits = layer.prior.act(F.conv2d(
+            x, layer.prior.input_weight, layer.prior.input_bias, 2))
     layer.eval()
     for mode, probs in (
         ('hard', F.one_hot(logits.argmax(1), 2).permute(0, 3, 1, 2).float()),
@@ -186,7 +191,7 @@ def test_chain_passes_hidden_prior(aggregation):
     # as a fresh model would
     net(torch.randn(1, 3, 12, 10))
     torch.testing.assert_close(net(x), y)
-    assert net[0].chain._h is None
+    assert net[0].chain.pending() is None
 
 
 def test_unlinked_non_markov_layer_errors():
@@ -264,3 +269,33 @@ def test_inplace_relu_after_pad_conv(bias):
         (y * torch.arange(y.numel()).view_as(y).sin()).sum().backward()
         grads.append(xi.grad)
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize('attr,typo', [('eval_mode', 'hrad'),
+                                       ('train_mode', 'gumble'),
+                                       ('impl', 'tirton')])
+def test_mode_setters_reject_typos(attr, typo):
+    from pad_mm.models import PADConfigError
+    layer = PADConv2d(4, 4, 3, padding=1)
+    before = getattr(layer, attr)
+    with pytest.raises(PADConfigError, match=rf"{attr}='{typo}'.*allowed: "
+                       r"one of \[") as e:
+        setattr(layer, attr, typo)
+    assert e.value.field == attr and e.value.value == typo
+    assert getattr(layer, attr) == before
+
+
+def test_settings_follow_what_was_changed_after_construction():
+    layer = PADConv2d(4, 4, 3, padding=1, dilations=(1, 2))
+    layer.tau = 0.3
+    layer.eval_mode = 'soft'
+    s = layer.settings
+    assert (s.tau, s.eval_mode, s.dilations) == (0.3, 'soft', (1, 2))
+    # a parsed settings object builds the same layer; keywords too are
+    # refused next to it
+    from pad_mm.models import parse_settings
+    again = PADConv2d(4, 4, 3, padding=1, settings=s)
+    assert again.settings == s
+    with pytest.raises(TypeError, match='either settings or'):
+        PADConv2d(4, 4, 3, padding=1, settings=s, tau=0.5)
+    assert parse_settings(dict(dilations=(1, 2))).dilations == (1, 2)

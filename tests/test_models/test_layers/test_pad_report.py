@@ -1,8 +1,10 @@
 """The conversion report: what was built is what was asked."""
 import logging
+import math
 import os.path as osp
 
 import pytest
+import torch
 import torch.nn as nn
 from mmengine.config import Config
 from mmengine.logging import MMLogger
@@ -61,7 +63,8 @@ def test_report_lists_mobilenet_options_exactly(repo_root, mode, want):
     assert native == {'layer6.0.conv.1.conv': 2, 'layer6.1.conv.1.conv': 1,
                       'layer6.2.conv.1.conv': 1, 'layer7.0.conv.1.conv': 2}
     for r in rows:
-        assert r['aggregation'] == 'markov' and r['f'] == 'identity'
+        assert r['aggregation'] == 'markov' and r['f'] == 'ScaledTanh'
+        assert r['f_bound'] == 2.0  # a fresh layer: s = s0
         assert r['tau'] == 1.0 and r['dilation_mode'] == mode
         assert r['chain'] == 'layer6.*.conv.1.conv,layer7.*.conv.1.conv'
     # logged once, at build time, as one table
@@ -70,7 +73,7 @@ def test_report_lists_mobilenet_options_exactly(repo_root, mode, want):
     table = tables[0].splitlines()
     assert table[1].split() == ['PAD', 'layer', 'chain', 'native', 'd',
                                 'options', '(abs)', 'aggregation', 'f',
-                                'tau']
+                                'f', 'bound', 'tau']
     row = next(line for line in table if line.startswith('layer6.0'))
     assert ('(2, 4, 8)' if mode == 'relative' else '(1, 2, 4)') in row
     # and the config comment says what the relative build gives
@@ -88,9 +91,16 @@ def test_report_rows_for_a_chain():
     assert rows == [
         dict(layer='0', chain='c', chain_index=0, native_dilation=1,
              dilations=[1, 2, 4], dilation_mode='relative',
-             aggregation='recurrent', f='Tanh', init_margin=1.5, tau=0.5),
+             aggregation='recurrent', f='ScaledTanh', f_bound=2.0,
+             init_margin=2.0, tau=0.5),
         dict(layer='1', chain='c', chain_index=1, native_dilation=2,
              dilations=[2, 4, 8], dilation_mode='relative',
-             aggregation='recurrent', f='Tanh', init_margin=1.5, tau=0.5)]
+             aggregation='recurrent', f='ScaledTanh', f_bound=2.0,
+             init_margin=2.0, tau=0.5)]
     text = format_pad_report(rows)
-    assert 'c[1]' in text and '(2, 4, 8)' in text and 'Tanh' in text
+    assert 'c[1]' in text and '(2, 4, 8)' in text and 'ScaledTanh' in text
+    # the learnable part of f is reported as it is now
+    with torch.no_grad():
+        net[1].prior.act.log_scale.fill_(math.log(3.0))
+    assert pad_report(net)[1]['f_bound'] == pytest.approx(6.0)
+    assert '6' in format_pad_report(pad_report(net)).splitlines()[-1]
