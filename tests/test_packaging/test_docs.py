@@ -110,3 +110,19 @@ def test_broken_links_are_found(tmp_path):
         'docs/page.md:9: ../../elsewhere.md (outside the repository)',
         'docs/page.md:9: #no-heading (no heading with this anchor)',
     ]
+
+
+def test_readme_python_snippet_runs(repo_root):
+    """The README's Python usage snippet runs as printed and does what its
+    comments say."""
+    with open(osp.join(repo_root, 'README.md')) as f:
+        text = f.read()
+    blocks = re.findall(r'^```python\n(.*?)^```', text, flags=re.M | re.S)
+    (snippet, ) = [b for b in blocks if 'convert_to_pad(' in b]
+    scope = {}
+    exec(compile(snippet, 'README.md', 'exec'), scope)
+    from pad_mm.models import PADConv2d
+    assert tuple(scope['y'].shape) == (2, 64, 32, 32)
+    convs = [n for n, m in scope['model'].named_modules()
+             if isinstance(m, PADConv2d)]
+    assert convs == [f'layer2.{i}.conv2' for i in range(4)]
