@@ -72,8 +72,8 @@ __all__ = [
 # SPARSE_MIN_PIXELS output pixels per image (the full one otherwise: on
 # small maps the plain conv's per-call weight reorder costs more than the
 # full strategy's gather). Measured on the CPU with
-# ``benchmark_pad.py --sweep-share`` (docs/performance.md, "Sparse hard
-# inference").
+# ``benchmark_pad.py --sweep-share`` (docs/advanced/performance.md,
+# "Sparse hard inference").
 SPARSE_MAX_SHARE = 0.15
 SPARSE_MIN_PIXELS = 2048
 

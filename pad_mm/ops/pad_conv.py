@@ -27,7 +27,8 @@ Built-in implementations, in the order ``impl='auto'`` tries them:
   pixels, or a gather + one GEMM (hard); works on any device and dtype;
   ``auto`` picks it on the CPU for non-depthwise convs with
   ``C_out/groups >= 8`` (where it measured faster than the reference, see
-  ``tools/analysis_tools/benchmark_pad.py`` and ``docs/performance.md``).
+  ``tools/analysis_tools/benchmark_pad.py`` and
+  ``docs/advanced/performance.md``).
 * ``'reference'``: always supports everything; the fallback.
 
 Choosing: a name other than ``'auto'`` (``impl=`` argument,

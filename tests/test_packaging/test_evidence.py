@@ -1,4 +1,5 @@
-"""The numbers the README and the demo metafile state are the committed
+"""The numbers the README, the docs (docs/advanced/evidence.md,
+docs/advanced/ablation.md) and the demo metafile state are the committed
 sweep summaries' (docs/ablation/, docs/demo_seeds/), which
 tools/analysis_tools/sweep.py wrote: no figure typed by hand."""
 import json
@@ -15,13 +16,14 @@ def _json(repo_root, rel):
         return json.load(f)
 
 
-def test_readme_ablation_table_is_the_committed_summary(repo_root):
+def test_docs_ablation_table_is_the_committed_summary(repo_root):
     summary = open(osp.join(repo_root, 'docs', 'ablation',
                             'summary.md')).read()
-    readme = open(osp.join(repo_root, 'README.md')).read()
-    doc = open(osp.join(repo_root, 'docs', 'ablation.md')).read()
+    evidence = open(osp.join(repo_root, 'docs', 'advanced',
+                             'evidence.md')).read()
+    doc = open(osp.join(repo_root, 'docs', 'advanced', 'ablation.md')).read()
     expected = md_table(summary, 'config')
-    assert md_table(readme, 'config') == expected
+    assert md_table(evidence, 'config') == expected
     assert md_table(doc, 'config') == expected
     data = _json(repo_root, 'docs/ablation/summary.json')
     assert len(data['configs']) == 8

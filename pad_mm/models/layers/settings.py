@@ -13,8 +13,8 @@ The spec is the dataclass :class:`PADSettings` itself: each field carries
 its default and, in its metadata, what is allowed, a one-line doc and the
 check. To add a setting, add one field with :func:`setting` (and the
 keyword to :class:`PADConv2d` if the layer needs it); the parser, the
-error messages and the README's argument table (see
-:func:`settings_table`, tested against the docs) follow.
+error messages and the argument table of docs/user_guides/pad_layers.md
+(see :func:`settings_table`, tested against that page) follow.
 
 A default that depends on settings parsed before it (e.g. an activation
 per aggregation) is ``setting(..., default_of=lambda earlier: ...)``; a
@@ -110,11 +110,11 @@ def setting(default: Any, allowed: str | Callable[[], str], doc: str,
         default: the default (of the dataclass, and of the parser unless
             ``default_of`` is given).
         allowed: what is allowed, in words (or a function giving it).
-        doc: one line for the README table.
+        doc: one line for the argument table.
         check: ``check(value, earlier)`` returns the normalised value or
             raises ``_Invalid`` (``earlier``: the settings parsed before
             this one, in field order).
-        default_doc: the default as the README shows it.
+        default_doc: the default as the argument table shows it.
         default_of: ``default_of(earlier)``: a default that depends on
             earlier settings, used when the value is missing or
             :data:`UNSET`.
@@ -348,7 +348,8 @@ def parse_settings(values: Mapping[str, Any] | None = None, path: str = '',
 
 
 def settings_table() -> str:
-    """The Markdown table of the settings (README: ``PADConv2d``
+    """The Markdown table of the settings (docs/user_guides/pad_layers.md:
+    ``PADConv2d``
     arguments), generated from the spec."""
     rows = ['| argument | default | meaning |', '| --- | --- | --- |']
     for spec in setting_specs():
