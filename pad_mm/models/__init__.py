@@ -9,6 +9,7 @@ from .layers import (AGGREGATIONS, EVAL_MODES, TRAIN_MODES, PADChain,
                      link_chain, non_adaptive_reason, pad_layers)
 from .pad_cfg import (PADChainCfg, PADConfigError, PADSettings,
                       parse_pad_cfg, parse_settings, settings_table)
+from .utils import set_eval_mode, set_tau
 
 __all__ = [
     'PADConv2d', 'PADPrior', 'PADProbe', 'PADChain', 'PADChainError',
@@ -16,5 +17,6 @@ __all__ = [
     'match_pad_cfg', 'is_convertible_conv', 'build_pad_backbone',
     'PADBackbone', 'PADConfigError', 'PADSettings', 'PADChainCfg',
     'parse_settings', 'parse_pad_cfg', 'settings_table', 'AGGREGATIONS',
-    'TRAIN_MODES', 'EVAL_MODES', 'pad_report', 'format_pad_report'
+    'TRAIN_MODES', 'EVAL_MODES', 'pad_report', 'format_pad_report',
+    'set_eval_mode', 'set_tau'
 ]
