@@ -73,7 +73,7 @@ if __name__ == '__main__':
         install_requires=[
             'torch>=2.1,<2.14', 'torchvision', 'mmengine==0.10.7',
             'mmcv==2.1.0', 'mmsegmentation==1.2.2', 'mmpretrain==1.2.0',
-            'ftfy', 'regex', 'matplotlib'
+            'ftfy', 'regex', 'matplotlib', 'scipy'
         ],
         extras_require=dict(
             tests=['pytest>=7', 'pytest-xdist>=3.5', 'onnx>=1.15',

@@ -40,10 +40,9 @@ import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 
 import pad_mm  # noqa: E402
-from pad_mm.apis import load_model  # noqa: E402
+from pad_mm.apis import default_input_shape, load_model  # noqa: E402
 from pad_mm.engine.hooks.tau_hook import tau_at  # noqa: E402
 from pad_mm.models import PADConv2d  # noqa: E402
-from pad_mm.registry import task_of  # noqa: E402
 from pad_mm.runtime.validate import (PADConfigError,  # noqa: E402
                                      PADConfigFileError)
 from pad_mm.utils import run_tool  # noqa: E402
@@ -147,14 +146,6 @@ def final_tau(cfg, iteration: int | None) -> float | None:
                         int(total)))
 
 
-def default_shape(cfg) -> tuple[int, int]:
-    if task_of(cfg) == 'cls':
-        return (224, 224)
-    size = cfg.model.get('data_preprocessor', {}).get('size') or \
-        cfg.get('crop_size')
-    return tuple(size) if size else (512, 512)
-
-
 def _model_output(cfg, state_dict, shape) -> torch.Tensor:
     model, _ = load_model(cfg)
     model.load_state_dict(state_dict, strict=True)
@@ -192,7 +183,7 @@ def publish(checkpoint: str, out: str, config: str | None = None,
     state_dict = {k.removeprefix('module.'): v.detach().cpu().clone()
                   for k, v in state_dict.items()}
     cfg = stored_config(ckpt, config)
-    shape = tuple(shape) if shape else default_shape(cfg)
+    shape = tuple(shape) if shape else default_input_shape(cfg)
     reference, model = _model_output(cfg, state_dict, shape)
     src_meta = ckpt.get('meta', {}) or {}
     layers = pad_layers(model)

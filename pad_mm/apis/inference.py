@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import os.path as osp
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -21,7 +22,8 @@ from pad_mm.registry import task_of
 
 __all__ = [
     'load_config', 'load_model', 'init_model', 'test_pipeline_cfg',
-    'ImageBatch', 'prepare_sample', 'prepare_image', 'forward_tensor'
+    'ImageBatch', 'prepare_sample', 'prepare_image', 'forward_tensor',
+    'default_input_shape', 'ComparedModel', 'load_pad_and_baseline'
 ]
 
 
@@ -70,6 +72,56 @@ def load_model(config: str | Config,
                         revise_keys=[(r'^module\.', '')])
     model.cfg = cfg
     return model.to(device).eval(), cfg
+
+
+class ComparedModel(NamedTuple):
+    """One model of a PAD-vs-regular comparison (see
+    :func:`load_pad_and_baseline`)."""
+    label: str  # 'PAD' or 'regular'
+    model: nn.Module  # in eval mode
+    cfg: Config
+    config: str | Config  # as given
+    checkpoint: str | None
+
+
+def load_pad_and_baseline(config: str | Config,
+                          checkpoint: str | None,
+                          baseline_config: str | Config | None = None,
+                          baseline_checkpoint: str | None = None,
+                          device: str = 'cpu') -> list[ComparedModel]:
+    """The PAD model (label ``'PAD'``) and, when ``baseline_config`` is
+    given, the regular model it is compared with (label ``'regular'``),
+    each loaded with :func:`load_model`.
+
+    Raises:
+        ValueError: only one of ``baseline_config`` and
+            ``baseline_checkpoint`` is given.
+        FileNotFoundError: a config or checkpoint is missing.
+    """
+    if (baseline_config is None) != (baseline_checkpoint is None):
+        raise ValueError(
+            'baseline_config and baseline_checkpoint go together, got '
+            f'baseline_config={baseline_config!r}, baseline_checkpoint='
+            f'{baseline_checkpoint!r}')
+    model, cfg = load_model(config, checkpoint, device)
+    out = [ComparedModel('PAD', model, cfg, config, checkpoint)]
+    if baseline_config is not None:
+        base, bcfg = load_model(baseline_config, baseline_checkpoint, device)
+        out.append(ComparedModel('regular', base, bcfg, baseline_config,
+                                 baseline_checkpoint))
+    return out
+
+
+def default_input_shape(cfg: Config) -> tuple[int, int]:
+    """``(H, W)`` of the input the tools feed a model when not told: 224 x
+    224 for classification (mmpretrain); for segmentation the data
+    preprocessor's ``size``, else the config's ``crop_size``, else 512 x
+    512."""
+    if task_of(cfg) == 'cls':
+        return (224, 224)
+    size = cfg.model.get('data_preprocessor', {}).get('size') or \
+        cfg.get('crop_size')
+    return tuple(size) if size else (512, 512)
 
 
 def test_pipeline_cfg(cfg: Config) -> list[dict]:

@@ -10,6 +10,7 @@ from .layers import (AGGREGATIONS, EVAL_MODES, TRAIN_MODES, UNSET, PADChain,
                      link_chain, non_adaptive_reason, pad_layers,
                      parse_settings, settings_table)
 from .pad_cfg import PADChainCfg, parse_pad_cfg
+from .utils import set_eval_mode, set_tau
 
 __all__ = [
     'PADConv2d', 'PADPrior', 'PADProbe', 'PADChain', 'PADChainError',
@@ -18,5 +19,5 @@ __all__ = [
     'PADBackbone', 'PADConfigError', 'PADSettings', 'PADChainCfg',
     'parse_settings', 'parse_pad_cfg', 'settings_table', 'AGGREGATIONS',
     'TRAIN_MODES', 'EVAL_MODES', 'UNSET', 'ScaledTanh', 'default_act_cfg',
-    'pad_report', 'format_pad_report'
+    'pad_report', 'format_pad_report', 'set_eval_mode', 'set_tau'
 ]

@@ -13,7 +13,8 @@ from .capture import (capture_outputs, dilation_map_image, dilation_panels,
 from .figures import (CBAR_PX, DPI, HIST_SIZE, PANEL_PX, figure_to_array,
                       grid_size, render_activations,
                       render_dilation_histogram, render_dilation_maps,
-                      render_receptive_fields, save_png, upscale)
+                      render_receptive_fields, render_sweep_figure, save_png,
+                      upscale)
 from .receptive_field import (conv_trace, effective_receptive_field,
                               module_geometry, sampled_positions)
 from .writers import safe_name, write_csv, write_json
@@ -24,5 +25,6 @@ __all__ = [
     'sampled_positions', 'write_json', 'write_csv', 'safe_name', 'CBAR_PX',
     'DPI', 'HIST_SIZE', 'PANEL_PX', 'figure_to_array', 'grid_size',
     'render_activations', 'render_dilation_histogram',
-    'render_dilation_maps', 'render_receptive_fields', 'save_png', 'upscale'
+    'render_dilation_maps', 'render_receptive_fields', 'save_png', 'upscale',
+    'render_sweep_figure'
 ]

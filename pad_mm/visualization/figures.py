@@ -24,7 +24,8 @@ from pad_mm.registry import FUNCTIONS
 __all__ = [
     'PANEL_PX', 'CBAR_PX', 'DPI', 'grid_size', 'figure_to_array',
     'save_png', 'render_dilation_maps', 'render_dilation_histogram',
-    'render_receptive_fields', 'render_activations', 'upscale'
+    'render_receptive_fields', 'render_activations', 'upscale',
+    'render_sweep_figure'
 ]
 
 PANEL_PX = 160
@@ -279,3 +280,42 @@ def render_activations(rows: Sequence[dict]) -> np.ndarray:
     cb.set_label('fraction of channels > 0', fontsize=7)
     cb.ax.tick_params(labelsize=7)
     return figure_to_array(fig)
+
+
+def render_sweep_figure(summary: dict, path: str) -> str:
+    """PNG of a sweep's metric per config (the summary of
+    :func:`pad_mm.evaluation.sweep_summary.summarise`): each seed a dot,
+    mean +- std as an error bar, the first baseline's mean as a dashed
+    line. Returns ``path``."""
+    configs = summary['configs']
+    fig = Figure(figsize=(max(4.0, 1.1 * len(configs) + 1.5), 4.0))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for i, e in enumerate(configs):
+        vals = list(e['values'].values())
+        k = len(vals)
+        xs = [i + (j - (k - 1) / 2) * 0.08 for j in range(k)]
+        ax.scatter(xs, vals, s=16, color='tab:blue', alpha=0.7, zorder=3,
+                   label='seed' if i == 0 else None)
+        if e['n']:
+            std = 0.0 if np.isnan(e['std']) else e['std']
+            ax.errorbar([i + 0.25], [e['mean']], yerr=[std], fmt='o',
+                        color='black', capsize=4, zorder=4,
+                        label='mean ± std' if i == 0 else None)
+    base = summary['baseline']
+    if base is not None:
+        b = next(e for e in configs if e['name'] == base)
+        if b['n']:
+            ax.axhline(b['mean'], color='gray', ls='--', lw=1,
+                       label=f'{base} mean')
+    ax.set_xticks(range(len(configs)))
+    ax.set_xticklabels([e['name'] for e in configs], rotation=30,
+                       ha='right')
+    ax.set_ylabel(summary['metric'])
+    ax.set_title(f'{summary["metric"]} per config '
+                 f'({summary["runs_finished"]}/{summary["runs_total"]} runs)')
+    ax.grid(axis='y', alpha=0.3)
+    # outside the axes: inside, it can hide a seed's dot
+    ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1.0))
+    fig.savefig(path, dpi=120, format='png', bbox_inches='tight')
+    return path

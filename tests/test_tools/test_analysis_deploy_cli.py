@@ -102,15 +102,15 @@ def test_benchmark_pad_vs_regular(repo_root, tmp_path):
         tool.main([cfg, '--num-images', '1', '--compare', cfg])
 
 
-def test_benchmark_regular_config_from_pad_backbone(repo_root):
+def test_benchmark_regular_config_from_pad_backbone():
+    from pad_mm.deploy import regular_config  # what benchmark.py uses
     tool_cfg = Config(dict(model=dict(backbone=dict(
         type='PADBackbone', base_type='ResNetV1c', depth=18,
         pad_cfg=dict(layers=['layer4.*.conv2'])))))
-    tool = load_tool(repo_root, 'analysis_tools/benchmark.py')
-    reg = tool.regular_config(tool_cfg)
+    reg = regular_config(tool_cfg)
     assert reg.model.backbone == dict(type='ResNetV1c', depth=18)
     assert tool_cfg.model.backbone.type == 'PADBackbone'  # untouched
-    assert tool.regular_config(Config(dict(model=dict(backbone=dict(
+    assert regular_config(Config(dict(model=dict(backbone=dict(
         type='ResNetV1c'))))) is None
 
 

@@ -1,6 +1,7 @@
-"""tools/deployment/freeze_pad.py: PAD layers that do not adapt become plain
-convs; the written config/checkpoint reproduce the output, and an all-plain
-result loads into upstream mmseg without pad_mm."""
+"""tools/deployment/freeze_pad.py (library: pad_mm.deploy): PAD layers that
+do not adapt become plain convs; the written config/checkpoint reproduce the
+output, and an all-plain result loads into upstream mmseg without
+pad_mm."""
 import os
 import os.path as osp
 import subprocess
@@ -14,6 +15,7 @@ import pad_mm  # noqa: F401
 from pad_mm.datasets.textures import make_textures_dataset
 from pad_mm.models import pad_layers
 from pad_mm.apis.inference import load_model, prepare_image
+from pad_mm.deploy import freeze_table
 from helpers.tools import load_tool
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
@@ -182,7 +184,7 @@ def test_table_marks_metrics_of_frozen_layers():
         metrics_after={'mIoU': 80.0,
                        'pad/layer4.0.conv1/frac_d1': float('nan'),
                        'pad/layer4.0.conv2/frac_d1': 0.7})
-    lines = _tool().freeze_table(result).splitlines()
+    lines = freeze_table(result).splitlines()
     assert 'mIoU: 80 before, 80 after freezing' in lines
     assert ('pad/layer4.0.conv1/frac_d1: 1 before, - after freezing '
             '(not a PAD layer any more)') in lines

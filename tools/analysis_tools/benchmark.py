@@ -24,7 +24,6 @@ what a trained model chooses.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os.path as osp
 import sys
@@ -36,9 +35,10 @@ if osp.isdir(osp.join(_ROOT, 'pad_mm')):  # a source checkout, not .mim/
 
 import torch  # noqa: E402
 
-from pad_mm.apis import load_config, load_model  # noqa: E402
-from pad_mm.models import PADConv2d  # noqa: E402
-from pad_mm.registry import task_of  # noqa: E402
+from pad_mm.apis import (default_input_shape, load_config,  # noqa: E402
+                         load_model)
+from pad_mm.deploy import regular_config  # noqa: E402
+from pad_mm.models import set_eval_mode  # noqa: E402
 from pad_mm.runtime.validate import PADConfigError  # noqa: E402
 from pad_mm.utils import run_tool  # noqa: E402
 
@@ -66,29 +66,6 @@ def parse_args(argv=None):
     parser.add_argument('--debug', action='store_true',
                         help='show the traceback of a config error')
     return parser.parse_args(argv)
-
-
-def regular_config(cfg):
-    """The config with its ``PADBackbone`` replaced by the plain
-    ``base_type`` backbone (None if the model has no PADBackbone)."""
-    cfg = copy.deepcopy(cfg)
-    backbone = cfg.model.get('backbone')
-    if not isinstance(backbone, dict) or backbone.get('type') != \
-            'PADBackbone':
-        return None
-    backbone['type'] = backbone.pop('base_type')
-    backbone.pop('pad_cfg', None)
-    return cfg
-
-
-def set_hard(model) -> int:
-    """Every PAD layer to ``eval_mode='hard'``; returns how many."""
-    n = 0
-    for m in model.modules():
-        if isinstance(m, PADConv2d):
-            m.eval_mode = 'hard'
-            n += int(m.adaptive)
-    return n
 
 
 def _sync(device: torch.device) -> None:
@@ -125,7 +102,7 @@ def main(argv=None) -> dict:
     device = torch.device(args.device)
     cfg = load_config(args.config)
     pad_model, cfg = load_model(cfg, args.checkpoint, args.device)
-    n_pad = set_hard(pad_model)
+    n_pad = set_eval_mode(pad_model, 'hard')
     if n_pad == 0:
         raise PADConfigError('config', args.config,
                              'a config whose model has PAD layers')
@@ -143,18 +120,11 @@ def main(argv=None) -> dict:
                     f'{args.config} has no PADBackbone to turn back)')
         reg_model, _ = load_model(reg_cfg, args.compare_checkpoint,
                                   args.device)
-        if set_hard(reg_model):
+        if set_eval_mode(reg_model, 'hard'):
             raise PADConfigError('--compare', reg_source,
                                  'a config without PAD layers')
         models['regular'] = reg_model
-    if args.shape:
-        shape = tuple(args.shape)
-    elif task_of(cfg) == 'cls':
-        shape = (224, 224)
-    else:
-        size = cfg.model.get('data_preprocessor', {}).get('size') or \
-            cfg.get('crop_size') or (512, 512)
-        shape = tuple(size)
+    shape = tuple(args.shape) if args.shape else default_input_shape(cfg)
     gen = torch.Generator().manual_seed(0)
     images = [torch.randn(1, 3, *shape, generator=gen).to(device)
               for _ in range(args.warmup + args.num_images)]

@@ -31,10 +31,10 @@ if osp.isdir(osp.join(_ROOT, 'pad_mm')):  # a source checkout, not .mim/
 import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 
-from pad_mm.apis import load_config, load_model  # noqa: E402
+from pad_mm.apis import (default_input_shape, load_config,  # noqa: E402
+                         load_model)
 from pad_mm.evaluation import count_flops  # noqa: E402
 from pad_mm.models import pad_report  # noqa: E402
-from pad_mm.registry import task_of  # noqa: E402
 from pad_mm.visualization import write_json  # noqa: E402
 
 
@@ -50,14 +50,6 @@ def parse_args(argv=None):
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value pairs')
     return parser.parse_args(argv)
-
-
-def default_shape(cfg) -> tuple[int, int]:
-    if task_of(cfg) == 'cls':
-        return (224, 224)
-    size = cfg.model.get('data_preprocessor', {}).get('size') or \
-        cfg.get('crop_size')
-    return tuple(size) if size else (512, 512)
 
 
 def _g(x: int) -> str:
@@ -77,7 +69,7 @@ def main(argv=None) -> dict:
     cfg = load_config(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    shape = tuple(args.shape) if args.shape else default_shape(cfg)
+    shape = tuple(args.shape) if args.shape else default_input_shape(cfg)
     if len(shape) != 2 or min(shape) < 1:
         raise ValueError(f'--shape must be two positive ints, got {shape}')
     model, cfg = load_model(cfg, args.checkpoint)

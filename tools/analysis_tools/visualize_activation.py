@@ -23,7 +23,7 @@ if osp.isdir(osp.join(_ROOT, 'pad_mm')):  # a source checkout, not .mim/
 
 import torch  # noqa: E402
 
-from pad_mm.apis import load_model, prepare_image  # noqa: E402
+from pad_mm.apis import load_pad_and_baseline, prepare_image  # noqa: E402
 from pad_mm.models import pad_layers, pad_report  # noqa: E402
 from pad_mm.visualization import (layer_output,  # noqa: E402
                                   render_activations, save_png, write_csv,
@@ -51,7 +51,10 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    model, cfg = load_model(args.config, args.checkpoint, args.device)
+    models = load_pad_and_baseline(args.config, args.checkpoint,
+                                   args.baseline_config,
+                                   args.baseline_checkpoint, args.device)
+    model = models[0].model
     names = [n for n, _ in pad_layers(model)]
     if args.layer:
         layer = args.layer
@@ -59,12 +62,6 @@ def main(argv=None) -> dict:
         layer = names[-1].rpartition('.')[0] or names[-1]
     else:
         raise ValueError(f'{args.config} has no PAD layer: give --layer')
-    models = [('PAD', model, cfg, args.config, args.checkpoint)]
-    if args.baseline_config:
-        base, bcfg = load_model(args.baseline_config,
-                                args.baseline_checkpoint, args.device)
-        models.append(('regular', base, bcfg, args.baseline_config,
-                       args.baseline_checkpoint))
     rows, entries = [], []
     for label, m, c, config, ckpt in models:
         sample = prepare_image(m, c, args.image, args.device)

@@ -30,8 +30,8 @@ if osp.isdir(osp.join(_ROOT, 'pad_mm')):  # a source checkout, not .mim/
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from pad_mm.apis import (forward_tensor, load_model,  # noqa: E402
-                         prepare_image)
+from pad_mm.apis import (forward_tensor,  # noqa: E402
+                         load_pad_and_baseline, prepare_image)
 from pad_mm.models import pad_layers, pad_report  # noqa: E402
 from pad_mm.visualization import (conv_trace,  # noqa: E402
                                   effective_receptive_field, layer_output,
@@ -114,18 +114,15 @@ def analyse(model, cfg, image_path, names, layer, pixels, device):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    model, cfg = load_model(args.config, args.checkpoint, args.device)
+    models = load_pad_and_baseline(args.config, args.checkpoint,
+                                   args.baseline_config,
+                                   args.baseline_checkpoint, args.device)
+    model, cfg = models[0].model, models[0].cfg
     # call order of the PAD layers = module order for chains
     names = [n for n, _ in pad_layers(model)]
     if not names:
         raise ValueError(f'{args.config} has no PAD layer')
     layer = args.layer or names[-1]
-    models = [('PAD', model, cfg, args.config, args.checkpoint)]
-    if args.baseline_config:
-        base, bcfg = load_model(args.baseline_config,
-                                args.baseline_checkpoint, args.device)
-        models.append(('regular', base, bcfg, args.baseline_config,
-                       args.baseline_checkpoint))
     pixels = args.pixels or _default_pixels(model, cfg, args)
     rows, result = [], dict(image=args.image, layer=layer, pad_layers=names,
                             pixels=[list(p) for p in pixels], models=[])

@@ -85,15 +85,14 @@ def main(argv=None) -> dict:
 
     import pad_mm  # noqa: F401
     from pad_mm.evaluation import PADRecorder
-    from pad_mm.models import pad_layers
+    from pad_mm.models import pad_layers, set_eval_mode
     from pad_mm.apis.inference import load_model, prepare_image
     pad, pad_cfg = load_model(args.pad_config, args.pad_checkpoint)
     van, _ = load_model(args.vanilla_config, args.vanilla_checkpoint)
     layers = list(pad_layers(pad))
     if not layers:
         raise ValueError(f'{args.pad_config}: the model has no PAD layer')
-    for _, m in layers:
-        m.eval_mode = 'hard'
+    set_eval_mode(pad, 'hard')
     if args.images:
         x = prepare_image(pad, pad_cfg, args.images[0]).inputs
     else:

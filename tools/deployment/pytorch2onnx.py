@@ -33,9 +33,9 @@ if osp.isdir(osp.join(_ROOT, 'pad_mm')):  # a source checkout, not .mim/
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
-from pad_mm.apis import load_config, load_model  # noqa: E402
-from pad_mm.models import PADConv2d  # noqa: E402
-from pad_mm.registry import task_of  # noqa: E402
+from pad_mm.apis import (default_input_shape, load_config,  # noqa: E402
+                         load_model)
+from pad_mm.models import set_eval_mode  # noqa: E402
 from pad_mm.runtime.validate import (PADConfigError,  # noqa: E402
                                      PADConfigFileError)
 from pad_mm.utils import run_tool  # noqa: E402
@@ -86,15 +86,9 @@ def export(config: str, checkpoint: str, out: str, shape=None,
         raise PADConfigError('--out', out, 'a path ending in .onnx')
     cfg = load_config(config)
     model, cfg = load_model(cfg, checkpoint)
-    for m in model.modules():
-        if isinstance(m, PADConv2d):
-            m.eval_mode = 'hard'
+    set_eval_mode(model, 'hard')
     if shape is None:
-        if task_of(cfg) == 'cls':
-            shape = (224, 224)
-        else:
-            shape = tuple(cfg.model.get('data_preprocessor', {}).get('size')
-                          or cfg.get('crop_size') or (512, 512))
+        shape = default_input_shape(cfg)
     wrapper = TensorOutput(model).eval()
     x = torch.randn(1, 3, *shape, generator=torch.Generator().manual_seed(0))
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)

@@ -5,8 +5,8 @@ import math
 
 from mmengine.hooks import Hook
 
-from pad_mm.models.layers import pad_layers
 from pad_mm.models import PADConfigError
+from pad_mm.models.utils import set_tau
 from pad_mm.ops import check_tau
 from pad_mm.registry import HOOKS
 
@@ -34,20 +34,6 @@ def tau_at(iteration: int, schedule: str, tau_start: float, tau_end: float,
         return tau_end + (tau_start - tau_end) * (1 + math.cos(math.pi * t)) / 2
     raise ValueError(f'schedule must be one of {list(TAU_SCHEDULES)}, got '
                      f'{schedule!r}')
-
-
-def set_tau(model, tau: float) -> int:
-    """Set tau on every adaptive PAD layer of ``model``; returns how many.
-
-    The value goes into each layer's ``pad_tau`` buffer, so checkpoints
-    carry it: a resumed run, ``tools/test.py`` and ``init_model`` use the
-    trained tau."""
-    tau = check_tau(tau)
-    n = 0
-    for _, m in pad_layers(model):
-        m.tau = tau
-        n += 1
-    return n
 
 
 @HOOKS.register_module()
