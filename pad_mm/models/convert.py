@@ -99,6 +99,16 @@ def match_pad_cfg(model: nn.Module,
         matched: list[str] = []
         for pattern in chain.layers:
             hits = [n for n in conv_names if fnmatch.fnmatchcase(n, pattern)]
+            done = [n for n, m in model.named_modules()
+                    if isinstance(m, PADConv2d)
+                    and fnmatch.fnmatchcase(n, pattern)]
+            if not hits and done:
+                raise PADConfigError(
+                    field, pattern,
+                    'a pattern matching convs that are not PAD layers yet',
+                    f'matches only PAD layers, already PAD: {done[:6]}'
+                    f'{" ..." if len(done) > 6 else ""} (this model was '
+                    'converted before; convert a model once)')
             if not hits:
                 shown = conv_names[:6] + (['...'] if len(conv_names) > 6
                                           else [])

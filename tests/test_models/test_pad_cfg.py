@@ -137,3 +137,14 @@ def test_docs_table_is_the_spec(repo_root):
     assert PAD_CFG_KEYS == tuple(CHAIN_KEYS) + tuple(names)
     for key in CHAIN_KEYS:
         assert f'`{key}`' in guide
+
+
+def test_converting_twice_says_already_pad():
+    net = convert_to_pad(_net(), dict(layers=['0', '1']))
+    with pytest.raises(PADConfigError, match='already PAD') as e:
+        convert_to_pad(net, dict(layers=['0', '1']))
+    assert e.value.field == 'pad_cfg.layers' and e.value.value == '0'
+    assert "['0']" in str(e.value)
+    # a pattern that matches nothing at all still says so
+    with pytest.raises(PADConfigError, match='matches no nn.Conv2d'):
+        convert_to_pad(net, dict(layers='7'))
