@@ -1,0 +1,39 @@
+"""Shape arithmetic shared by the PAD ops, the layer and the tools."""
+from __future__ import annotations
+
+__all__ = ['conv_out_size', 'pad_padding']
+
+
+def pad_padding(k: int, dilation: int = 1) -> int:
+    """The padding ``dilation * (k - 1) // 2`` of a PAD branch: every
+    dilation of an odd ``k`` x ``k`` kernel keeps the same output size."""
+    return dilation * (k - 1) // 2
+
+
+def conv_out_size(size: int,
+                  k: int,
+                  stride: int = 1,
+                  dilation: int = 1,
+                  padding: int | None = None) -> int:
+    """Output size of a convolution along one axis.
+
+    ``(size + 2 * padding - dilation * (k - 1) - 1) // stride + 1``, with
+    ``padding=None`` meaning the PAD padding :func:`pad_padding` (then the
+    result is ``(size - 1) // stride + 1`` for every dilation of an odd
+    ``k``). Raises ValueError for a non-positive ``k``, ``stride`` or
+    ``dilation``, a negative ``size`` or ``padding``.
+    """
+    for name, value, low in (('size', size, 0), ('k', k, 1),
+                             ('stride', stride, 1),
+                             ('dilation', dilation, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or \
+                value < low:
+            raise ValueError(f'{name} must be an int >= {low}, got '
+                             f'{value!r}')
+    if padding is None:
+        padding = pad_padding(k, dilation)
+    elif isinstance(padding, bool) or not isinstance(padding, int) or \
+            padding < 0:
+        raise ValueError(f'padding must be an int >= 0 or None, got '
+                         f'{padding!r}')
+    return (size + 2 * padding - dilation * (k - 1) - 1) // stride + 1
