@@ -24,7 +24,8 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
+
+from .impls.base import first_order_only
 
 __all__ = ['error_kind', 'FatalDeviceError', 'raise_if_unrecoverable',
            'GuardedCall']
@@ -93,7 +94,7 @@ class _Guarded(torch.autograd.Function):
         return out.detach()
 
     @staticmethod
-    @once_differentiable  # the inner graph is run without create_graph
+    @first_order_only  # no graph of the gradients: no double backward
     def backward(ctx, grad_out):
         call, leaves, out = ctx.call, ctx.leaves, ctx.out
         ctx.out = None

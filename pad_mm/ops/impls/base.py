@@ -6,13 +6,16 @@ checks its signature when the module is imported.
 """
 from __future__ import annotations
 
+import functools
 import inspect
-from collections.abc import Sequence
-from typing import Protocol, TypeVar, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
+import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
-__all__ = ['PADImpl', 'implements', 'CONTRACT_PARAMS']
+__all__ = ['PADImpl', 'implements', 'CONTRACT_PARAMS', 'first_order_only']
 
 #: the positional parameters of the contract (the fourth is ``probs`` for
 #: the soft op, ``index`` for the hard one)
@@ -81,3 +84,26 @@ def implements(fn: F) -> F:
         raise TypeError(f'{fn.__qualname__} does not follow the PADImpl '
                         f'contract {CONTRACT_PARAMS}: {names}')
     return fn
+
+
+def first_order_only(backward: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate an ``autograd.Function.backward`` whose gradients are not
+    themselves differentiable (kernels, ``out=`` ops): a backward with
+    ``create_graph=True`` raises instead of returning gradients without
+    (or with a silently partial) graph. ``@once_differentiable`` alone
+    only errs if the engine later runs its error node, which
+    ``torch.autograd.grad(..., inputs)`` prunes when the node leads to none
+    of the ``inputs``; the double backward then came out wrong."""
+    inner = once_differentiable(backward)
+
+    @functools.wraps(backward)
+    def wrapper(ctx, *grads):
+        if torch.is_grad_enabled():  # the engine runs create_graph=True so
+            raise RuntimeError(
+                'double backward (create_graph=True) through this PAD '
+                f'implementation ({backward.__qualname__}) is not '
+                "supported; use impl='reference' for higher-order "
+                'gradients')
+        return inner(ctx, *grads)
+
+    return wrapper

@@ -41,10 +41,9 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from ..shapes import pad_padding
-from .base import implements
+from .base import first_order_only, implements
 
 __all__ = ['pad_conv2d_im2col']
 
@@ -134,7 +133,7 @@ class _PADIm2col(torch.autograd.Function):
         return out
 
     @staticmethod
-    @once_differentiable  # out= ops and in-place buffers: no double backward
+    @first_order_only  # no graph of the gradients: no double backward
     def backward(ctx, grad_out: Tensor):
         x, weight, probs = ctx.saved_tensors
         dilations, stride, groups, pad, has_bias = ctx.conf

@@ -42,10 +42,9 @@ from collections.abc import Iterator, Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from ..shapes import conv_out_size
-from .base import implements
+from .base import first_order_only, implements
 from .triton_kernels import (HAS_TRITON, KernelVariant, blocks, cols_meta,
                              fwd_meta, gather_meta, interpreting,
                              launch_variants, triton, weight_meta)
@@ -362,7 +361,7 @@ class _PADTriton(torch.autograd.Function):
         return out
 
     @staticmethod
-    @once_differentiable  # the kernels record no graph: no double backward
+    @first_order_only  # no graph of the gradients: no double backward
     def backward(ctx, grad_out):
         x, w, s = ctx.saved_tensors
         dilations, stride, groups, hard, w_dtype, b_dtype, p_dtype = ctx.conf
