@@ -11,7 +11,7 @@ from torch import Tensor
 
 __all__ = [
     'is_tracing', 'compute_dtype_key', 'memory_format', 'needs_grad',
-    'distributed_world', 'shape_class', 'time_run'
+    'distributed_world', 'shape_class', 'time_run', 'capturing'
 ]
 
 _HALF = (torch.float16, torch.bfloat16)
@@ -58,6 +58,13 @@ def distributed_world() -> int:
     if dist.is_available() and dist.is_initialized():
         return dist.get_world_size()
     return 1
+
+
+def capturing(device: torch.device) -> bool:
+    """Whether a CUDA graph is being captured on ``device``'s current
+    stream (no checks, timings, host copies or cached allocations then)."""
+    return torch.device(device).type == 'cuda' and \
+        torch.cuda.is_current_stream_capturing()
 
 
 def shape_class(input: Tensor, weight: Tensor, sel: Tensor,

@@ -41,8 +41,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .calls import (compute_dtype_key, distributed_world, is_tracing,
-                    needs_grad, shape_class, time_run)
+from .calls import (capturing, compute_dtype_key, distributed_world,
+                    is_tracing, needs_grad, shape_class, time_run)
 from .guard import GuardedCall, raise_if_unrecoverable
 from .impls.reference import pad_conv2d_hard_reference, pad_conv2d_reference
 from .selfcheck import (CHECK_TOL, CheckSpec, SelfCheckError, check_spec,
@@ -358,7 +358,7 @@ class Dispatcher:
                 continue
             if self.failed(name, hard, args):
                 continue
-            if input.is_cuda and torch.cuda.is_current_stream_capturing():
+            if capturing(input.device):
                 # no checks or timings inside a CUDA graph capture
                 if self.decided(name, hard, args):
                     return name, True

@@ -14,6 +14,7 @@ import torch
 from pad_mm.ops import (PADImpl, conv_out_size, dispatcher, implements,
                         pad_conv2d, pad_conv2d_im2col, pad_conv2d_reference,
                         pad_padding, tf32_enabled, triton_pad)
+from pad_mm.ops import calls
 from pad_mm.ops.impls import base
 
 DIL = (1, 2, 4)
@@ -170,12 +171,12 @@ def test_dilation_tensor_makes_no_host_to_device_copy(monkeypatch):
         raise AssertionError('torch.tensor(...) copies from the host')
 
     monkeypatch.setattr(torch, 'tensor', no_host_tensor)
-    monkeypatch.setattr(triton_pad, '_capturing', lambda dev: True)
+    monkeypatch.setattr(calls, 'capturing', lambda dev: True)
     dil = (3, 5, 7, 11)
     t = triton_pad.dil_tensor(dil, torch.device('cpu'))
     assert t.dtype == torch.int32 and t.tolist() == list(dil)
     assert triton_pad.dil_tensor(dil, torch.device('cpu')) is not t
-    monkeypatch.setattr(triton_pad, '_capturing', lambda dev: False)
+    monkeypatch.setattr(calls, 'capturing', lambda dev: False)
     t = triton_pad.dil_tensor(dil, torch.device('cpu'))
     assert triton_pad.dil_tensor(dil, torch.device('cpu')) is t  # cached
 

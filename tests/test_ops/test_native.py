@@ -1,6 +1,6 @@
-"""The compiled CPU helpers of the hard path (pad_mm/ops/native.py): built
-with the system C compiler, checked against torch ops before use, never
-used unchecked, and their fallback."""
+"""The compiled CPU helpers of the hard path (pad_mm/ops/impls/native.py):
+built with the system C compiler, checked against torch ops before use,
+never used unchecked, and their fallback."""
 import shutil
 import warnings
 

@@ -21,8 +21,10 @@ def _script(repo_root):
 
 
 def _run(repo_root, tmp_path, *extra):
+    """Run as documented: from the repo root, with no PYTHONPATH."""
     out = tmp_path / 'gpu_check.json'
-    env = dict(os.environ, PYTHONPATH=repo_root)
+    env = dict(os.environ)
+    env.pop('PYTHONPATH', None)
     env.pop('TRITON_INTERPRET', None)  # --smoke sets it itself
     proc = subprocess.run(
         [sys.executable, _script(repo_root), '--smoke', '--out', str(out),

@@ -265,7 +265,7 @@ def differing_gemm(x: torch.Tensor, weight: torch.Tensor,
                    dominant: int) -> Callable[[], torch.Tensor] | None:
     """The sparse strategy's GEMM alone: the M pixels of ``index`` off
     ``dominant`` times the weight, one oneDNN linear on a packed weight
-    (what ``pad_mm.ops.hard_im2col`` runs), their taps already gathered
+    (what ``pad_mm.ops.impls.hard_im2col`` runs), their taps already gathered
     ([M, k*k*C_in], seeded random values). The plain conv plus this is the
     floor of "conv at the dominant dilation + the differing pixels
     recomputed": gathers, transposes and write-back come on top. None

@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .. import calls
 from ..shapes import conv_out_size
 from .base import first_order_only, implements
 from .triton_kernels import (HAS_TRITON, KernelVariant, blocks, cols_meta,
@@ -209,10 +210,6 @@ _DIL_CACHE: dict[tuple, Tensor] = {}
 _ZEROS_CACHE: dict[tuple, Tensor] = {}
 
 
-def _capturing(device: torch.device) -> bool:
-    return device.type == 'cuda' and torch.cuda.is_current_stream_capturing()
-
-
 def dil_tensor(dilations: tuple[int, ...], device: torch.device) -> Tensor:
     """The dilations as an int32 tensor on ``device``, with no
     host-to-device copy: filled on the device (one fill per dilation, a
@@ -227,7 +224,7 @@ def dil_tensor(dilations: tuple[int, ...], device: torch.device) -> Tensor:
     t = torch.empty(len(dilations), dtype=torch.int32, device=device)
     for i, d in enumerate(dilations):
         t[i].fill_(int(d))
-    if not _capturing(torch.device(device)):
+    if not calls.capturing(device):
         _DIL_CACHE[key] = t
     return t
 
@@ -237,7 +234,7 @@ def _zero_bias(device: torch.device, c_out: int) -> Tensor:
     t = _ZEROS_CACHE.get(key)
     if t is None:
         t = torch.zeros(c_out, dtype=torch.float32, device=device)
-        if not _capturing(torch.device(device)):  # see dil_tensor
+        if not calls.capturing(device):  # see dil_tensor
             _ZEROS_CACHE[key] = t
     return t
 
