@@ -17,13 +17,12 @@ strides, so NCHW and channels_last need no copy):
   re-formed mixed input over the whole batch.
 
 The launches and the autograd Function are in :mod:`.triton_pad`;
-:func:`launch_variants` lists every variant a launch can compile (the
+:mod:`.triton_launch` lists every variant a launch can compile (the
 compile test in CI and the static kernel report use it).
 """
 from __future__ import annotations
 
 import os
-from typing import Any, NamedTuple
 
 import torch
 
@@ -35,10 +34,7 @@ except Exception:  # pragma: no cover - depends on the environment
     triton = tl = None
     HAS_TRITON = False
 
-__all__ = [
-    'HAS_TRITON', 'KernelVariant', 'launch_variants', 'blocks',
-    'interpreting', 'fwd_meta', 'cols_meta', 'gather_meta', 'weight_meta'
-]
+__all__ = ['HAS_TRITON', 'blocks', 'interpreting', 'BLOCKS']
 
 BLOCKS = dict(BM=64, BN=64, BK=32)
 INTERPRET_BLOCKS = dict(BM=16, BN=16, BK=16)
@@ -82,7 +78,7 @@ if HAS_TRITON:
         return (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
 
     @triton.jit
-    def _fwd_kernel(x_ptr, w_ptr, b_ptr, p_ptr, psum_ptr, dil_ptr, out_ptr,
+    def fwd_kernel(x_ptr, w_ptr, b_ptr, p_ptr, psum_ptr, dil_ptr, out_ptr,
                     NP, H, W, HO, WO, COG, CG, sxn, sxc, sxh, sxw, spn, spd,
                     sph, spw, son, soc, soh, sow,
                     STRIDE: tl.constexpr, K: tl.constexpr, D: tl.constexpr,
@@ -154,7 +150,7 @@ if HAS_TRITON:
                  mask=m_mask[:, None] & o_mask[None, :])
 
     @triton.jit
-    def _bwd_cols_kernel(go_ptr, w_ptr, g_ptr, NP, HO, WO, COG, CG, C,
+    def bwd_cols_kernel(go_ptr, w_ptr, g_ptr, NP, HO, WO, COG, CG, C,
                          sgn, sgc, sgh, sgw,
                          K: tl.constexpr, CAST: tl.constexpr,
                          PREC: tl.constexpr, BM: tl.constexpr,
@@ -190,7 +186,7 @@ if HAS_TRITON:
                  acc, mask=m_mask[:, None] & j_mask[None, :])
 
     @triton.jit
-    def _bwd_input_kernel(gc_ptr, p_ptr, psum_ptr, dil_ptr, gx_ptr, NI, C, H,
+    def bwd_input_kernel(gc_ptr, p_ptr, psum_ptr, dil_ptr, gx_ptr, NI, C, H,
                           W, HO, WO, spn, spd, sph, spw, sxn, sxc, sxh, sxw,
                           STRIDE: tl.constexpr, K: tl.constexpr,
                           D: tl.constexpr, BM: tl.constexpr,
@@ -243,7 +239,7 @@ if HAS_TRITON:
                  mask=m_mask[:, None] & c_mask[None, :])
 
     @triton.jit
-    def _bwd_probs_kernel(gc_ptr, x_ptr, dil_ptr, gp_ptr, NP, C, H, W, HO,
+    def bwd_probs_kernel(gc_ptr, x_ptr, dil_ptr, gp_ptr, NP, C, H, W, HO,
                           WO, sxn, sxc, sxh, sxw, STRIDE: tl.constexpr,
                           K: tl.constexpr, D: tl.constexpr, BM: tl.constexpr,
                           BN: tl.constexpr):
@@ -274,7 +270,7 @@ if HAS_TRITON:
             tl.store(gp_ptr + (n * D + di) * P + pix, acc, mask=m_mask)
 
     @triton.jit
-    def _bwd_weight_kernel(go_ptr, x_ptr, p_ptr, dil_ptr, gw_ptr, NP, H, W,
+    def bwd_weight_kernel(go_ptr, x_ptr, p_ptr, dil_ptr, gw_ptr, NP, H, W,
                            HO, WO, COG, CG, sgn, sgc, sgh, sgw, sxn, sxc, sxh,
                            sxw, spn, spd, sph, spw,
                            STRIDE: tl.constexpr, K: tl.constexpr,
@@ -322,98 +318,3 @@ if HAS_TRITON:
                 acc = tl.dot(a.to(tl.float32), b, acc, input_precision=PREC)
         tl.store(gw_ptr + co[:, None] * (CG * K * K) + rc[None, :] * (K * K)
                  + tap, acc, mask=o_mask[:, None] & c_mask[None, :])
-
-
-_TT = {torch.float32: 'fp32', torch.float16: 'fp16', torch.bfloat16: 'bf16'}
-
-
-def fwd_meta(cast: bool, prec: str, hard: bool, stride: int, k: int,
-              d: int, blocks: dict) -> dict:
-    return dict(STRIDE=stride, K=k, D=d, HARD=hard, CAST=cast, PREC=prec,
-                **blocks)
-
-
-def cols_meta(cast: bool, prec: str, k: int, blocks: dict) -> dict:
-    return dict(K=k, CAST=cast, PREC=prec, **blocks)
-
-
-def gather_meta(stride: int, k: int, d: int, blocks: dict) -> dict:
-    # _bwd_input_kernel and _bwd_probs_kernel
-    return dict(STRIDE=stride, K=k, D=d, BM=blocks['BM'], BN=blocks['BN'])
-
-
-def weight_meta(cast: bool, prec: str, stride: int, k: int, d: int,
-                 blocks: dict) -> dict:
-    return dict(STRIDE=stride, K=k, D=d, CAST=cast, PREC=prec, **blocks)
-
-
-class KernelVariant(NamedTuple):
-    """One compiled variant: ``fn`` with a Triton ``signature`` (argument
-    name -> type string, e.g. ``'*bf16'``, ``'i32'``, ``'constexpr'``) and
-    the ``constexprs`` a launch passes."""
-    name: str
-    fn: Any
-    signature: dict
-    constexprs: dict
-
-
-def launch_variants(k: int = 3, num_dilations: int = 3,
-                    blocks: dict | None = None) -> list[KernelVariant]:
-    """Every kernel variant the launches of this module can compile for a
-    ``k`` x ``k`` kernel and ``num_dilations`` dilations on a GPU: each
-    compute dtype (fp32 with TF32 on/off, fp16, bf16), soft/hard (the
-    straight-through probabilities take the soft kernels), stride 1/2.
-    Integer arguments are typed ``i32`` (:func:`supports` keeps every
-    tensor below 2**31 elements). Used by the compile test in CI."""
-    if not HAS_TRITON:
-        raise RuntimeError('launch_variants needs the triton package')
-    blocks = dict(BLOCKS if blocks is None else blocks)
-    modes = [(torch.float32, False, 'ieee'), (torch.float32, False, 'tf32'),
-             (torch.float16, True, 'ieee'), (torch.bfloat16, True, 'ieee')]
-
-    def sig(fn, ptrs, const):
-        out = {}
-        for a in fn.arg_names:
-            out[a] = 'constexpr' if a in const else ptrs.get(a, 'i32')
-        return out
-
-    variants = []
-    for dtype, cast, prec in modes:
-        xt = '*' + _TT[dtype]
-        tag = f'{_TT[dtype]}-{prec}' if dtype == torch.float32 else _TT[
-            dtype]
-        for stride in (1, 2):
-            for hard in (False, True):
-                const = fwd_meta(cast, prec, hard, stride, k, num_dilations,
-                                  blocks)
-                ptrs = dict(x_ptr=xt, w_ptr=xt, b_ptr='*fp32',
-                            p_ptr='*i64' if hard else '*fp32',
-                            psum_ptr='*fp32', dil_ptr='*i32', out_ptr=xt)
-                variants.append(KernelVariant(
-                    f'fwd-{tag}-s{stride}-{"hard" if hard else "soft"}',
-                    _fwd_kernel, sig(_fwd_kernel, ptrs, const), const))
-            const = weight_meta(cast, prec, stride, k, num_dilations, blocks)
-            ptrs = dict(go_ptr=xt, x_ptr=xt, p_ptr='*fp32', dil_ptr='*i32',
-                        gw_ptr='*fp32')
-            variants.append(KernelVariant(
-                f'bwd_weight-{tag}-s{stride}', _bwd_weight_kernel,
-                sig(_bwd_weight_kernel, ptrs, const), const))
-            if prec == 'ieee':  # no tl.dot: one variant per dtype
-                const = gather_meta(stride, k, num_dilations, blocks)
-                ptrs = dict(gc_ptr='*fp32', p_ptr='*fp32', psum_ptr='*fp32',
-                            dil_ptr='*i32', gx_ptr=xt)
-                variants.append(KernelVariant(
-                    f'bwd_input-{_TT[dtype]}-s{stride}', _bwd_input_kernel,
-                    sig(_bwd_input_kernel, ptrs, const), const))
-                ptrs = dict(gc_ptr='*fp32', x_ptr=xt, dil_ptr='*i32',
-                            gp_ptr='*fp32')
-                variants.append(KernelVariant(
-                    f'bwd_probs-{_TT[dtype]}-s{stride}', _bwd_probs_kernel,
-                    sig(_bwd_probs_kernel, ptrs, const), const))
-        const = cols_meta(cast, prec, k, blocks)
-        ptrs = dict(go_ptr=xt, w_ptr=xt, g_ptr='*fp32')
-        variants.append(KernelVariant(f'bwd_cols-{tag}', _bwd_cols_kernel,
-                                      sig(_bwd_cols_kernel, ptrs, const),
-                                      const))
-    return variants
-

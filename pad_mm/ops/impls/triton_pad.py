@@ -46,18 +46,20 @@ from torch import Tensor
 from .. import calls
 from ..shapes import conv_out_size
 from .base import first_order_only, implements
-from .triton_kernels import (HAS_TRITON, KernelVariant, blocks, cols_meta,
-                             fwd_meta, gather_meta, interpreting,
-                             launch_variants, triton, weight_meta)
-from .triton_kernels import (_bwd_cols_kernel, _bwd_input_kernel,
-                             _bwd_probs_kernel, _bwd_weight_kernel,
-                             _fwd_kernel)
+from .triton_kernels import HAS_TRITON, blocks, interpreting, triton
+from .triton_kernels import (bwd_cols_kernel, bwd_input_kernel,
+                             bwd_probs_kernel, bwd_weight_kernel,
+                             fwd_kernel)
+from .triton_launch import (KernelVariant, Launch, cols_meta, fwd_meta,
+                            gather_meta, launch, launch_variants, recording,
+                            weight_meta)
 
 __all__ = [
     'HAS_TRITON', 'pad_conv2d_triton', 'pad_conv2d_hard_triton', 'supports',
     'supports_hard', 'prefer', 'compute_dtype', 'launch_variants',
     'KernelVariant', 'BWD_BUFFER_BYTES', 'bwd_buffer_bytes',
-    'bwd_buffer_limit', 'tf32_enabled', 'dil_tensor'
+    'bwd_buffer_limit', 'tf32_enabled', 'dil_tensor', 'Launch',
+    'record_launches'
 ]
 
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32)
@@ -239,6 +241,27 @@ def _zero_bias(device: torch.device, c_out: int) -> Tensor:
     return t
 
 
+def record_launches(input: Tensor, weight: Tensor, bias: Tensor | None,
+                    sel: Tensor, dilations: Sequence[int], stride: int = 1,
+                    groups: int = 1, hard: bool = False,
+                    backward: bool = True) -> list[Launch]:
+    """The kernel launches of one call (and of its backward if
+    ``backward``), recorded instead of run: the arguments a real call
+    passes, for the static kernel report. Use ``'meta'`` tensors (no
+    memory, no device); ``input`` in the compute dtype."""
+    with recording() as rec:
+        leaves = [t.detach().requires_grad_(backward and
+                                            t.is_floating_point())
+                  if t is not None else None
+                  for t in (input, weight, bias, sel)]
+        out = _PADTriton.apply(*leaves, tuple(dilations), stride, groups,
+                               hard)
+        if backward:
+            diff = [t for t in leaves if t is not None and t.requires_grad]
+            torch.autograd.grad(out, diff, torch.empty_like(out))
+    return rec
+
+
 def _like_input(x: Tensor, shape: tuple[int, ...],
                 dtype: torch.dtype) -> Tensor:
     """Empty tensor in the memory format of ``x`` (channels_last or not)."""
@@ -268,10 +291,10 @@ def _forward(x: Tensor, weight: Tensor, bias: Tensor, sel: Tensor,
     blk = blocks()
     grid = (triton.cdiv(npix, blk['BM']),
             triton.cdiv(c_out // groups, blk['BN']), groups)
-    _fwd_kernel[grid](
-        x, weight, bias, sel, psum, dil, out, npix, h, w, h_out, w_out,
-        c_out // groups, cg, *x.stride(), *sp, *out.stride(),
-        **fwd_meta(cast, prec, hard, stride, k, dil.numel(), blk))
+    launch(fwd_kernel, grid, x, weight, bias, sel, psum, dil, out, npix, h,
+           w, h_out, w_out, c_out // groups, cg, *x.stride(), *sp,
+           *out.stride(),
+           **fwd_meta(cast, prec, hard, stride, k, dil.numel(), blk))
     return out
 
 
@@ -305,36 +328,33 @@ def _backward(need_x: bool, need_w: bool, need_p: bool, grad_out: Tensor,
             npix = (n1 - n0) * h_out * w_out
             grid = (triton.cdiv(npix, blk['BM']),
                     triton.cdiv(cg * kk, blk['BN']), groups)
-            _bwd_cols_kernel[grid](go_c, weight, gcols, npix, h_out, w_out,
-                                   c_out // groups, cg, c, *go_c.stride(),
-                                   **cols_meta(cast, prec, k, blk))
+            launch(bwd_cols_kernel, grid, go_c, weight, gcols, npix, h_out,
+                   w_out, c_out // groups, cg, c, *go_c.stride(),
+                   **cols_meta(cast, prec, k, blk))
             gmeta = gather_meta(stride, k, d_count, blk)
             if need_x:
                 gx_c, p_c = gx[n0:n1], probs[n0:n1]
                 ninp = (n1 - n0) * h * w
                 grid = (triton.cdiv(ninp, blk['BM']),
                         triton.cdiv(c, blk['BN']))
-                _bwd_input_kernel[grid](gcols, p_c, psum[n0:n1], dil, gx_c,
-                                        ninp, c, h, w, h_out, w_out,
-                                        *p_c.stride(), *gx_c.stride(),
-                                        **gmeta)
+                launch(bwd_input_kernel, grid, gcols, p_c, psum[n0:n1], dil,
+                       gx_c, ninp, c, h, w, h_out, w_out, *p_c.stride(),
+                       *gx_c.stride(), **gmeta)
             if need_p:
                 x_c = x[n0:n1]
                 grid = (triton.cdiv(npix, blk['BM']), )
-                _bwd_probs_kernel[grid](gcols, x_c, dil, gp[n0:n1], npix, c,
-                                        h, w, h_out, w_out, *x_c.stride(),
-                                        **gmeta)
+                launch(bwd_probs_kernel, grid, gcols, x_c, dil, gp[n0:n1],
+                       npix, c, h, w, h_out, w_out, *x_c.stride(), **gmeta)
         del gcols
     if need_w:
         npix = n * h_out * w_out
         gw = torch.empty(weight.shape, dtype=torch.float32, device=x.device)
         grid = (triton.cdiv(c_out // groups, blk['BM']),
                 triton.cdiv(cg, blk['BN']), kk * groups)
-        _bwd_weight_kernel[grid](
-            grad_out, x, probs, dil, gw, npix, h, w, h_out, w_out,
-            c_out // groups, cg, *grad_out.stride(), *x.stride(),
-            *probs.stride(),
-            **weight_meta(cast, prec, stride, k, d_count, blk))
+        launch(bwd_weight_kernel, grid, grad_out, x, probs, dil, gw, npix, h,
+               w, h_out, w_out, c_out // groups, cg, *grad_out.stride(),
+               *x.stride(), *probs.stride(),
+               **weight_meta(cast, prec, stride, k, d_count, blk))
     return gx, gw, gp
 
 
