@@ -13,7 +13,9 @@ in float64 on the CPU from the same rounded inputs:
   k, number of dilations, stride, weight dtype, memory formats and data
   alignment, and for every integer a launch passes (sizes, pixel counts,
   strides) the same ``== 1`` and ``% 16 == 0`` properties, which is what
-  Triton specialises its compiled code on.
+  Triton specialises its compiled code on. The dispatcher runs the
+  fixed cases once per implementation, device and dtype, and the ``call``
+  case once per check key.
 
 The implementation runs with uninitialised memory filled with NaN
 (:func:`uninitialized_as_nan`), so an output element it never writes
@@ -358,7 +360,8 @@ def self_check(fn: Callable[..., Tensor],
                supports: Callable[..., bool] | None = None,
                reference: Callable[..., Tensor] | None = None,
                spec: CheckSpec | None = None,
-               context: Callable[[], Any] | None = None) -> dict[str, float]:
+               context: Callable[[], Any] | None = None,
+               fixed: bool = True) -> dict[str, float]:
     """Check ``fn`` (the soft :class:`~.impls.base.PADImpl` contract, or
     with ``hard=True`` the hard one) against the float64 reference.
 
@@ -366,8 +369,10 @@ def self_check(fn: Callable[..., Tensor],
     ``device`` in ``dtype`` with autocast off, uninitialised memory NaN,
     and without touching the global RNG; ``context()`` (e.g. a forced
     multi-chunk backward) is entered for the second fixed case and the
-    ``spec`` case. ``supports`` says whether fp32 weights with half
-    activations are taken. Returns the max relative error of each output
+    ``spec`` case (``fixed=False``: the ``spec`` case only, for a
+    further check key of an implementation whose fixed cases passed).
+    ``supports`` says whether fp32 weights with half activations are
+    taken. Returns the max relative error of each output
     (``'s1/out'``, ``'s2/grad_weight'``, ``'call/grad_input'``, ...);
     raises :class:`SelfCheckError` when one exceeds ``CHECK_TOL[dtype]``
     (or NaN), or any exception ``fn`` raises.
@@ -387,11 +392,13 @@ def self_check(fn: Callable[..., Tensor],
     with torch.inference_mode(False), torch.enable_grad(), \
             torch.autocast(device.type, enabled=False):
         cases = [(f"s{c['stride']}", c) for c in _fixed_cases(
-            device, dtype, hard, supports or (lambda *a: False))]
+            device, dtype, hard, supports or (lambda *a: False))
+                 ] if fixed or spec is None else []
         if spec is not None:
             cases.append(('call', _spec_case(spec, dtype)))
         for i, (tag, case) in enumerate(cases):
-            ctx = context() if context is not None and i else \
+            ctx = context() if context is not None and (
+                i or tag == 'call') else \
                 contextlib.nullcontext()
             with ctx, uninitialized_as_nan():
                 got = _run_case(fn, case, device, dtype, hard,

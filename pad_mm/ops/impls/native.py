@@ -137,7 +137,7 @@ def _check(lib: ctypes.CDLL) -> str | None:
     for n, c, h, w, k, s in [(2, 37, 9, 11, 3, 1), (3, 70, 12, 7, 5, 2),
                              (1, 5, 6, 6, 1, 1), (2, 33, 17, 19, 3, 2)]:
         x = torch.randn(n, c, h, w, generator=g)
-        h_out, w_out = (h - 1) // s + 1, (w - 1) // s + 1
+        h_out, w_out = conv_out_size(h, k, s), conv_out_size(w, k, s)
         total = n * h_out * w_out
         pix = torch.randperm(total, generator=g)[:max(1, total * 2 // 3)]
         dil = torch.tensor([1, 2, 5])[torch.randint(0, 3, pix.shape,
