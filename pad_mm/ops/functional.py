@@ -318,4 +318,5 @@ dispatcher.register('triton', _triton.pad_conv2d_triton, _triton.supports,
                     check_context=_multi_chunk_backward)
 dispatcher.register('triton', _triton.pad_conv2d_hard_triton,
                     _triton.supports_hard, priority=0,
-                    prefer=_triton.prefer, hard=True, checked=True)
+                    prefer=_triton.prefer, hard=True, checked=True,
+                    check_context=_multi_chunk_backward)
