@@ -10,6 +10,14 @@ def pad_padding(k: int, dilation: int = 1) -> int:
     return dilation * (k - 1) // 2
 
 
+def _check_int(name: str, value, low: int, extra: str = '') -> None:
+    # traced/symbolic sizes (tensors, SymInts) pass unchecked
+    if isinstance(value, (bool, float)) or (isinstance(value, int)
+                                            and value < low):
+        raise ValueError(f'{name} must be an int >= {low}{extra}, got '
+                         f'{value!r}')
+
+
 def conv_out_size(size: int,
                   k: int,
                   stride: int = 1,
@@ -21,19 +29,15 @@ def conv_out_size(size: int,
     ``padding=None`` meaning the PAD padding :func:`pad_padding` (then the
     result is ``(size - 1) // stride + 1`` for every dilation of an odd
     ``k``). Raises ValueError for a non-positive ``k``, ``stride`` or
-    ``dilation``, a negative ``size`` or ``padding``.
+    ``dilation``, a negative ``size`` or ``padding``, a bool or a float;
+    symbolic sizes (traced tensors, SymInts) are not checked.
     """
     for name, value, low in (('size', size, 0), ('k', k, 1),
                              ('stride', stride, 1),
                              ('dilation', dilation, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or \
-                value < low:
-            raise ValueError(f'{name} must be an int >= {low}, got '
-                             f'{value!r}')
+        _check_int(name, value, low)
     if padding is None:
         padding = pad_padding(k, dilation)
-    elif isinstance(padding, bool) or not isinstance(padding, int) or \
-            padding < 0:
-        raise ValueError(f'padding must be an int >= 0 or None, got '
-                         f'{padding!r}')
+    else:
+        _check_int('padding', padding, 0, ' or None')
     return (size + 2 * padding - dilation * (k - 1) - 1) // stride + 1
