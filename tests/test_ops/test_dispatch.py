@@ -9,8 +9,7 @@ import pytest
 import torch
 
 import pad_mm.ops.dispatch as dispatch
-import pad_mm.ops.pad_conv as pc
-from pad_mm.ops import (pad_conv2d, pad_conv2d_hard,
+from pad_mm.ops import (dispatcher, pad_conv2d, pad_conv2d_hard,
                         pad_conv2d_hard_reference, pad_conv2d_reference,
                         select_impl)
 
@@ -21,19 +20,16 @@ DIL = (1, 2, 4)
 def registry(monkeypatch):
     """A private copy of the registries (auto: the fake, else the
     reference) and an empty dispatch state."""
-    monkeypatch.setattr(pc, '_IMPLS', dict(pc._IMPLS))
-    monkeypatch.setattr(pc, '_AUTO_ORDER', ['reference'])
-    monkeypatch.setattr(pc, '_HARD_IMPLS', dict(pc._HARD_IMPLS))
-    monkeypatch.setattr(pc, '_HARD_AUTO_ORDER', ['reference'])
     monkeypatch.delenv('PAD_MM_IMPL', raising=False)
-    dispatch.reset_dispatch_state()
-    yield
-    dispatch.reset_dispatch_state()
+    with dispatcher.isolated():
+        dispatcher.set_auto_order(['reference'])
+        dispatcher.set_auto_order(['reference'], hard=True)
+        yield
 
 
 def _register(fn, hard=False):
-    pc.register_impl('fake', fn, lambda *a: True, priority=0,
-                     prefer=lambda *a: True, hard=hard, checked=True)
+    dispatcher.register('fake', fn, lambda *a: True, priority=0,
+                        prefer=lambda *a: True, hard=hard, checked=True)
 
 
 def _inputs(c=32, size=(8, 8), dtype=torch.float32, grad=False):
@@ -57,7 +53,7 @@ def _fast_timer(monkeypatch, calls=None):
             calls.append(name)
         return 1.0 if name == 'reference' else 0.1
 
-    monkeypatch.setattr(dispatch, 'time_call', fake_time)
+    monkeypatch.setattr(dispatcher, 'time_call', fake_time)
 
 
 class Spy:
@@ -84,7 +80,7 @@ def _spy_self_check(monkeypatch, spy, events):
         finally:
             spy.in_check = False
 
-    monkeypatch.setattr(dispatch, 'self_check', wrapped)
+    monkeypatch.setattr(dispatcher, 'run_self_check', wrapped)
 
 
 def _no_fake_warnings(record):
@@ -207,13 +203,11 @@ def test_never_picks_an_unverified_kernel(monkeypatch):
     """Over many shapes, dtypes and modes, every run of the fake outside
     its self-check happens after a passed check for that dtype; a fake
     whose check fails never runs outside it."""
-    real_check = dispatch.self_check
     for check_passes in (True, False):
-        dispatch.reset_dispatch_state()
+        dispatcher.reset()
         spy = Spy(pad_conv2d_reference if check_passes else
                   lambda *a: pad_conv2d_reference(*a) * 1.5)
         _register(spy)
-        monkeypatch.setattr(dispatch, 'self_check', real_check)
         _spy_self_check(monkeypatch, spy, [])
         _fast_timer(monkeypatch)
         seen = []
@@ -225,9 +219,9 @@ def test_never_picks_an_unverified_kernel(monkeypatch):
                 name = select_impl(x, w, p, DIL, stride, 1)
                 pad_conv2d(x, w, b, p, DIL, stride)
             runs = spy.calls[before:].count('run')
-            key = ('fake', 'soft', 'cpu', x.dtype)
             if runs or name == 'fake':
-                assert dispatch._CHECKS.get(key, 'missing') is None
+                assert dispatcher.check_status('fake', x, w, p, DIL, stride,
+                                               1) == 'passed'
             seen.append(name)
 
         for dtype in (torch.float32, torch.float64):
@@ -254,7 +248,7 @@ class ArmedBackward(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         if ArmedBackward.armed:
-            raise RuntimeError('illegal memory access in backward')
+            raise RuntimeError('no kernel image is available in backward')
         return g
 
 
@@ -272,7 +266,7 @@ def test_backward_failure_recomputes_through_the_reference(monkeypatch):
     out = pad_conv2d(x, w, b, p, DIL)
     go = torch.randn_like(out)
     with pytest.warns(RuntimeWarning, match=r"'fake' \(soft\) failed its "
-                      r'backward.*illegal memory access'):
+                      r'backward.*no kernel image is available'):
         grads = torch.autograd.grad(out, (x, w, b, p), go)
     ref = pad_conv2d_reference(x, w, b, p, DIL)
     for a, e in zip(grads, torch.autograd.grad(ref, (x, w, b, p), go)):
@@ -343,7 +337,7 @@ def test_env_var_forces_the_choice(monkeypatch):
                        r".*'reference'.*got 'cudnn'"):
         pad_conv2d(x, w, b, p, DIL)
     monkeypatch.setenv('PAD_MM_IMPL', 'triton')
-    if not pc._IMPLS['triton'].supports(x, w, p, DIL, 1, 1):
+    if not dispatcher.entry('triton').supports(x, w, p, DIL, 1, 1):
         with pytest.raises(ValueError,
                            match="PAD_MM_IMPL='triton' does not support"):
             pad_conv2d(x, w, b, p, DIL)

@@ -1,4 +1,4 @@
-"""The export-friendly hard PAD (pad_mm.ops.export_hard): equal to the
+"""The export-friendly hard PAD (pad_mm.ops.impls.export_hard): equal to the
 reference; recorded graphs (ONNX via TorchScript, torch.export) hold, on
 maps of at least SPARSE_MIN_PIXELS pixels, one conv per PAD layer plus a
 NonZero/Gather/MatMul/Scatter recomputation of the differing pixels, on

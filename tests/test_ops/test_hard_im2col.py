@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from pad_mm.ops import (SPARSE_MAX_SHARE, SPARSE_MIN_PIXELS,
                         pad_conv2d_hard_im2col, pad_conv2d_hard_reference)
-from pad_mm.ops import hard_im2col, native
+from pad_mm.ops import hard_im2col, native, taps
 
 
 @pytest.fixture(params=['compiled', 'torch ops'])
@@ -29,6 +29,15 @@ def torch_ops():
     """The torch-op gather only (its tap tables are under test)."""
     with native.disabled():
         yield
+
+
+@pytest.fixture
+def fresh_gemm_check():
+    """The packed-GEMM check forgotten before and after the test (as in a
+    new process)."""
+    hard_im2col.reset_packed_gemm_check()
+    yield
+    hard_im2col.reset_packed_gemm_check()
 
 
 def _index(n, h, w, share, gen, dominant=1):
@@ -78,10 +87,10 @@ def test_sparse_gradients_match_reference():
 
 def test_strategy_is_chosen_by_share_and_map_size(monkeypatch):
     calls = []
-    real_sparse, real_full = hard_im2col._hard_sparse, hard_im2col._hard_full
-    monkeypatch.setattr(hard_im2col, '_hard_sparse', lambda *a: (
+    real_sparse, real_full = hard_im2col.hard_sparse, hard_im2col.hard_full
+    monkeypatch.setattr(hard_im2col, 'hard_sparse', lambda *a: (
         calls.append(('sparse', a[-2])), real_sparse(*a))[1])
-    monkeypatch.setattr(hard_im2col, '_hard_full', lambda *a: (
+    monkeypatch.setattr(hard_im2col, 'hard_full', lambda *a: (
         calls.append(('full', )), real_full(*a))[1])
     side = int(SPARSE_MIN_PIXELS**0.5) + 1  # a map just large enough
     x, w = torch.randn(1, 4, side, side), torch.randn(4, 4, 3, 3)
@@ -195,19 +204,20 @@ def test_packed_gemm_is_checked_and_used_on_this_build():
 
 
 @pytest.mark.parametrize('strategy', ['full', 'sparse'])
-def test_without_the_onednn_linear_falls_back(monkeypatch, strategy):
-    monkeypatch.setattr(hard_im2col, '_onednn_linear_ops',
+def test_without_the_onednn_linear_falls_back(monkeypatch, strategy,
+                                              fresh_gemm_check):
+    monkeypatch.setattr(hard_im2col, 'onednn_linear_ops',
                         lambda: (None, None))
-    monkeypatch.setattr(hard_im2col, '_OK', [])
+    hard_im2col.reset_packed_gemm_check()
     assert not hard_im2col.packed_gemm_ok()
     _inference_matches_reference(*_case(3), strategy)
 
 
-def test_a_wrong_onednn_linear_is_not_used(monkeypatch):
-    pack, _ = hard_im2col._onednn_linear_ops()
-    monkeypatch.setattr(hard_im2col, '_onednn_linear_ops', lambda: (
+def test_a_wrong_onednn_linear_is_not_used(monkeypatch, fresh_gemm_check):
+    pack, _ = hard_im2col.onednn_linear_ops()
+    monkeypatch.setattr(hard_im2col, 'onednn_linear_ops', lambda: (
         pack, lambda a, w, b, *rest: torch.zeros(a.shape[0], w.shape[0])))
-    monkeypatch.setattr(hard_im2col, '_OK', [])
+    hard_im2col.reset_packed_gemm_check()
     assert not hard_im2col.packed_gemm_ok()
 
 
@@ -221,13 +231,14 @@ def test_unknown_strategy_is_an_error():
 @pytest.mark.parametrize('strategy', ['full', 'sparse'])
 def test_chunked_gemm_equals_reference(monkeypatch, groups,
                                        strategy, gather):
-    """Pixels are multiplied in chunks of _CHUNK_BYTES of taps (a reused
+    """Pixels are multiplied in chunks of chunk_bytes() of taps (a reused
     buffer): a chunk of 5 pixels (not a divisor of the count) must give
     the same result."""
     x, wt, b, index = _case(4, share=0.4)
     wt = wt[:, :16 // groups]
-    monkeypatch.setattr(hard_im2col, '_CHUNK_BYTES', 5 * 9 * 16 * 4)
-    _inference_matches_reference(x, wt, b, index, strategy, groups)
+    with hard_im2col.gemm_chunk_bytes(5 * 9 * 16 * 4):
+        assert hard_im2col.chunk_bytes() == 5 * 9 * 16 * 4
+        _inference_matches_reference(x, wt, b, index, strategy, groups)
 
 
 @pytest.mark.parametrize('strategy', ['full', 'sparse'])
@@ -235,23 +246,23 @@ def test_tap_table_cache_and_its_fallback_equal_reference(monkeypatch,
                                                            strategy,
                                                            torch_ops):
     """The eager paths pick each pixel's tap rows from a table cached per
-    geometry, or (above _TABLE_MAX_BYTES) compute them: both equal the
+    geometry, or (above taps.TABLE_MAX_BYTES) compute them: both equal the
     reference, and a second geometry does not reuse the first's table."""
-    for max_bytes in (hard_im2col._TABLE_MAX_BYTES, 0):
-        monkeypatch.setattr(hard_im2col, '_TABLE_MAX_BYTES', max_bytes)
+    for max_bytes in (taps.TABLE_MAX_BYTES, 0):
+        monkeypatch.setattr(taps, 'TABLE_MAX_BYTES', max_bytes)
         for seed, (h, w) in enumerate([(12, 14), (12, 15), (12, 14)]):
             _inference_matches_reference(*_case(7 + seed, h=h, w=w),
                                          strategy)
 
 
 def test_tap_tables_stay_within_their_memory_bound(monkeypatch, torch_ops):
-    monkeypatch.setattr(hard_im2col, '_TABLES', {})
+    taps.clear_tables()
     x, wt, b, index = _case(9, h=12, w=14)
     one = 3 * index.numel() * 9 * 8  # D * pixels * k*k * int64
-    monkeypatch.setattr(hard_im2col, '_TABLES_MAX_BYTES', 2 * one)
+    monkeypatch.setattr(taps, 'TABLES_MAX_BYTES', 2 * one)
     for w in (14, 15, 16, 14):  # three geometries, then the first
         _inference_matches_reference(*_case(9, h=12, w=w), 'full')
-        total = sum(t.nbytes for t in hard_im2col._TABLES.values())
+        total = taps.table_cache_bytes()
         assert 0 < total <= 2 * one
 
 

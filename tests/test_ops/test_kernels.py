@@ -9,7 +9,6 @@ tests are in tests/test_ops/test_triton_gpu.py (no OpenMMLab import).
 Speed is measured by ``tools/analysis_tools/benchmark_pad.py``, never
 here.
 """
-import dataclasses
 import json
 import os
 import subprocess
@@ -20,12 +19,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import pad_mm.ops.pad_conv as pc
 from pad_mm.models.layers.pad_conv import PADConv2d
-from pad_mm.ops import (HAS_TRITON, available_impls, gumbel_softmax,
-                        pad_conv2d, pad_conv2d_hard,
+from pad_mm.ops import (HAS_TRITON, available_impls, dispatcher,
+                        gumbel_softmax, pad_conv2d, pad_conv2d_hard,
                         pad_conv2d_hard_reference, pad_conv2d_im2col,
-                        pad_conv2d_reference, select_impl)
+                        pad_conv2d_reference, register_impl, select_impl)
 
 from helpers.tools import load_tool
 
@@ -228,20 +226,23 @@ def test_dispatcher_choices_on_cpu():
         pad_conv2d_hard(x, w, None, index, (1, 2, 4), impl='cuda')
 
 
-def test_dispatcher_falls_back_and_runs_registered(monkeypatch):
+@pytest.fixture
+def isolated_dispatcher():
+    """Registrations and dispatch state restored after the test."""
+    with dispatcher.isolated():
+        yield dispatcher
+
+
+def test_dispatcher_falls_back_and_runs_registered(isolated_dispatcher):
     calls = []
 
     def fake(*args):
         calls.append('fake')
         return pad_conv2d_reference(*args)
 
-    impls = dict(pc._IMPLS)
-    order = list(pc._AUTO_ORDER)
-    monkeypatch.setattr(pc, '_IMPLS', impls)
-    monkeypatch.setattr(pc, '_AUTO_ORDER', order)
-    pc.register_impl('fake', fake, lambda x, *a: x.shape[1] == 3,
-                     priority=0)
-    assert pc._AUTO_ORDER[0] == 'fake' and pc._AUTO_ORDER[-1] == 'reference'
+    register_impl('fake', fake, lambda x, *a: x.shape[1] == 3, priority=0)
+    order = dispatcher.auto_order()
+    assert order[0] == 'fake' and order[-1] == 'reference'
     x3, w3 = torch.randn(1, 3, 5, 5), torch.randn(3, 3, 3, 3)
     p = torch.rand(1, 2, 5, 5)
     out = pad_conv2d(x3, w3, None, p, (1, 2))
@@ -266,19 +267,19 @@ def _layer(impl, eval_mode='hard', c=16):
     return layer
 
 
-def test_layer_hard_eval_uses_sparse_path(monkeypatch):
+def test_layer_hard_eval_uses_sparse_path(isolated_dispatcher):
     layer = _layer('auto')
     x = torch.randn(2, 16, 9, 9)
     expected = _layer('reference')(x)
     hard_calls = []
-    entry = pc._HARD_IMPLS['im2col']
+    entry = dispatcher.entry('im2col', hard=True)
 
     def spy(*args):
         hard_calls.append(args[3])
         return entry.fn(*args)
 
-    monkeypatch.setitem(pc._HARD_IMPLS, 'im2col',
-                        dataclasses.replace(entry, fn=spy))
+    dispatcher.register('im2col', spy, entry.supports, prefer=entry.prefer,
+                        hard=True)
     out = layer(x)
     assert len(hard_calls) == 1
     index = hard_calls[0]

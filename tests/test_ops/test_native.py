@@ -1,6 +1,6 @@
-"""The compiled CPU helpers of the hard path (pad_mm/ops/native.py): built
-with the system C compiler, checked against torch ops before use, never
-used unchecked, and their fallback."""
+"""The compiled CPU helpers of the hard path (pad_mm/ops/impls/native.py):
+built with the system C compiler, checked against torch ops before use,
+never used unchecked, and their fallback."""
 import shutil
 import warnings
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pad_mm.ops import hard_im2col, native, pad_conv2d_hard_reference
-from pad_mm.ops.hard_im2col import tap_rows, tap_rows_index
+from pad_mm.ops.impls.taps import tap_rows, tap_rows_index
 
 HAS_CC = shutil.which('cc') is not None or shutil.which('gcc') is not None
 needs_cc = pytest.mark.skipif(not HAS_CC, reason='no C compiler')
@@ -18,10 +18,11 @@ needs_cc = pytest.mark.skipif(not HAS_CC, reason='no C compiler')
 def fresh(monkeypatch, tmp_path):
     """A process-fresh state (nothing built, loaded or checked yet) with
     its own cache folder."""
-    monkeypatch.setattr(native, '_STATE', {})
+    native.reset()
     monkeypatch.setenv('PAD_MM_CACHE_DIR', str(tmp_path / 'cache'))
     monkeypatch.delenv('PAD_MM_NATIVE', raising=False)
-    return tmp_path / 'cache'
+    yield tmp_path / 'cache'
+    native.reset()  # the next use builds or loads and checks again
 
 
 def _case(seed, n=2, c=37, h=9, w=11, stride=1, share=0.6):
@@ -111,7 +112,7 @@ def test_built_once_then_loaded_from_the_cache(fresh, monkeypatch):
     assert native.status().startswith('in use')
     (lib, ) = fresh.glob('hard_gather-*.so')  # nothing half-written left
     assert sum('-shared' in c for c in calls) == 1
-    monkeypatch.setattr(native, '_STATE', {})  # a new process
+    native.reset()  # a new process
     assert native.available() and sum('-shared' in c for c in calls) == 1
     assert list(fresh.glob('*')) == [lib]
 
@@ -147,7 +148,7 @@ def test_no_compiler_or_opt_out_falls_back(fresh, monkeypatch):
         assert not native.available()
     assert native.status().startswith('not used: FileNotFoundError')
     _sparse_matches_reference()
-    monkeypatch.setattr(native, '_STATE', {})
+    native.reset()
     monkeypatch.setenv('PAD_MM_NATIVE', '0')
     with warnings.catch_warnings():
         warnings.simplefilter('error')  # an opt-out does not warn

@@ -127,3 +127,55 @@ def test_gradcheck_float64_through_auto():
     assert select_impl(x, w, p, DIL, 2, 1) == 'reference'  # no fp64 kernel
     assert torch.autograd.gradcheck(
         lambda *a: pad_conv2d(a[0], a[1], None, a[2], DIL, 2), (x, w, p))
+
+
+def test_cuda_graph_capture_with_dilations_first_seen_inside_it():
+    """The dilation tensor of a dilation set first seen during a capture is
+    filled on the device (no host-to-device copy, which a capture
+    forbids), and the replayed graph computes the right values."""
+    dil = (3, 5, 7)  # used nowhere else in this process
+    x = torch.randn(2, 64, 13, 17, device='cuda')
+    w = torch.randn(64, 64, 3, 3, device='cuda') / 24
+    p = torch.softmax(torch.randn(2, 3, 13, 17, device='cuda'), 1)
+    # warm up (compiles) on another stream, without this dilation set
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        pad_conv2d(x, w, None, p, (1, 2, 4), impl='triton')
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = pad_conv2d(x, w, None, p, dil, impl='triton')
+    x.copy_(torch.randn_like(x))
+    graph.replay()
+    ref = pad_conv2d_reference(x.double(), w.double(), None, p.double(),
+                               dil)
+    assert ((out.double() - ref).abs().max() / ref.abs().max()) < 5e-3
+
+
+def test_oom_in_a_checked_kernel_is_raised(monkeypatch):
+    """A real CUDA OOM (an impossible allocation) inside the guarded call
+    is raised as OutOfMemoryError and the kernel stays usable."""
+    from pad_mm.ops import dispatcher
+    x = torch.randn(2, 64, 32, 32, device='cuda', dtype=torch.bfloat16)
+    w = torch.randn(64, 64, 3, 3, device='cuda', dtype=torch.bfloat16)
+    p = torch.softmax(torch.randn(2, 3, 32, 32, device='cuda'), 1)
+    with dispatcher.isolated():
+        entry = dispatcher.entry('triton')
+        armed = []
+
+        def hungry(*args):
+            if armed:
+                torch.empty(1 << 50, device='cuda')  # 1 PiB
+            return entry.fn(*args)
+
+        dispatcher.register('triton', hungry, entry.supports,
+                            prefer=entry.prefer, checked=True,
+                            check_context=entry.check_context)
+        monkeypatch.setattr(dispatcher, 'min_gain', -1e9)  # always pick
+        assert select_impl(x, w, p, DIL, 1, 1) == 'triton'
+        armed.append(1)
+        with pytest.raises(torch.OutOfMemoryError):
+            pad_conv2d(x, w, None, p, DIL)
+        assert dispatcher.check_status('triton', x, w, p, DIL, 1,
+                                       1) == 'passed'

@@ -51,7 +51,8 @@ def test_blob_index_covers_the_share(frac):
 def test_differing_gemm_is_the_sparse_strategys_gemm_alone():
     """The floor candidate: one packed linear of the M differing pixels'
     (seeded random) taps; None where the sparse GEMM is not oneDNN's."""
-    from pad_mm.ops.hard_im2col import gemm_matrix, packed_gemm_ok
+    from pad_mm.ops.impls.hard_im2col import packed_gemm_ok
+    from pad_mm.ops.impls.taps import gemm_matrix
     b = _bench()
     g = torch.Generator().manual_seed(1)
     x = torch.randn(2, 8, 9, 10, generator=g)

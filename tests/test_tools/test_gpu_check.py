@@ -21,8 +21,10 @@ def _script(repo_root):
 
 
 def _run(repo_root, tmp_path, *extra):
+    """Run as documented: from the repo root, with no PYTHONPATH."""
     out = tmp_path / 'gpu_check.json'
-    env = dict(os.environ, PYTHONPATH=repo_root)
+    env = dict(os.environ)
+    env.pop('PYTHONPATH', None)
     env.pop('TRITON_INTERPRET', None)  # --smoke sets it itself
     proc = subprocess.run(
         [sys.executable, _script(repo_root), '--smoke', '--out', str(out),
@@ -80,3 +82,31 @@ def test_rejects_bad_arguments(repo_root, capsys):
         with pytest.raises(SystemExit):
             mod.parse_args(argv)
         assert match in capsys.readouterr().err
+
+
+def test_starts_from_the_repo_root_with_torch_and_triton_only(repo_root):
+    """Isolated mode (no PYTHONPATH, no current folder on sys.path) and
+    OpenMMLab hidden: the tool finds pad_mm by itself and imports nothing
+    of OpenMMLab."""
+    code = ('import runpy, sys\n'
+            'for m in ["mmengine", "mmcv", "mmseg", "mmpretrain"]:\n'
+            '    sys.modules[m] = None\n'
+            'sys.argv = ["tools/analysis_tools/gpu_check.py", "--help"]\n'
+            'try:\n'
+            '    runpy.run_path(sys.argv[0], run_name="__main__")\n'
+            'except SystemExit as e:\n'
+            '    assert e.code == 0, e.code\n'
+            'loaded = [m for m in sys.modules if m.split(".")[0] in '
+            '("mmengine", "mmcv", "mmseg", "mmpretrain") and '
+            'sys.modules[m] is not None]\n'
+            'assert not loaded, loaded\n'
+            'assert "pad_mm.ops" in sys.modules\n'
+            'print("ok")')
+    env = dict(os.environ)
+    env.pop('PYTHONPATH', None)
+    proc = subprocess.run([sys.executable, '-I', '-c', code],
+                          capture_output=True, text=True, env=env,
+                          cwd=repo_root, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == 'ok'
+    assert '--smoke' in proc.stdout  # the usage was printed

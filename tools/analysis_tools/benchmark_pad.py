@@ -58,8 +58,9 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..'))
-from pad_mm.ops import (available_impls, native, pad_conv2d,  # noqa: E402
-                        pad_conv2d_hard, select_impl)
+from pad_mm.ops import (available_impls, conv_out_size,  # noqa: E402
+                        native, pad_conv2d, pad_conv2d_hard, pad_padding,
+                        select_impl)
 
 # name: (N, C_in, C_out, H, W, stride, groups, absolute dilations, what)
 SHAPES: dict[str, tuple] = {
@@ -264,13 +265,13 @@ def differing_gemm(x: torch.Tensor, weight: torch.Tensor,
                    dominant: int) -> Callable[[], torch.Tensor] | None:
     """The sparse strategy's GEMM alone: the M pixels of ``index`` off
     ``dominant`` times the weight, one oneDNN linear on a packed weight
-    (what ``pad_mm.ops.hard_im2col`` runs), their taps already gathered
+    (what ``pad_mm.ops.impls.hard_im2col`` runs), their taps already gathered
     ([M, k*k*C_in], seeded random values). The plain conv plus this is the
     floor of "conv at the dominant dilation + the differing pixels
     recomputed": gathers, transposes and write-back come on top. None
     where it does not apply (not a float32 CPU conv without groups, no
     checked oneDNN linear, no differing pixel)."""
-    from pad_mm.ops.hard_im2col import packed_gemm_ok, packed_weight
+    from pad_mm.ops.impls.hard_im2col import packed_gemm_ok, packed_weight
     if x.device.type != 'cpu' or x.dtype != torch.float32 or \
             weight.shape[1] != x.shape[1] or not packed_gemm_ok():
         return None
@@ -386,7 +387,7 @@ def bench_shape(name: str, args: argparse.Namespace) -> dict:
               (c_in // groups * k * k)**0.5).to(dev, dtype).to(
                   memory_format=fmt).requires_grad_()
     bias = torch.zeros(c_out, device=dev, dtype=dtype, requires_grad=True)
-    h_out, w_out = (h - 1) // stride + 1, (w - 1) // stride + 1
+    h_out, w_out = conv_out_size(h, k, stride), conv_out_size(w, k, stride)
     logits = torch.randn(n, len(dil), h_out, w_out, generator=g).to(dev)
     probs = torch.softmax(logits, 1).to(dtype).requires_grad_()
     if args.index[0] == 'blobs':
@@ -399,7 +400,7 @@ def bench_shape(name: str, args: argparse.Namespace) -> dict:
     hard_impl = select_impl(x, weight, index, dil, stride, groups, hard=True)
 
     def conv():
-        return F.conv2d(x, weight, bias, stride, base_d * (k - 1) // 2,
+        return F.conv2d(x, weight, bias, stride, pad_padding(k, base_d),
                         base_d, groups)
 
     def soft(name):
@@ -443,7 +444,7 @@ def bench_shape(name: str, args: argparse.Namespace) -> dict:
     # 'auto' too: it skips the implementations when every pixel names the
     # same dilation (one plain conv), which a forced implementation does not
     packed = packed_conv(x.detach(), weight, bias, stride,
-                         base_d * (k - 1) // 2, base_d, groups)
+                         pad_padding(k, base_d), base_d, groups)
     def timed(key: str, fns: dict[str, Callable[[], object]]) -> None:
         rounds: dict[str, list[float]] = {}
         res[key] = time_interleaved(fns, dev, rep, wu, rounds, 'conv')
@@ -552,7 +553,7 @@ def sweep_share(name: str, args: argparse.Namespace) -> dict:
     weight = (torch.randn(c_out, c_in // groups, 3, 3, generator=g) /
               (c_in // groups * 9)**0.5).to(args.device, dtype)
     bias = torch.zeros(c_out, device=args.device, dtype=dtype)
-    h_out, w_out = (h - 1) // stride + 1, (w - 1) // stride + 1
+    h_out, w_out = conv_out_size(h, 3, stride), conv_out_size(w, 3, stride)
     rows = []
     print(f'[{name}] sweep of the differing share', flush=True)
     for share in SWEEP_SHARES:
@@ -666,12 +667,12 @@ def bench_checkpoint(args: argparse.Namespace) -> list[dict]:
         dom = int(counts.argmax())
         d = dil[dom]
         fns = {
-            'conv': lambda: F.conv2d(x, wt, b, s, d * (k - 1) // 2, d, g),
+            'conv': lambda: F.conv2d(x, wt, b, s, pad_padding(k, d), d, g),
             'auto': lambda: pad_conv2d_hard(x, wt, b, index, dil, s, g),
             'reference': lambda: pad_conv2d_hard(x, wt, b, index, dil, s, g,
                                                  impl='reference'),
         }
-        packed = packed_conv(x, wt, b, s, d * (k - 1) // 2, d, g)
+        packed = packed_conv(x, wt, b, s, pad_padding(k, d), d, g)
         if packed:
             fns['conv_packed'] = packed
         rounds: dict[str, list[float]] = {}

@@ -55,8 +55,12 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from pad_mm.ops import (HAS_TRITON, dispatch, gumbel_softmax,  # noqa: E402
-                        pad_conv2d, pad_conv2d_hard, pad_conv2d_reference,
+# run from the repo root as documented, with no PYTHONPATH
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                '..', '..'))
+from pad_mm.ops import (HAS_TRITON, conv_out_size,  # noqa: E402
+                        dispatch, gumbel_softmax, pad_conv2d,
+                        pad_conv2d_hard, pad_conv2d_reference, tf32_enabled,
                         triton_pad)
 
 DIL = (1, 2, 4)
@@ -115,7 +119,7 @@ def _inputs(n, c_in, c_out, groups, size, stride, seed=0):
     w = torch.randn(c_out, c_in // groups, 3, 3, generator=g,
                     dtype=torch.float64) / (c_in // groups * 9)**0.5
     b = torch.randn(c_out, generator=g, dtype=torch.float64)
-    ho, wo = (size[0] - 1) // stride + 1, (size[1] - 1) // stride + 1
+    ho, wo = (conv_out_size(s, 3, stride) for s in size)
     logits = torch.randn(n, len(DIL), ho, wo, generator=g,
                          dtype=torch.float64)
     return x, w, b, logits
@@ -274,7 +278,7 @@ def speed_case(name: str, shape: tuple, device: torch.device, repeats: int,
     weight = (torch.randn(c_out, c_in // groups, 3, 3, device=device,
                           generator=g) * 0.05).to(dtype)
     bias = torch.zeros(c_out, device=device, dtype=dtype)
-    ho, wo = (h - 1) // stride + 1, (w - 1) // stride + 1
+    ho, wo = conv_out_size(h, 3, stride), conv_out_size(w, 3, stride)
     probs = torch.softmax(torch.randn(n, len(DIL), ho, wo, device=device,
                                       generator=g), 1).to(dtype)
     index = probs.argmax(1)
@@ -572,7 +576,7 @@ def main(argv=None) -> dict:
 def _set_tf32(on: bool) -> bool:
     """Set cuDNN's (and our kernels') fp32 precision; returns the old."""
     conv = getattr(torch.backends.cudnn, 'conv', None)
-    old = triton_pad._allow_tf32()
+    old = tf32_enabled()
     if conv is not None and hasattr(conv, 'fp32_precision'):
         conv.fp32_precision = 'tf32' if on else 'ieee'
     else:

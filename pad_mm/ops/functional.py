@@ -1,4 +1,4 @@
-"""The PAD convolution: a conv whose dilation is mixed per output pixel.
+"""The functional PAD convolution: a conv whose dilation is mixed per pixel.
 
 ``pad_conv2d(input, weight, bias, probs, dilations, stride=1, groups=1)`` is
 the public functional contract. It checks its arguments, then dispatches to
@@ -14,16 +14,17 @@ per pixel. It has its own registry with the same implementation names.
 
 Built-in implementations, in the order ``impl='auto'`` tries them:
 
-* ``'triton'`` (:mod:`pad_mm.ops.triton_pad`): fused Triton kernels for
+* ``'triton'`` (:mod:`pad_mm.ops.impls.triton_pad`): fused Triton kernels for
   CUDA tensors (fp32/fp16/bf16, fp32 weights with half activations, any
   groups) when ``triton`` >= 3 is importable and the GPU has compute
   capability >= 8.0. ``auto`` considers them for ``C_in/groups >= 16``
   (depthwise stays on cuDNN via the reference) and picks them only after
-  their self-check passed in this process and they measured faster than
-  the reference for the shape class (:mod:`pad_mm.ops.dispatch`). Not run
+  their self-check passed in this process and they measured at least 10%
+  faster than the reference for the shape class, never under DDP
+  (:mod:`pad_mm.ops.dispatch`). Not run
   on a GPU yet (``tools/analysis_tools/gpu_check.py`` measures them).
-* ``'im2col'`` (:mod:`pad_mm.ops.im2col`): mixed-im2col + one GEMM (soft)
-  and (:mod:`pad_mm.ops.hard_im2col`) a plain conv plus the differing
+* ``'im2col'`` (:mod:`pad_mm.ops.impls.im2col`): mixed-im2col + one GEMM (soft)
+  and (:mod:`pad_mm.ops.impls.hard_im2col`) a plain conv plus the differing
   pixels, or a gather + one GEMM (hard); works on any device and dtype;
   ``auto`` picks it on the CPU for non-depthwise convs with
   ``C_out/groups >= 8`` (where it measured faster than the reference, see
@@ -39,101 +40,60 @@ implementation (an error if it does not support the inputs). For
 tracing, scripting, exporting or compiling (:func:`is_tracing`), ``auto``
 runs the reference, except for hard inference recorded by
 ``torch.jit.trace``, the TorchScript ONNX exporter or ``torch.export``:
-there ``pad_conv2d_hard`` runs ``'export'`` (:mod:`pad_mm.ops.export_hard`:
-plain conv at the dominant dilation plus a NonZero/Gather/MatMul/
-ScatterElements recomputation of the differing pixels, instead of D full
-convs).
+there ``pad_conv2d_hard`` runs ``'export'``
+(:mod:`pad_mm.ops.impls.export_hard`: plain conv at the dominant dilation
+plus a NonZero/Gather/MatMul/ScatterElements recomputation of the
+differing pixels, instead of D full convs).
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import dispatch as _dispatch
-from . import export_hard as _export
-from . import hard_im2col as _hard_im2col
-from . import im2col as _im2col
-from . import triton_pad as _triton
-from .dispatch import Impl
-from .reference import pad_conv2d_hard_reference, pad_conv2d_reference
+from .dispatch import ENV_IMPL, dispatcher, is_tracing
+from .impls import export_hard as _export
+from .impls import hard_im2col as _hard_im2col
+from .impls import im2col as _im2col
+from .impls import triton_pad as _triton
+from .shapes import conv_out_size, pad_padding
 
 __all__ = [
     'pad_conv2d', 'pad_conv2d_hard', 'check_dilations', 'register_impl',
     'available_impls', 'select_impl', 'is_tracing', 'ENV_IMPL'
 ]
 
-PADImpl = Callable[..., Tensor]
-Predicate = Callable[..., bool]
-#: environment variable that forces the choice of ``impl='auto'``
-ENV_IMPL = 'PAD_MM_IMPL'
-
-
-def _always(*args) -> bool:
-    return True
-
-
-# name -> Impl(fn, supports, prefer, checked); the predicates take (input,
-# weight, probs (or index for the hard registry), dilations, stride,
-# groups). ``supports``: the implementation is correct for these inputs
-# (checked when the name is asked for); ``prefer``: ``impl='auto'`` may
-# consider it; ``checked``: ``auto`` also needs its self-check and timing.
-_IMPLS: dict[str, Impl] = {
-    'reference': Impl(pad_conv2d_reference, _always, _always),
-}
-_HARD_IMPLS: dict[str, Impl] = {
-    'reference': Impl(pad_conv2d_hard_reference, _always, _always),
-}
-# order tried by impl='auto'; 'reference' always last
-_AUTO_ORDER: list[str] = ['reference']
-_HARD_AUTO_ORDER: list[str] = ['reference']
-
-
-def is_tracing() -> bool:
-    """Whether the PAD op is being traced, scripted, exported or compiled
-    (``impl='auto'`` then runs the reference, which is plain aten ops)."""
-    return (torch.jit.is_tracing() or torch.jit.is_scripting()
-            or torch.compiler.is_compiling()
-            or torch.compiler.is_exporting()
-            or torch.onnx.is_in_onnx_export())
-
 
 def register_impl(name: str,
-                  fn: PADImpl,
-                  supports: Predicate,
+                  fn: Callable[..., Tensor],
+                  supports: Callable[..., bool],
                   priority: int = 0,
-                  prefer: Predicate | None = None,
+                  prefer: Callable[..., bool] | None = None,
                   hard: bool = False,
                   checked: bool = False) -> None:
-    """Register a PAD implementation for ``impl='auto'`` and by name.
+    """Register a :class:`~pad_mm.ops.impls.base.PADImpl` for
+    ``impl='auto'`` and by name (:meth:`Dispatcher.register
+    <pad_mm.ops.dispatch.Dispatcher.register>` of the process's
+    dispatcher).
 
     ``supports(input, weight, probs, dilations, stride, groups)`` returns
     whether ``fn`` handles these inputs correctly; ``prefer`` (default:
-    ``supports``) whether ``impl='auto'`` should pick it (e.g. only where
-    it measured faster). ``auto`` takes the first preferred one in the auto
-    order: a new name is inserted at position ``priority`` (0 = tried
-    first), never after ``'reference'``. ``hard=True`` registers a
-    :func:`pad_conv2d_hard` implementation (``fn`` then takes ``index``
-    instead of ``probs``). ``checked=True``: ``auto`` picks it only after
-    it passed its self-check in this process and measured faster than the
-    reference for the shape class, and falls back to the reference if it
-    ever raises (:mod:`pad_mm.ops.dispatch`).
+    ``supports``) whether ``impl='auto'`` should pick it. ``auto`` takes
+    the first preferred one in the auto order: a new name is inserted at
+    position ``priority`` (0 = tried first), never after ``'reference'``.
+    ``hard=True`` registers a :func:`pad_conv2d_hard` implementation.
+    ``checked=True``: ``auto`` picks it only after its self-check and a
+    timing win (:mod:`pad_mm.ops.dispatch`).
     """
-    impls, order = (_HARD_IMPLS, _HARD_AUTO_ORDER) if hard else (
-        _IMPLS, _AUTO_ORDER)
-    impls[name] = Impl(fn, supports, supports if prefer is None else prefer,
-                       checked)
-    if name not in order:
-        order.insert(max(0, min(priority, len(order) - 1)), name)
+    dispatcher.register(name, fn, supports, priority, prefer, hard, checked)
 
 
 def available_impls(hard: bool = False) -> list[str]:
     """Names accepted by ``pad_conv2d(..., impl=...)`` (``hard=True``: by
     ``pad_conv2d_hard``)."""
-    return ['auto'] + list(_HARD_IMPLS if hard else _IMPLS)
+    return ['auto'] + dispatcher.names(hard)
 
 
 def check_dilations(dilations: Sequence[int],
@@ -185,75 +145,14 @@ def _check_args(input: Tensor, weight: Tensor, bias: Tensor | None,
                          f'{tuple(bias.shape)}')
     if probs is None:
         return
-    h_out = (input.shape[2] - 1) // stride + 1
-    w_out = (input.shape[3] - 1) // stride + 1
+    k = weight.shape[-1]
+    h_out = conv_out_size(input.shape[2], k, stride)
+    w_out = conv_out_size(input.shape[3], k, stride)
     expected = (input.shape[0], len(dilations), h_out, w_out)
     if tuple(probs.shape) != expected:
         raise ValueError(f'probs must be [N, D, H_out, W_out]={expected} '
                          f'(D = len(dilations) = {len(dilations)}), got '
                          f'{tuple(probs.shape)}')
-
-
-def _env_impl(impls: dict, hard: bool) -> str | None:
-    value = os.environ.get(ENV_IMPL, '').strip()
-    if not value or value == 'auto':
-        return None
-    if value not in impls:
-        raise ValueError(f'{ENV_IMPL} must be one of '
-                         f'{available_impls(hard)}, got {value!r}')
-    return value
-
-
-def _select(input: Tensor, weight: Tensor, sel: Tensor,
-            dilations: tuple[int, ...], stride: int, groups: int, impl: str,
-            hard: bool) -> tuple[str, bool]:
-    """(name, whether to run it guarded by the reference fallback)."""
-    impls, order = (_HARD_IMPLS, _HARD_AUTO_ORDER) if hard else (
-        _IMPLS, _AUTO_ORDER)
-    family = 'hard' if hard else 'soft'
-    reference = impls['reference'].fn
-    args = (input, weight, sel, dilations, stride, groups)
-    source = 'impl'
-    if impl == 'auto':
-        if hard and 'export' in impls and _export.export_tracing():
-            # a recorded hard graph: dominant conv + differing pixels
-            return 'export', False
-        if is_tracing():
-            # exported graphs (ONNX, jit.trace, torch.export, compile) get
-            # the plain-aten reference: no custom autograd Functions, no
-            # data-dependent branches
-            return 'reference', False
-        forced = _env_impl(impls, hard)
-        if forced is None:
-            for name in order:
-                entry = impls[name]
-                if not (entry.supports(*args) and entry.prefer(*args)):
-                    continue
-                if not entry.checked:
-                    return name, False
-                if _dispatch.failed(name, family, input):
-                    continue
-                if _dispatch.capturing(input):
-                    # no checks or timings inside a CUDA graph capture
-                    if _dispatch.decided(name, family, *args):
-                        return name, True
-                    continue
-                if _dispatch.verified(name, entry, family, input,
-                                      reference) and _dispatch.faster(
-                                          name, entry, family, reference,
-                                          *args):
-                    return name, True
-            return 'reference', False
-        impl, source = forced, ENV_IMPL
-    if impl not in impls:
-        raise ValueError(f'impl must be one of {available_impls(hard)}, got '
-                         f'{impl!r}')
-    if not impls[impl].supports(*args):
-        raise ValueError(f'{source}={impl!r} does not support these inputs '
-                         f'(device={input.device.type}, dtype={input.dtype},'
-                         f' weight dtype={weight.dtype}, stride={stride}, '
-                         f"groups={groups}); use impl='auto' or 'reference'")
-    return impl, False
 
 
 def select_impl(input: Tensor, weight: Tensor, probs: Tensor,
@@ -263,22 +162,8 @@ def select_impl(input: Tensor, weight: Tensor, probs: Tensor,
     ``pad_conv2d_hard``, ``probs`` is then ``index``) would run for these
     inputs. For ``impl='auto'`` this may run a checked implementation's
     one-time self-check and shape-class timing."""
-    return _select(input, weight, probs, dilations, stride, groups, impl,
-                   hard)[0]
-
-
-def _call(impls: dict, name: str, guarded: bool, hard: bool, input: Tensor,
-          weight: Tensor, bias: Tensor | None, sel: Tensor,
-          dilations: tuple[int, ...], stride: int, groups: int) -> Tensor:
-    if not guarded:
-        return impls[name].fn(input, weight, bias, sel, dilations, stride,
-                              groups)
-    call = _dispatch.GuardedCall(name, 'hard' if hard else 'soft',
-                                 impls[name].fn, impls['reference'].fn,
-                                 str(input.device),
-                                 _dispatch.compute_dtype_key(input),
-                                 (dilations, stride, groups))
-    return call(input, weight, bias, sel)
+    return dispatcher.select(input, weight, probs, tuple(dilations), stride,
+                             groups, impl, hard)
 
 
 def pad_conv2d(input: Tensor,
@@ -298,7 +183,8 @@ def pad_conv2d(input: Tensor,
         input: [N, C_in, H, W].
         weight: [C_out, C_in/groups, k, k], k odd.
         bias: [C_out] or None.
-        probs: [N, D, H_out, W_out] with ``H_out = (H - 1) // stride + 1``;
+        probs: [N, D, H_out, W_out] with ``H_out = (H - 1) // stride + 1``
+            (:func:`~pad_mm.ops.conv_out_size`);
             any non-negative weights (one-hot, soft, straight-through).
         dilations: D distinct positive ints (absolute dilations).
         stride: conv stride (same for both axes).
@@ -310,18 +196,16 @@ def pad_conv2d(input: Tensor,
     """
     dilations = check_dilations(dilations)
     _check_args(input, weight, bias, probs, dilations, stride, groups)
-    name, guarded = _select(input, weight, probs, dilations, stride, groups,
-                            impl, False)
-    return _call(_IMPLS, name, guarded, False, input, weight, bias, probs,
-                 dilations, stride, groups)
+    return dispatcher.run(input, weight, bias, probs, dilations, stride,
+                          groups, impl, False)
 
 
-def _check_index(input: Tensor, index: Tensor, num_dilations: int,
+def _check_index(input: Tensor, index: Tensor, num_dilations: int, k: int,
                  stride: int, tracing: bool) -> tuple[int, int] | None:
     """Check ``index``; returns its (min, max), None if it is empty or
     ``tracing`` (:func:`is_tracing`, asked once by the caller)."""
-    h_out = (input.shape[2] - 1) // stride + 1
-    w_out = (input.shape[3] - 1) // stride + 1
+    h_out = conv_out_size(input.shape[2], k, stride)
+    w_out = conv_out_size(input.shape[3], k, stride)
     expected = (input.shape[0], h_out, w_out)
     if tuple(index.shape) != expected:
         raise ValueError(f'index must be [N, H_out, W_out]={expected}, got '
@@ -388,15 +272,14 @@ def pad_conv2d_hard(input: Tensor,
     dilations = check_dilations(dilations)
     _check_args(input, weight, bias, None, dilations, stride, groups)
     tracing = is_tracing()
-    span = _check_index(input, index, len(dilations), stride, tracing)
+    k = weight.shape[-1]
+    span = _check_index(input, index, len(dilations), k, stride, tracing)
     if impl == 'auto' and span is not None and span[0] == span[1]:
         d = dilations[span[0]]
-        return F.conv2d(input, weight, bias, stride,
-                        d * (weight.shape[-1] - 1) // 2, d, groups)
-    name, guarded = _select(input, weight, index, dilations, stride, groups,
-                            impl, True)
-    return _call(_HARD_IMPLS, name, guarded, True, input, weight, bias,
-                 index, dilations, stride, groups)
+        return F.conv2d(input, weight, bias, stride, pad_padding(k, d), d,
+                        groups)
+    return dispatcher.run(input, weight, bias, index, dilations, stride,
+                          groups, impl, True)
 
 
 def _cpu_prefers_im2col(input: Tensor, weight: Tensor, *args) -> bool:
@@ -409,15 +292,32 @@ def _cpu_prefers_im2col(input: Tensor, weight: Tensor, *args) -> bool:
         not torch.is_autocast_enabled('cpu')
 
 
-register_impl('im2col', _im2col.pad_conv2d_im2col, _always, priority=0,
-              prefer=_cpu_prefers_im2col)
-register_impl('im2col', _hard_im2col.pad_conv2d_hard_im2col, _always,
-              priority=0, prefer=_cpu_prefers_im2col, hard=True)
-# hard inference in recorded graphs (picked by _select while
-# _export.export_tracing(), never by the auto order otherwise)
-register_impl('export', _export.pad_conv2d_hard_export, _always,
-              priority=0, prefer=lambda *args: False, hard=True)
-register_impl('triton', _triton.pad_conv2d_triton, _triton.supports,
-              priority=0, prefer=_triton.prefer, checked=True)
-register_impl('triton', _triton.pad_conv2d_hard_triton, _triton.supports_hard,
-              priority=0, prefer=_triton.prefer, hard=True, checked=True)
+def _always(*args) -> bool:
+    return True
+
+
+def _never(*args) -> bool:
+    return False
+
+
+def _multi_chunk_backward():
+    # the Triton backward one image per chunk, as at production sizes
+    return _triton.bwd_buffer_limit(1)
+
+
+dispatcher.register('im2col', _im2col.pad_conv2d_im2col, _always,
+                    priority=0, prefer=_cpu_prefers_im2col)
+dispatcher.register('im2col', _hard_im2col.pad_conv2d_hard_im2col, _always,
+                    priority=0, prefer=_cpu_prefers_im2col, hard=True)
+# hard inference in recorded graphs: run while a graph is recorded for
+# export, never by the auto order otherwise
+dispatcher.register('export', _export.pad_conv2d_hard_export, _always,
+                    priority=0, prefer=_never, hard=True,
+                    record_when=_export.export_tracing)
+dispatcher.register('triton', _triton.pad_conv2d_triton, _triton.supports,
+                    priority=0, prefer=_triton.prefer, checked=True,
+                    check_context=_multi_chunk_backward)
+dispatcher.register('triton', _triton.pad_conv2d_hard_triton,
+                    _triton.supports_hard, priority=0,
+                    prefer=_triton.prefer, hard=True, checked=True,
+                    check_context=_multi_chunk_backward)

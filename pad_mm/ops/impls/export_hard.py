@@ -51,8 +51,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .hard_im2col import (SPARSE_MIN_PIXELS, all_tap_rows_index,
-                          gemm_matrix, tap_index, tap_rows)
+from ..shapes import conv_out_size, pad_padding
+from .base import implements
+from .hard_im2col import SPARSE_MIN_PIXELS
+from .taps import all_tap_rows_index, gemm_matrix, tap_index, tap_rows
 
 __all__ = ['pad_conv2d_hard_export', 'export_tracing']
 
@@ -70,7 +72,7 @@ def _conv(x: Tensor, weight: Tensor, bias: Tensor | None, d: int,
           stride: int, groups: int, k: int) -> Tensor:
     # k is passed as a Python int: torch.export gives cond operands
     # symbolic shapes, and the D branches must have the same output size
-    return F.conv2d(x, weight, bias, stride, d * (k - 1) // 2, d, groups)
+    return F.conv2d(x, weight, bias, stride, pad_padding(k, d), d, groups)
 
 
 def _dominant_conv_cond(x: Tensor, weight: Tensor, bias: Tensor | None,
@@ -82,7 +84,7 @@ def _dominant_conv_cond(x: Tensor, weight: Tensor, bias: Tensor | None,
     constant for the D branches to have the same output size)."""
     n, c, h, w = (int(v) for v in x.shape)
     c_out, cg, k, _ = (int(v) for v in weight.shape)
-    h_out, w_out = (h - 1) // stride + 1, (w - 1) // stride + 1
+    h_out, w_out = conv_out_size(h, k, stride), conv_out_size(w, k, stride)
 
     def branch(i: int):
         def conv_i(x_: Tensor) -> Tensor:
@@ -134,6 +136,7 @@ def _full_graph(input: Tensor, weight: Tensor, bias: Tensor | None,
                                                         2).contiguous()
 
 
+@implements
 def pad_conv2d_hard_export(input: Tensor,
                            weight: Tensor,
                            bias: Tensor | None,
@@ -141,14 +144,9 @@ def pad_conv2d_hard_export(input: Tensor,
                            dilations: Sequence[int],
                            stride: int = 1,
                            groups: int = 1) -> Tensor:
-    """Hard PAD as a traceable dominant-plus-differing-pixels graph.
-
-    Same contract as :func:`pad_mm.ops.pad_conv2d_hard_reference`:
-    input [N, C_in, H, W], weight [C_out, C_in/groups, k, k], bias [C_out]
-    or None, index [N, H_out, W_out] (integer, in [0, D)) ->
-    [N, C_out, H_out, W_out]. Also correct when run eagerly (used by the
-    tests); see the module docstring for the recorded graph.
-    """
+    """Hard PAD (:class:`~.base.PADImpl`, ``sel`` = index) as a traceable
+    dominant-plus-differing-pixels graph (see the module docstring); also
+    correct when run eagerly (used by the tests)."""
     n, c, h, w = input.shape
     c_out, cg, k, _ = weight.shape
     kk = k * k

@@ -42,6 +42,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..shapes import pad_padding
+from .base import first_order_only, implements
+
 __all__ = ['pad_conv2d_im2col']
 
 
@@ -108,7 +111,7 @@ class _PADIm2col(torch.autograd.Function):
         n, c, h, w = x.shape
         c_out, cg, k, _ = weight.shape
         h_out, w_out = probs.shape[-2:]
-        pad = max(dilations) * (k - 1) // 2
+        pad = pad_padding(k, max(dilations))
         psum = probs.sum(1, keepdim=True)
         cols = _mixed_im2col(x, probs, psum, dilations, k, stride, pad)
         if _depthwise(weight, groups):
@@ -130,6 +133,7 @@ class _PADIm2col(torch.autograd.Function):
         return out
 
     @staticmethod
+    @first_order_only  # no graph of the gradients: no double backward
     def backward(ctx, grad_out: Tensor):
         x, weight, probs = ctx.saved_tensors
         dilations, stride, groups, pad, has_bias = ctx.conf
@@ -201,6 +205,7 @@ class _PADIm2col(torch.autograd.Function):
         return gx, gw, gb, gp, None, None, None
 
 
+@implements
 def pad_conv2d_im2col(input: Tensor,
                       weight: Tensor,
                       bias: Tensor | None,
@@ -208,14 +213,9 @@ def pad_conv2d_im2col(input: Tensor,
                       dilations: Sequence[int],
                       stride: int = 1,
                       groups: int = 1) -> Tensor:
-    """Mixed-im2col PAD convolution (same contract as
-    :func:`pad_mm.ops.pad_conv2d_reference`).
-
-    Shapes: input [N, C_in, H, W], weight [C_out, C_in/groups, k, k],
-    bias [C_out] or None, probs [N, D, H_out, W_out] ->
-    [N, C_out, H_out, W_out] (contiguous NCHW, dtype of ``input``).
-    Differentiable in input, weight, bias and probs.
-    """
+    """Soft PAD (:class:`~.base.PADImpl`) as a mixed im2col and one GEMM:
+    contiguous NCHW output in the dtype of ``input`` (half computed in
+    float32, whatever autocast says)."""
     dtype = input.dtype
     cdt = _compute_dtype(dtype)
     args = [t if t is None else t.to(cdt).contiguous()

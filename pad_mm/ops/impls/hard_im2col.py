@@ -4,15 +4,11 @@
 ``dilations[index[n, p]]``. Every strategy below computes a pixel as a
 gather of its k x k taps followed by one GEMM row:
 
-* the input becomes channels-last rows ``[N*H*W + 1, C_in]``; the extra
-  zero row is where out-of-image taps point (zero padding without a
-  padded copy);
-* :func:`tap_index` gives each pixel's k*k tap positions at its own
-  dilation (also used by the exported graph, :mod:`.export_hard`); the
-  eager paths take them from a table of every pixel's rows at each
-  dilation, cached per geometry (one gather instead of a dozen small
+* the input becomes channels-last rows and each pixel's k*k tap rows at
+  its own dilation are looked up (:mod:`.taps`; the eager paths take them
+  from a table cached per geometry: one gather instead of a dozen small
   index ops, whose fixed cost per op weighs on 1 ms convs);
-* the taps of up to ``_CHUNK_BYTES`` worth of pixels are gathered with
+* the taps of up to :func:`chunk_bytes` worth of pixels are gathered with
   ``index_select`` into a reused buffer ``[M, k*k*C_in]`` and multiplied
   by the weight as a ``[C_out, k*k*C_in]`` matrix (columns in
   (kernel row, kernel column, channel) order).
@@ -49,22 +45,29 @@ No differing pixel at all: exactly one plain conv.
 """
 from __future__ import annotations
 
+import contextlib
+import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from . import native as _native
+from ..shapes import pad_padding
+from .base import implements
+from .taps import (all_tap_rows_index, gemm_matrix, is_channels_last,
+                   tap_rows, tap_rows_index, tap_table)
 
 # taps(s, e, buf) -> the taps of pixels s..e (see _TapGemm.__call__)
 TapSource = Callable[[int, int, Tensor | None], Tensor]
 
 __all__ = [
-    'pad_conv2d_hard_im2col', 'tap_index', 'tap_rows', 'tap_rows_index',
-    'all_tap_rows_index', 'gemm_matrix', 'packed_gemm_ok', 'packed_weight',
-    'SPARSE_MAX_SHARE', 'SPARSE_MIN_PIXELS'
+    'pad_conv2d_hard_im2col', 'hard_sparse', 'hard_full', 'packed_gemm_ok',
+    'packed_weight', 'onednn_linear_ops', 'reset_packed_gemm_check',
+    'chunk_bytes', 'gemm_chunk_bytes', 'SPARSE_MAX_SHARE',
+    'SPARSE_MIN_PIXELS', 'CHUNK_BYTES', 'STRATEGIES'
 ]
 
 # ``strategy='auto'`` runs the sparse strategy up to this share of the
@@ -80,30 +83,33 @@ SPARSE_MIN_PIXELS = 2048
 # Bytes of gathered taps per GEMM call: a reused buffer of this size
 # instead of one fresh [P, k*k*C_in] tensor (a fresh allocation of tens of
 # MiB costs more in page faults than the gather itself).
-_CHUNK_BYTES = 1 << 23
+CHUNK_BYTES = 1 << 23
+_CHUNK = threading.local()
 
 
-def tap_index(hi: Tensor, wi: Tensor, dil: Tensor, k: int, stride: int,
-              h: int, w: int) -> tuple[Tensor, Tensor]:
-    """Where the k x k taps of M output pixels fall in an h x w input plane.
+def chunk_bytes() -> int:
+    """Bytes of gathered taps per GEMM call in effect: :data:`CHUNK_BYTES`,
+    or the innermost :func:`gemm_chunk_bytes` of this thread."""
+    stack = getattr(_CHUNK, 'stack', None)
+    return stack[-1] if stack else CHUNK_BYTES
 
-    Args:
-        hi, wi: [M] output row and column of each pixel; dil: [M] its
-            dilation (integer tensors); k: kernel size (odd); stride: conv
-            stride; h, w: input plane size.
 
-    Returns:
-        ``(flat, valid)``, both [M, k, k] (pixel, kernel row, kernel
-        column): ``flat`` = row * w + col with row and col clamped into the
-        plane, ``valid`` = whether the tap lies inside it (zero padding
-        outside). No shape names M, so a traced graph works for any count.
-    """
-    off = torch.arange(k, device=hi.device, dtype=hi.dtype) - (k - 1) // 2
-    d = dil.view(-1, 1, 1)
-    rr = (hi * stride).view(-1, 1, 1) + d * off.view(1, k, 1)
-    cc = (wi * stride).view(-1, 1, 1) + d * off.view(1, 1, k)
-    valid = ((rr >= 0) & (rr < h)) & ((cc >= 0) & (cc < w))
-    return rr.clamp(0, h - 1) * w + cc.clamp(0, w - 1), valid
+@contextlib.contextmanager
+def gemm_chunk_bytes(nbytes: int) -> Iterator[None]:
+    """Within the block (this thread), gather at most ``nbytes`` of taps
+    per GEMM call (e.g. a few pixels' worth, to exercise the chunking)."""
+    if isinstance(nbytes, bool) or not isinstance(nbytes, int) or \
+            nbytes < 1:
+        raise ValueError(f'nbytes must be a positive int, got {nbytes!r}')
+    stack = getattr(_CHUNK, 'stack', None)
+    if stack is None:
+        stack = _CHUNK.stack = []
+    stack.append(nbytes)
+    try:
+        yield
+    finally:
+        stack.pop()
+
 
 
 # ------------------------------------------- oneDNN on packed weights ---
@@ -113,7 +119,9 @@ _PACKED: dict[int, tuple[weakref.ref, int, Tensor]] = {}
 _OK: list[bool] = []  # the result of the check, once done
 
 
-def _onednn_linear_ops():
+def onednn_linear_ops():
+    """(pack, linear): oneDNN's weight reorder and linear ops of this torch
+    build, None where missing."""
     mk = getattr(torch.ops, 'mkldnn', None)
     pack = getattr(mk, '_reorder_linear_weight', None)
     linear = getattr(mk, '_linear_pointwise', None)
@@ -125,7 +133,7 @@ def _check_linear() -> bool:
     ``F.linear`` in float64 (ragged sizes: rows not a multiple of the
     packing hint, a bias, a reduction over several cache blocks)."""
     g = torch.Generator().manual_seed(0)
-    pack, linear = _onednn_linear_ops()
+    pack, linear = onednn_linear_ops()
     a = torch.randn(37, 1153, generator=g)
     w = torch.randn(70, 1153, generator=g)
     b = torch.randn(70, generator=g)
@@ -136,16 +144,22 @@ def _check_linear() -> bool:
     return got.shape == exp.shape and bool(err <= 1e-4)
 
 
+def reset_packed_gemm_check() -> None:
+    """Forget the result of :func:`packed_gemm_ok`'s check (as in a new
+    process): the next call checks again."""
+    _OK.clear()
+
+
 def packed_gemm_ok(dtype: torch.dtype = torch.float32) -> bool:
     """Whether oneDNN's linear on a packed weight is used for ``dtype``:
     only float32, only where this torch build has the op and it passed
-    :func:`_check_linear` in this process (checked once); otherwise
+    its check against ``F.linear`` in this process (checked once); otherwise
     ``F.linear`` runs."""
     if dtype != torch.float32 or not torch.backends.mkldnn.is_available():
         return False
     if not _OK:
         try:
-            ok = None not in _onednn_linear_ops() and _check_linear()
+            ok = None not in onednn_linear_ops() and _check_linear()
         except Exception:  # not in this build
             ok = False
         _OK[:] = [ok]
@@ -160,7 +174,7 @@ def packed_weight(weight: Tensor) -> Tensor:
     dropped when the weight changes in place (an optimizer step) or is
     freed. A weight created under ``torch.inference_mode`` has no version
     counter: packed anew on every call."""
-    pack, _ = _onednn_linear_ops()
+    pack, _ = onednn_linear_ops()
 
     def make() -> Tensor:
         return pack(gemm_matrix(weight, torch.float32).contiguous(), 64)
@@ -209,7 +223,7 @@ class _TapGemm:
         taps, [(e-s)*k*k, C_in] rows (written into ``buf`` of that shape
         if given) -> [m, C_out]."""
         kk = self.k * self.k
-        step = max(1, _CHUNK_BYTES // (kk * c * self.cdt.itemsize))
+        step = max(1, chunk_bytes() // (kk * c * self.cdt.itemsize))
         if self.need_grad or m <= step:  # autograd: no out= buffers
             return self._rows(taps(0, m, None), m)
         buf = torch.empty(step * kk, c, dtype=self.cdt,
@@ -256,92 +270,6 @@ def _use_native(input: Tensor, gemm: _TapGemm) -> bool:
             and not torch.compiler.is_compiling() and _native.available())
 
 
-def tap_rows(x: Tensor, dtype: torch.dtype | None = None) -> Tensor:
-    """[N*H*W + 1, C_in]: the pixels of ``x`` [N, C_in, H, W] as
-    channels-last rows (in ``dtype``, default the input's), the last row
-    zero (where :func:`tap_rows_index` sends out-of-image taps).
-    Traceable (a concatenation) while gradients or a graph are recorded,
-    a copy into one buffer otherwise."""
-    n, c, h, w = x.shape
-    dtype = x.dtype if dtype is None else dtype
-    if (torch.is_grad_enabled() and x.requires_grad) or \
-            torch.jit.is_tracing() or torch.compiler.is_exporting():
-        return torch.cat([x.permute(0, 2, 3, 1).reshape(-1, c).to(dtype),
-                          x.new_zeros(1, c, dtype=dtype)])
-    rows = x.new_empty(n * h * w + 1, c, dtype=dtype)
-    if _is_channels_last(x):
-        rows[:-1].view(n, h, w, c).copy_(x.permute(0, 2, 3, 1))
-    else:  # per image a 2-D transpose (torch's blocked transpose copy)
-        for b in range(n):
-            rows[b * h * w:(b + 1) * h * w].copy_(x[b].reshape(c, h * w).t())
-    rows[-1].zero_()
-    return rows
-
-
-def tap_rows_index(bi: Tensor, hi: Tensor, wi: Tensor, dil: Tensor, k: int,
-                   stride: int, n: int, h: int, w: int) -> Tensor:
-    """[M*k*k] rows of :func:`tap_rows` holding the k x k taps of output
-    pixels (bi, hi, wi) [M] at dilations ``dil`` [M] (pixel-major, then
-    kernel row, kernel column; out-of-image taps -> the zero row)."""
-    flat, valid = tap_index(hi, wi, dil, k, stride, h, w)
-    flat = flat + (bi * (h * w)).view(-1, 1, 1)
-    return torch.where(valid, flat, n * h * w).reshape(-1)
-
-
-def all_tap_rows_index(index: Tensor, dilations: Sequence[int], k: int,
-                       stride: int, h: int, w: int) -> Tensor:
-    """:func:`tap_rows_index` of every output pixel of ``index``
-    [N, H_out, W_out] (pixel order n, row, column) at its chosen
-    dilation, for an input of size h x w."""
-    n, h_out, w_out = index.shape
-    dev = index.device
-    bi = torch.arange(n, device=dev).view(n, 1, 1).expand(n, h_out, w_out)
-    hi = torch.arange(h_out, device=dev).view(1, h_out, 1).expand_as(bi)
-    wi = torch.arange(w_out, device=dev).view(1, 1, w_out).expand_as(bi)
-    dil = torch.tensor(dilations, device=dev)[index]
-    return tap_rows_index(bi.reshape(-1), hi.reshape(-1), wi.reshape(-1),
-                          dil.reshape(-1), k, stride, n, h, w)
-
-
-# (N, H, W, H_out, W_out, k, stride, dilations, device) -> [D, P, k*k]
-_TABLES: dict[tuple, Tensor] = {}
-_TABLE_MAX_BYTES = 1 << 24  # one table; larger geometries compute directly
-_TABLES_MAX_BYTES = 1 << 26  # all tables; the oldest are dropped
-
-
-def _tap_table(index: Tensor, dilations: Sequence[int], k: int,
-               stride: int, h: int, w: int) -> Tensor | None:
-    """[D, N*H_out*W_out, k*k]: :func:`all_tap_rows_index` of every pixel
-    at each dilation, cached per geometry (the eager paths then pick each
-    pixel's rows with one gather instead of a dozen small index ops).
-    None (compute directly) above ``_TABLE_MAX_BYTES``."""
-    n, h_out, w_out = index.shape
-    num_d, kk = len(dilations), k * k
-    if num_d * n * h_out * w_out * kk * 8 > _TABLE_MAX_BYTES:
-        return None
-    key = (n, h, w, h_out, w_out, k, stride, tuple(dilations),
-           str(index.device))
-    table = _TABLES.get(key)
-    if table is None:
-        table = torch.stack([
-            all_tap_rows_index(torch.full_like(index, i), dilations, k,
-                               stride, h, w) for i in range(num_d)
-        ]).view(num_d, -1, kk)
-        total = sum(t.nbytes for t in _TABLES.values()) + table.nbytes
-        while _TABLES and total > _TABLES_MAX_BYTES:  # drop the oldest
-            total -= _TABLES.pop(next(iter(_TABLES))).nbytes
-        _TABLES[key] = table
-    return table
-
-
-def gemm_matrix(weight: Tensor, dtype: torch.dtype | None = None) -> Tensor:
-    """[C_out, k*k*C_in] matrix of a groups=1 weight [C_out, C_in, k, k],
-    columns in the (kernel row, kernel column, channel) order of
-    :func:`tap_rows_index` rows; in ``dtype`` (default the weight's)."""
-    c_out = weight.shape[0]
-    w = weight if dtype is None else weight.to(dtype)
-    return w.permute(0, 2, 3, 1).reshape(c_out, -1)
-
 
 def _pixel_taps(input: Tensor, index: Tensor, dilations: Sequence[int],
                 k: int, stride: int, gemm: _TapGemm, pix: Tensor | None,
@@ -358,7 +286,7 @@ def _pixel_taps(input: Tensor, index: Tensor, dilations: Sequence[int],
     if native:
         dil = torch.tensor(dilations, device=input.device)[chosen]
         return _native_taps(input, pix, dil, h_out, w_out, k, stride)
-    table = _tap_table(index, dilations, k, stride, h, w)
+    table = tap_table(index, dilations, k, stride, h, w)
     if table is None:
         if pix is None:
             flat = all_tap_rows_index(index, dilations, k, stride, h, w)
@@ -374,7 +302,7 @@ def _pixel_taps(input: Tensor, index: Tensor, dilations: Sequence[int],
     return _torch_taps(tap_rows(input, gemm.cdt), flat.reshape(-1), k * k)
 
 
-def _hard_sparse(input: Tensor, weight: Tensor, bias: Tensor | None,
+def hard_sparse(input: Tensor, weight: Tensor, bias: Tensor | None,
                  index: Tensor, dilations: Sequence[int], stride: int,
                  groups: int, dom: int, gemm: _TapGemm) -> Tensor:
     """Plain conv at ``dilations[dom]``; the pixels whose index differs
@@ -382,7 +310,7 @@ def _hard_sparse(input: Tensor, weight: Tensor, bias: Tensor | None,
     n, c_in = input.shape[:2]
     k = weight.shape[-1]
     d = dilations[dom]
-    out = F.conv2d(input, weight, bias, stride, d * (k - 1) // 2, d, groups)
+    out = F.conv2d(input, weight, bias, stride, pad_padding(k, d), d, groups)
     pix = (index.reshape(-1) != dom).nonzero().view(-1)
     native = _use_native(input, gemm)
     taps = _pixel_taps(input, index, dilations, k, stride, gemm, pix,
@@ -394,7 +322,7 @@ def _hard_sparse(input: Tensor, weight: Tensor, bias: Tensor | None,
         return out
     per_image = index[0].numel()
     bi, pos = pix // per_image, pix % per_image
-    if _is_channels_last(out) or gemm.need_grad:
+    if is_channels_last(out) or gemm.need_grad:
         # [N, H_out*W_out, C_out] view of either memory format
         planes.permute(0, 2, 1).index_put_((bi, pos), res)
         return out
@@ -410,7 +338,7 @@ def _hard_sparse(input: Tensor, weight: Tensor, bias: Tensor | None,
     return out
 
 
-def _hard_full(input: Tensor, weight: Tensor, bias: Tensor | None,
+def hard_full(input: Tensor, weight: Tensor, bias: Tensor | None,
                index: Tensor, dilations: Sequence[int], stride: int,
                gemm: _TapGemm) -> Tensor:
     """Every pixel by the gather + GEMM."""
@@ -421,9 +349,9 @@ def _hard_full(input: Tensor, weight: Tensor, bias: Tensor | None,
                        False)
     res = gemm(taps, n * h_out * w_out, c_in).to(input.dtype)
     res = res.view(n, h_out * w_out, -1)
-    if _is_channels_last(input) or gemm.need_grad:
+    if is_channels_last(input) or gemm.need_grad:
         out = res.view(n, h_out, w_out, -1).permute(0, 3, 1, 2)
-        fmt = torch.channels_last if _is_channels_last(input) else \
+        fmt = torch.channels_last if is_channels_last(input) else \
             torch.contiguous_format
         return out.contiguous(memory_format=fmt)  # a view if channels-last
     out = res.new_empty(n, res.shape[-1], h_out, w_out)
@@ -435,6 +363,7 @@ def _hard_full(input: Tensor, weight: Tensor, bias: Tensor | None,
 STRATEGIES = ('auto', 'sparse', 'full')
 
 
+@implements
 def pad_conv2d_hard_im2col(input: Tensor,
                            weight: Tensor,
                            bias: Tensor | None,
@@ -443,21 +372,16 @@ def pad_conv2d_hard_im2col(input: Tensor,
                            stride: int = 1,
                            groups: int = 1,
                            strategy: str = 'auto') -> Tensor:
-    """Hard PAD computing only the chosen dilation per pixel.
+    """Hard PAD (:class:`~.base.PADImpl`, ``sel`` = index) computing only
+    the chosen dilation per pixel.
 
-    ``out[n, :, p] = conv at pixel p with dilation dilations[index[n, p]]``.
     With ``s`` the share of the batch's pixels whose index differs from the
     dominant one: ``s == 0`` runs one plain conv (any ``strategy``);
-    otherwise ``strategy`` ``'sparse'`` runs a plain conv at the dominant
-    dilation plus the differing pixels recomputed, ``'full'`` every pixel
-    by the gather + GEMM (see the module docstring), and ``'auto'`` the
-    sparse one where it measured faster: ``s <=`` :data:`SPARSE_MAX_SHARE`
-    on maps of at least :data:`SPARSE_MIN_PIXELS` output pixels per image.
-
-    Shapes: input [N, C_in, H, W], weight [C_out, C_in/groups, k, k],
-    bias [C_out] or None, index [N, H_out, W_out] (int64 in [0, D)) ->
-    [N, C_out, H_out, W_out], in the input's dtype and memory format.
-    Differentiable in input, weight and bias.
+    otherwise ``strategy`` ``'sparse'`` runs :func:`hard_sparse`,
+    ``'full'`` :func:`hard_full`, and ``'auto'`` the sparse one where it
+    measured faster: ``s <=`` :data:`SPARSE_MAX_SHARE` on maps of at least
+    :data:`SPARSE_MIN_PIXELS` output pixels per image. The output keeps
+    the input's dtype and memory format.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f'strategy must be one of {STRATEGIES}, got '
@@ -468,7 +392,7 @@ def pad_conv2d_hard_im2col(input: Tensor,
     if other == 0:  # one dilation everywhere: a plain conv
         d = dilations[dom]
         return F.conv2d(input, weight, bias, stride,
-                        d * (weight.shape[-1] - 1) // 2, d, groups)
+                        pad_padding(weight.shape[-1], d), d, groups)
     need_grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (input, weight, bias))
     gemm = _TapGemm(weight, bias, groups,
@@ -479,11 +403,7 @@ def pad_conv2d_hard_im2col(input: Tensor,
             index[0].numel() >= SPARSE_MIN_PIXELS
         strategy = 'sparse' if sparse else 'full'
     if strategy == 'sparse':
-        return _hard_sparse(input, weight, bias, index, dilations, stride,
-                            groups, dom, gemm)
-    return _hard_full(input, weight, bias, index, dilations, stride, gemm)
+        return hard_sparse(input, weight, bias, index, dilations, stride,
+                           groups, dom, gemm)
+    return hard_full(input, weight, bias, index, dilations, stride, gemm)
 
-
-def _is_channels_last(x: Tensor) -> bool:
-    return not x.is_contiguous() and x.is_contiguous(
-        memory_format=torch.channels_last)

@@ -37,9 +37,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ['available', 'status', 'disabled', 'gather_taps', 'scatter_rows']
+from ..shapes import conv_out_size
 
-SOURCE = Path(__file__).with_name('csrc') / 'hard_gather.c'
+__all__ = [
+    'available', 'status', 'disabled', 'reset', 'gather_taps', 'scatter_rows'
+]
+
+SOURCE = Path(__file__).parent.parent / 'csrc' / 'hard_gather.c'
 FLAGS = ('-O3', '-fPIC', '-shared', '-fopenmp')
 _ABI = 1
 
@@ -133,7 +137,7 @@ def _check(lib: ctypes.CDLL) -> str | None:
     for n, c, h, w, k, s in [(2, 37, 9, 11, 3, 1), (3, 70, 12, 7, 5, 2),
                              (1, 5, 6, 6, 1, 1), (2, 33, 17, 19, 3, 2)]:
         x = torch.randn(n, c, h, w, generator=g)
-        h_out, w_out = (h - 1) // s + 1, (w - 1) // s + 1
+        h_out, w_out = conv_out_size(h, k, s), conv_out_size(w, k, s)
         total = n * h_out * w_out
         pix = torch.randperm(total, generator=g)[:max(1, total * 2 // 3)]
         dil = torch.tensor([1, 2, 5])[torch.randint(0, 3, pix.shape,
@@ -187,6 +191,14 @@ def _init() -> dict:
             RuntimeWarning, stacklevel=3)
         return dict(lib=None, why=f'not used: {diff}')
     return dict(lib=lib, why='in use (built and checked in this process)')
+
+
+def reset() -> None:
+    """Forget the build, load and check of this process (as a new process
+    starts): the next :func:`available` builds or loads and checks again
+    (tests; after changing ``PAD_MM_NATIVE`` or ``PAD_MM_CACHE_DIR``)."""
+    with _LOCK:
+        _STATE.clear()
 
 
 def status() -> str:
@@ -253,7 +265,7 @@ def gather_taps(x: Tensor, pix: Tensor, dil: Tensor, h_out: int,
         h_out, w_out: output size; k: odd kernel size; stride: >= 1.
         out: [M, k*k*C] float32, contiguous: row m holds pixel m's taps in
             (kernel row, kernel column, channel) order, zero outside the
-            input (the layout of :func:`.hard_im2col.tap_rows_index`).
+            input (the layout of :func:`.taps.tap_rows_index`).
 
     Returns ``out``. RuntimeError where not :func:`available`.
     """
@@ -267,8 +279,9 @@ def gather_taps(x: Tensor, pix: Tensor, dil: Tensor, h_out: int,
              and dil.is_contiguous() and dil.shape == pix.shape == (m, ),
              'pix and dil must be contiguous int64 [M] tensors, got pix '
              f'{_describe(pix)}, dil {_describe(dil)}')
-    _require(k % 2 == 1 and stride >= 1 and h_out == (h - 1) // stride + 1
-             and w_out == (w - 1) // stride + 1,
+    _require(k % 2 == 1 and stride >= 1
+             and h_out == conv_out_size(h, k, stride)
+             and w_out == conv_out_size(w, k, stride),
              f'k={k}, stride={stride}, output {h_out}x{w_out} do not fit '
              f'an input of {h}x{w}')
     _require(tuple(out.shape) == (m, k * k * c),

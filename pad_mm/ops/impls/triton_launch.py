@@ -1,0 +1,149 @@
+"""Launch parameters of the Triton kernels: constexprs, the variants a
+launch can compile, and a launch hook that can record instead of run."""
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+import torch
+
+from .triton_kernels import (BLOCKS, HAS_TRITON, bwd_cols_kernel,
+                             bwd_input_kernel, bwd_probs_kernel,
+                             bwd_weight_kernel, fwd_kernel)
+
+__all__ = [
+    'KernelVariant', 'launch_variants', 'fwd_meta', 'cols_meta',
+    'gather_meta', 'weight_meta', 'Launch', 'launch', 'recording'
+]
+
+
+class Launch(NamedTuple):
+    """One kernel launch: the jitted ``kernel``, its ``grid``, positional
+    ``args`` and constexpr ``meta``."""
+    kernel: Any
+    grid: tuple
+    args: tuple
+    meta: dict
+
+
+_RECORDING = threading.local()
+
+
+def launch(kernel: Any, grid: tuple, *args: Any, **meta: Any) -> None:
+    """``kernel[grid](*args, **meta)``, or recorded inside
+    :func:`recording`."""
+    rec = getattr(_RECORDING, 'launches', None)
+    if rec is not None:
+        rec.append(Launch(kernel, grid, args, meta))
+        return
+    kernel[grid](*args, **meta)
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[list[Launch]]:
+    """Within the block (this thread), launches are recorded into the
+    yielded list instead of run."""
+    rec: list[Launch] = []
+    prev = getattr(_RECORDING, 'launches', None)
+    _RECORDING.launches = rec
+    try:
+        yield rec
+    finally:
+        _RECORDING.launches = prev
+
+
+_TT = {torch.float32: 'fp32', torch.float16: 'fp16', torch.bfloat16: 'bf16'}
+
+
+def fwd_meta(cast: bool, prec: str, hard: bool, stride: int, k: int,
+              d: int, blocks: dict) -> dict:
+    return dict(STRIDE=stride, K=k, D=d, HARD=hard, CAST=cast, PREC=prec,
+                **blocks)
+
+
+def cols_meta(cast: bool, prec: str, k: int, blocks: dict) -> dict:
+    return dict(K=k, CAST=cast, PREC=prec, **blocks)
+
+
+def gather_meta(stride: int, k: int, d: int, blocks: dict) -> dict:
+    # bwd_input_kernel and bwd_probs_kernel
+    return dict(STRIDE=stride, K=k, D=d, BM=blocks['BM'], BN=blocks['BN'])
+
+
+def weight_meta(cast: bool, prec: str, stride: int, k: int, d: int,
+                 blocks: dict) -> dict:
+    return dict(STRIDE=stride, K=k, D=d, CAST=cast, PREC=prec, **blocks)
+
+
+class KernelVariant(NamedTuple):
+    """One compiled variant: ``fn`` with a Triton ``signature`` (argument
+    name -> type string, e.g. ``'*bf16'``, ``'i32'``, ``'constexpr'``) and
+    the ``constexprs`` a launch passes."""
+    name: str
+    fn: Any
+    signature: dict
+    constexprs: dict
+
+
+def launch_variants(k: int = 3, num_dilations: int = 3,
+                    blocks: dict | None = None) -> list[KernelVariant]:
+    """Every kernel variant the launches of this module can compile for a
+    ``k`` x ``k`` kernel and ``num_dilations`` dilations on a GPU: each
+    compute dtype (fp32 with TF32 on/off, fp16, bf16), soft/hard (the
+    straight-through probabilities take the soft kernels), stride 1/2.
+    Integer arguments are typed ``i32`` (:func:`supports` keeps every
+    tensor below 2**31 elements). Used by the compile test in CI."""
+    if not HAS_TRITON:
+        raise RuntimeError('launch_variants needs the triton package')
+    blocks = dict(BLOCKS if blocks is None else blocks)
+    modes = [(torch.float32, False, 'ieee'), (torch.float32, False, 'tf32'),
+             (torch.float16, True, 'ieee'), (torch.bfloat16, True, 'ieee')]
+
+    def sig(fn, ptrs, const):
+        out = {}
+        for a in fn.arg_names:
+            out[a] = 'constexpr' if a in const else ptrs.get(a, 'i32')
+        return out
+
+    variants = []
+    for dtype, cast, prec in modes:
+        xt = '*' + _TT[dtype]
+        tag = f'{_TT[dtype]}-{prec}' if dtype == torch.float32 else _TT[
+            dtype]
+        for stride in (1, 2):
+            for hard in (False, True):
+                const = fwd_meta(cast, prec, hard, stride, k, num_dilations,
+                                  blocks)
+                ptrs = dict(x_ptr=xt, w_ptr=xt, b_ptr='*fp32',
+                            p_ptr='*i64' if hard else '*fp32',
+                            psum_ptr='*fp32', dil_ptr='*i32', out_ptr=xt)
+                variants.append(KernelVariant(
+                    f'fwd-{tag}-s{stride}-{"hard" if hard else "soft"}',
+                    fwd_kernel, sig(fwd_kernel, ptrs, const), const))
+            const = weight_meta(cast, prec, stride, k, num_dilations, blocks)
+            ptrs = dict(go_ptr=xt, x_ptr=xt, p_ptr='*fp32', dil_ptr='*i32',
+                        gw_ptr='*fp32')
+            variants.append(KernelVariant(
+                f'bwd_weight-{tag}-s{stride}', bwd_weight_kernel,
+                sig(bwd_weight_kernel, ptrs, const), const))
+            if prec == 'ieee':  # no tl.dot: one variant per dtype
+                const = gather_meta(stride, k, num_dilations, blocks)
+                ptrs = dict(gc_ptr='*fp32', p_ptr='*fp32', psum_ptr='*fp32',
+                            dil_ptr='*i32', gx_ptr=xt)
+                variants.append(KernelVariant(
+                    f'bwd_input-{_TT[dtype]}-s{stride}', bwd_input_kernel,
+                    sig(bwd_input_kernel, ptrs, const), const))
+                ptrs = dict(gc_ptr='*fp32', x_ptr=xt, dil_ptr='*i32',
+                            gp_ptr='*fp32')
+                variants.append(KernelVariant(
+                    f'bwd_probs-{_TT[dtype]}-s{stride}', bwd_probs_kernel,
+                    sig(bwd_probs_kernel, ptrs, const), const))
+        const = cols_meta(cast, prec, k, blocks)
+        ptrs = dict(go_ptr=xt, w_ptr=xt, g_ptr='*fp32')
+        variants.append(KernelVariant(f'bwd_cols-{tag}', bwd_cols_kernel,
+                                      sig(bwd_cols_kernel, ptrs, const),
+                                      const))
+    return variants
+

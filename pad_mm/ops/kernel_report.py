@@ -1,0 +1,263 @@
+"""Static report of the Triton kernels, without a GPU.
+
+For production shapes (ResNet-101 layer4, bf16 activations with fp32
+weights as under AMP, channels_last), :func:`build_report`:
+
+1. records the kernel launches a real call makes, forward and backward
+   (:func:`pad_mm.ops.triton_pad.record_launches` on ``'meta'`` tensors);
+2. compiles each distinct launch for sm_90 with ``triton.compile(
+   ASTSource(...), target=GPUTarget('cuda', 90, 32))`` at the
+   specialisation the launch gets (Triton's own rule: integers equal to 1
+   become constants, integers and data pointers divisible by 16 get
+   ``tt.divisibility = 16``);
+3. reads what it compiled to: registers, spills and shared memory
+   (``ptxas -v`` of Triton's bundled ``ptxas``), and the widths of the
+   global loads and stores counted in the PTX;
+4. adds an analytic roofline per kernel (FLOPs and ideal HBM bytes at the
+   shape, time at the H100 SXM peaks of :data:`H100`) against a cuDNN
+   roofline of the same conv (the same FLOPs on tensor cores, each tensor
+   read or written once).
+
+The roofline is a lower bound for both sides: it assumes every byte is
+read from HBM once (perfect reuse in L2/SMEM) and peak throughput. It
+does not see load efficiency, which the PTX widths show.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+from collections import Counter
+from typing import Any
+
+import torch
+
+from .impls import triton_pad
+from .impls.triton_kernels import BLOCKS
+from .shapes import conv_out_size
+
+__all__ = [
+    'SHAPES', 'H100', 'shape_launches', 'specialise', 'compile_launch',
+    'ptx_memory_ops', 'ptxas_stats', 'roofline', 'build_report',
+    'markdown_table'
+]
+
+#: name -> (N, C_in, C_out, H, W, stride, dilations): ResNet-101 layer4's
+#: 3x3 conv on a 512x1024 crop
+SHAPES: dict[str, tuple] = {
+    'r101_layer4_os8_b2': (2, 512, 512, 64, 128, 1, (4, 8, 16)),
+    'r101_layer4_os8_b8': (8, 512, 512, 64, 128, 1, (4, 8, 16)),
+    'r101_layer4_os16_b8': (8, 512, 512, 32, 64, 1, (2, 4, 8)),
+}
+#: H100 SXM5 peaks (NVIDIA datasheet): dense bf16 tensor-core FLOP/s,
+#: fp32 CUDA-core FLOP/s, HBM3 bytes/s
+H100 = dict(name='H100 SXM5', bf16_tensor_flops=989e12,
+            fp32_flops=67e12, hbm_bytes=3.35e12)
+
+
+def shape_launches(shape: tuple, dtype: torch.dtype = torch.bfloat16,
+                   weight_dtype: torch.dtype = torch.float32,
+                   channels_last: bool = True) -> dict[str, list]:
+    """The launches of a soft forward + backward and of a hard forward at
+    ``shape`` (``'meta'`` tensors): ``{'soft': [...], 'hard': [...]}``."""
+    n, c_in, c_out, h, w, stride, dil = shape
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    ho, wo = conv_out_size(h, 3, stride), conv_out_size(w, 3, stride)
+    x = torch.empty(n, c_in, h, w, device='meta', dtype=dtype
+                    ).contiguous(memory_format=fmt)
+    wt = torch.empty(c_out, c_in, 3, 3, device='meta', dtype=weight_dtype)
+    b = torch.empty(c_out, device='meta', dtype=weight_dtype)
+    p = torch.empty(n, len(dil), ho, wo, device='meta')
+    index = torch.empty(n, ho, wo, device='meta', dtype=torch.long)
+    soft = triton_pad.record_launches(x, wt, b, p, dil, stride, 1)
+    hard = triton_pad.record_launches(x, wt, b, index, dil, stride, 1,
+                                      hard=True, backward=False)
+    return dict(soft=soft, hard=hard)
+
+
+def specialise(launch: Any, cap: int = 90) -> Any:
+    """The ``ASTSource`` a launch compiles (Triton's specialisation)."""
+    from triton._C.libtriton import native_specialize_impl
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource, make_backend
+    backend = type(make_backend(GPUTarget('cuda', cap, 32)))
+    fn = launch.kernel
+    names = fn.arg_names
+    signature, constexprs, attrs = {}, dict(launch.meta), {}
+    for i, arg in enumerate(launch.args):
+        ty, spec = native_specialize_impl(backend, arg, False, True, True)
+        if ty == 'constexpr':
+            constexprs[names[i]] = spec
+            signature[names[i]] = 'constexpr'
+            continue
+        signature[names[i]] = ty
+        if spec == 'D':
+            attrs[(i, )] = [['tt.divisibility', 16]]
+    for name in launch.meta:
+        signature[name] = 'constexpr'
+    return ASTSource(fn=fn, signature=signature, constexprs=constexprs,
+                     attrs=attrs)
+
+
+_MEM = re.compile(r'\b(ld|st)\.global((?:\.[A-Za-z0-9_:]+)+)')
+
+
+def ptx_memory_ops(ptx: str) -> dict[str, dict[int, int]]:
+    """Global load and store instructions in the PTX (static count) by
+    access width in bits (vector width times element bits):
+    ``{'ld': {16: n, 128: m}, 'st': {...}}``."""
+    counts: dict[str, Counter] = {'ld': Counter(), 'st': Counter()}
+    for op, suffix in _MEM.findall(ptx):
+        parts = suffix.split('.')[1:]
+        vec = next((int(t[1:]) for t in parts if re.fullmatch(r'v\d', t)), 1)
+        bits = next((int(t[1:]) for t in reversed(parts)
+                     if re.fullmatch(r'[bfsu]\d+', t)), None)
+        if bits is not None:
+            counts[op][vec * bits] += 1
+    return {op: dict(sorted(c.items())) for op, c in counts.items()}
+
+
+def ptxas_stats(ptx: str, cap: int = 90) -> dict[str, int]:
+    """Registers, spill bytes and static shared memory of ``ptx`` from
+    ``ptxas -v`` (Triton's bundled ptxas)."""
+    from triton.backends.nvidia.compiler import get_ptxas
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, 'k.ptx')
+        with open(src, 'w') as f:
+            f.write(ptx)
+        proc = subprocess.run(
+            [get_ptxas(cap).path, f'-arch=sm_{cap}a' if cap >= 90 else
+             f'-arch=sm_{cap}', '-v', src, '-o',
+             os.path.join(tmp, 'k.cubin')], capture_output=True, text=True,
+            timeout=600)
+    if proc.returncode:
+        raise RuntimeError(f'ptxas failed: {proc.stderr[-2000:]}')
+    out = proc.stderr + proc.stdout
+
+    def grab(pattern: str) -> int:
+        m = re.search(pattern, out)
+        return int(m.group(1)) if m else 0
+
+    return dict(registers=grab(r'Used (\d+) registers'),
+                spill_stores=grab(r'(\d+) bytes spill stores'),
+                spill_loads=grab(r'(\d+) bytes spill loads'),
+                ptxas_smem=grab(r'(\d+) bytes smem'))
+
+
+def compile_launch(launch: Any, cap: int = 90) -> dict:
+    """Compile one launch for ``sm_<cap>`` and read what it compiled to."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    kernel = triton.compile(specialise(launch, cap),
+                            target=GPUTarget('cuda', cap, 32))
+    ptx = kernel.asm['ptx']
+    return dict(kernel=launch.kernel.fn.__name__, grid=list(launch.grid),
+                num_warps=kernel.metadata.num_warps,
+                shared_bytes=kernel.metadata.shared,
+                **ptxas_stats(ptx, cap), global_access_bits=ptx_memory_ops(
+                    ptx))
+
+
+def roofline(shape: tuple, elt: int = 2) -> dict:
+    """Analytic FLOPs, ideal HBM bytes and predicted microseconds at
+    :data:`H100` peaks, per kernel (one call, all chunks) and for cuDNN's
+    conv of the same shape; ``elt``: bytes per activation element."""
+    n, c, co, h, w, stride, dil = shape
+    d = len(dil)
+    p = n * conv_out_size(h, 3, stride) * conv_out_size(w, 3, stride)
+    pin, kk, f32 = n * h * w, 9, 4
+    gemm = 2.0 * p * co * c * kk
+    x_b, out_b, w_b = pin * c * elt, p * co * elt, co * c * kk * elt
+    buf = p * kk * c * f32  # the backward's fp32 [pixels, k*k, C] buffer
+    probs = p * d * f32
+    mix = 2.0 * p * c * (8 * d + 1)  # mixed input, per output-tile pass
+
+    def t(tensor=0.0, cuda=0.0, nbytes=0.0):
+        us = max(tensor / H100['bf16_tensor_flops'] + cuda /
+                 H100['fp32_flops'], nbytes / H100['hbm_bytes']) * 1e6
+        return dict(tensor_flops=tensor, cuda_core_flops=cuda,
+                    hbm_bytes=nbytes, us=us)
+
+    tiles = -(-co // BLOCKS['BN'])
+    kernels = {
+        'fwd (soft)': t(gemm, mix * tiles, x_b + w_b + out_b + probs),
+        'fwd (hard)': t(gemm, 0.0, x_b + w_b + out_b + p * 8),
+        'bwd_cols': t(gemm, 0.0, out_b + w_b + buf),
+        'bwd_input': t(0.0, 2.0 * pin * c * (8 * d + 1), buf + probs + x_b),
+        'bwd_probs': t(0.0, 2.0 * p * kk * c * d, d * buf + x_b + probs),
+        'bwd_weight': t(gemm, mix * -(-co // BLOCKS['BM']),
+                        out_b + x_b + probs + co * c * kk * f32),
+    }
+    cudnn = dict(fwd=t(gemm, 0.0, x_b + w_b + out_b),
+                 bwd=t(2 * gemm, 0.0, 2 * out_b + 2 * x_b + 2 * w_b))
+    soft = kernels['fwd (soft)']['us'] + sum(
+        kernels[k]['us'] for k in ('bwd_cols', 'bwd_input', 'bwd_probs',
+                                   'bwd_weight'))
+    cudnn_fb = cudnn['fwd']['us'] + cudnn['bwd']['us']
+    return dict(kernels=kernels, cudnn=cudnn, pad_fwd_bwd_us=soft,
+                cudnn_fwd_bwd_us=cudnn_fb, fwd_bwd_ratio=soft / cudnn_fb,
+                hard_ratio=kernels['fwd (hard)']['us'] / cudnn['fwd']['us'],
+                assumptions='each tensor moved through HBM once, peak '
+                'throughput, tensor-core and CUDA-core time added; mixing '
+                'redone per output-channel tile as the kernels do')
+
+
+def build_report(shapes: dict[str, tuple] | None = None,
+                 cap: int = 90) -> dict:
+    """Compile every distinct launch of ``shapes`` (default
+    :data:`SHAPES`) and add the rooflines; JSON-able."""
+    import triton
+    shapes = SHAPES if shapes is None else shapes
+    compiled: dict[str, dict] = {}
+    per_shape = {}
+    for name, shape in shapes.items():
+        kernels = []
+        for family, launches in shape_launches(shape).items():
+            for launch in launches:
+                key = specialise(launch, cap).hash()
+                if key not in compiled:
+                    compiled[key] = compile_launch(launch, cap)
+                entry = dict(compiled[key], family=family, variant=key[:12],
+                             grid=list(launch.grid))
+                if entry not in kernels:
+                    kernels.append(entry)
+        per_shape[name] = dict(shape=dict(zip(
+            ('N', 'C_in', 'C_out', 'H', 'W', 'stride', 'dilations'),
+            shape)), kernels=kernels, roofline=roofline(shape))
+    return dict(target=f'sm_{cap}', triton=triton.__version__,
+                torch=torch.__version__, dtype='bf16 activations, fp32 '
+                'weights (AMP), channels_last', peaks=H100,
+                shapes=per_shape)
+
+
+def markdown_table(report: dict) -> str:
+    """The report as two markdown tables: compiled kernels, rooflines."""
+    rows = ['| shape | kernel | family | grid | warps | registers | spills '
+            '(st/ld B) | shared B | global loads (bits: PTX instructions) '
+            '| global stores |', '|---|---|---|---|---|---|---|---|---|---|']
+    for name, s in report['shapes'].items():
+        for k in s['kernels']:
+            acc = k['global_access_bits']
+            rows.append(
+                f"| {name} | {k['kernel']} | {k['family']} | "
+                f"{'x'.join(map(str, k['grid']))} | {k['num_warps']} | "
+                f"{k['registers']} | {k['spill_stores']}/{k['spill_loads']}"
+                f" | {k['shared_bytes']} | "
+                f"{', '.join(f'{b}: {n}' for b, n in acc['ld'].items())} | "
+                f"{', '.join(f'{b}: {n}' for b, n in acc['st'].items())} |")
+    rows += ['', '| shape | kernel | tensor GFLOP | CUDA-core GFLOP | HBM MB '
+             '| predicted us |', '|---|---|---|---|---|---|']
+    for name, s in report['shapes'].items():
+        r = s['roofline']
+        items = list(r['kernels'].items()) + [
+            (f'cuDNN {k}', v) for k, v in r['cudnn'].items()]
+        for k, v in items:
+            rows.append(f"| {name} | {k} | {v['tensor_flops'] / 1e9:.1f} | "
+                        f"{v['cuda_core_flops'] / 1e9:.1f} | "
+                        f"{v['hbm_bytes'] / 1e6:.1f} | {v['us']:.1f} |")
+        rows.append(f"| {name} | **fwd+bwd ratio to cuDNN** | | | | "
+                    f"**{r['fwd_bwd_ratio']:.2f}x** |")
+        rows.append(f"| {name} | **hard inference ratio to cuDNN** | | | | "
+                    f"**{r['hard_ratio']:.2f}x** |")
+    return '\n'.join(rows)
