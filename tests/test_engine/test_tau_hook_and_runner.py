@@ -130,7 +130,7 @@ def test_mmseg_apis_with_recurrent_chain(repo_root, tmp_path):
     model = init_model(cfg, None, device='cpu')
     chain = model.backbone.layer4[0].conv1.chain
     assert chain.length == 4
-    assert model.backbone.layer4[1].conv2._chain_index == 3
+    assert model.backbone.layer4[1].conv2.chain_index == 3
     img = np.random.RandomState(0).randint(0, 255, (40, 48, 3), np.uint8)
     a = inference_model(model, img).pred_sem_seg.data
     b = inference_model(model, img).pred_sem_seg.data

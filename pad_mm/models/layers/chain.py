@@ -36,6 +36,12 @@ class PADChain:
         layer (None between passes: the last layer cleared it)."""
         return self._state.get(threading.get_ident(), (None, -1))[0]
 
+    @property
+    def pending_threads(self) -> int:
+        """How many threads have a forward pass of this chain under way
+        (0 between passes: nothing is left behind)."""
+        return len(self._state)
+
     def read(self, index: int) -> Tensor | None:
         """h^(index-1) for layer ``index`` (None for the first layer)."""
         key = threading.get_ident()

@@ -49,7 +49,10 @@ from pad_mm.ops import (available_impls, check_tau, export_tracing,
 from pad_mm.registry import MODELS
 
 from .chain import PADChain, PADChainError
-from .prior import PADPrior, note_once
+from .geometry import non_adaptive_reason
+from .loading import (PAD_BUFFERS, PADCheckpointMismatchError, finish_load,
+                      plan_load)
+from .prior import PADPrior
 from .settings import (EVAL_MODES, TRAIN_MODES, UNSET, PADSettings,
                        check_choice, parse_settings)
 
@@ -58,42 +61,7 @@ __all__ = [
     'PADCheckpointMismatchError', 'PAD_BUFFERS'
 ]
 
-# persistent buffers of an adaptive PADConv2d (tau, absolute options)
-PAD_BUFFERS = ('pad_tau', 'pad_dilations')
-
 _LOGGED_NON_ADAPTIVE: set[str] = set()
-
-
-def _pair(v) -> tuple:
-    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
-
-
-def non_adaptive_reason(kernel_size, stride=1, padding=0, dilation=1,
-                        padding_mode: str = 'zeros') -> str | None:
-    """Why a conv with this geometry cannot be made adaptive, or None if
-    it can (odd square kernel > 1, square stride and dilation, padding
-    ``dilation*(k-1)//2`` (or ``'same'`` with stride 1), zero padding)."""
-    k, s, d = _pair(kernel_size), _pair(stride), _pair(dilation)
-    p = padding if isinstance(padding, str) else _pair(padding)
-    if k[0] != k[1] or k[0] % 2 == 0 or k[0] == 1:
-        return f'kernel_size={k} is not an odd square kernel > 1'
-    if s[0] != s[1]:
-        return f'stride={s} is not square'
-    if d[0] != d[1]:
-        return f'dilation={d} is not square'
-    if isinstance(p, str):
-        if p != 'same' or s[0] != 1:
-            return f'padding={p!r} with stride {s}'
-    elif p[0] != p[1] or p[0] != d[0] * (k[0] - 1) // 2:
-        return (f'padding={p} differs from dilation*(k-1)//2='
-                f'{d[0] * (k[0] - 1) // 2}')
-    if padding_mode != 'zeros':
-        return f"padding_mode={padding_mode!r} is not 'zeros'"
-    return None
-
-
-class PADCheckpointMismatchError(ValueError):
-    """A checkpoint's PAD dilation options differ from the layer's."""
 
 
 class PADProbe(nn.Module):
@@ -341,52 +309,11 @@ class PADConv2d(nn.Conv2d):
             return super()._load_from_state_dict(
                 state_dict, prefix, local_metadata, strict, missing_keys,
                 unexpected_keys, error_msgs)
-        name = prefix[:-1] or type(self).__name__
-        key_d, key_t = prefix + 'pad_dilations', prefix + 'pad_tau'
-        own_d = self.abs_dilations
-        has_prior = (prefix + 'prior.input_weight') in state_dict
-        ckpt_d = state_dict.get(key_d)
-        if ckpt_d is not None:
-            ckpt_d = tuple(int(d) for d in ckpt_d.reshape(-1).tolist())
-            if ckpt_d != own_d and has_prior:
-                if not self.reinit_priors_on_mismatch:
-                    raise PADCheckpointMismatchError(
-                        f'PAD layer {name!r}: the checkpoint\'s priors were '
-                        f'trained for dilation options {ckpt_d}, this '
-                        f'layer has {own_d} (absolute); refusing to load '
-                        'them with another meaning. Set pad_cfg=dict(..., '
-                        'reinit_priors_on_mismatch=True) to keep the conv '
-                        'weights and re-initialise these priors, or use '
-                        f'dilations that give {ckpt_d}')
-                self.prior.reinit_on_next_load()
-                print_log(f'PAD layer {name!r}: checkpoint dilation options '
-                          f'{ckpt_d} differ from the layer\'s {own_d}; '
-                          're-initialised its priors '
-                          '(reinit_priors_on_mismatch=True)',
-                          logger='current')
-        # pad_dilations is the layer's own (never overwritten)
-        sub = {k: v for k, v in state_dict.items()
-               if k.startswith(prefix) and k != key_d}
-        super()._load_from_state_dict(sub, prefix, local_metadata, strict,
-                                      missing_keys, unexpected_keys,
+        plan = plan_load(self, state_dict, prefix)
+        super()._load_from_state_dict(plan.state, prefix, local_metadata,
+                                      strict, missing_keys, unexpected_keys,
                                       error_msgs)
-        for key in (key_d, key_t):
-            if key in missing_keys:
-                missing_keys.remove(key)
-        if key_t in state_dict:
-            self._tau = check_tau(float(state_dict[key_t]),
-                                  f'{key_t} in the checkpoint')
-        elif has_prior:
-            note_once(missing_keys, 'tau',
-                       f'PAD checkpoint without tau (written before tau '
-                       f'was saved): {name!r} and the other PAD layers keep '
-                       f'tau={self._tau:g} from the config')
-        if ckpt_d is None and has_prior:
-            note_once(missing_keys, 'dilations',
-                       'PAD checkpoint without dilation options (written '
-                       f'before they were saved): assuming {name!r} and the '
-                       'other PAD layers were trained with their configured '
-                       f'options, e.g. {own_d}')
+        finish_load(self, plan, missing_keys)
 
     @property
     def non_adaptive_reason(self) -> str | None:

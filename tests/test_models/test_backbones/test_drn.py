@@ -165,8 +165,8 @@ def test_drn_loads_official_and_mmpretrain_checkpoints(tmp_path):
         init_cfg=dict(type='Pretrained', checkpoint=str(official))))
     missing, unexpected = pad.load_pretrained(str(official))
     assert sorted(missing) == sorted(
-        f'layer8.0.conv{i}.prior.input_{w}' for i in (1, 2)
-        for w in ('weight', 'bias'))
+        f'layer8.0.conv{i}.prior.{w}' for i in (1, 2)
+        for w in ('input_weight', 'input_bias', 'act.log_scale'))
     assert unexpected == []
     assert torch.equal(pad.layer8[0].conv1.weight, src.layer8[0].conv1.weight)
 

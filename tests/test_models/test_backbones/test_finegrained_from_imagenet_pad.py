@@ -11,6 +11,7 @@ from mmengine.registry import init_default_scope
 
 import pad_mm  # noqa: F401
 from pad_mm.models.layers.pad_conv import PADCheckpointMismatchError
+from helpers.models import initial_logits
 
 FG = 'configs/pad_finegrained/pad_resnet50_8xb32-120e_aircraft-224px.py'
 IN1K = 'configs/pad_imagenet/pad_resnet50_8xb24-120e_in1k.py'
@@ -50,7 +51,7 @@ def test_finegrained_resnet50_reinitialises_mismatched_priors(repo_root,
         assert layer.pad_dilations.tolist() == [1, 2, 3]
         assert torch.equal(layer.weight, src.weight)  # conv loaded
         assert torch.count_nonzero(layer.prior.input_weight) == 0
-        assert layer.prior.input_bias.tolist() == [2.0, 0.0, 0.0]
+        assert initial_logits(layer.prior) == [1.0, -1.0, -1.0]
     # every other weight came from the checkpoint
     assert torch.equal(model.layer4[2].conv3.weight,
                        imagenet.layer4[2].conv3.weight)

@@ -9,6 +9,7 @@ from mmengine.registry import init_default_scope
 
 import pad_mm  # noqa: F401
 from pad_mm.models import PADConv2d
+from helpers.models import initial_logits
 
 
 @pytest.mark.parametrize('scope', [None, 'mmseg', 'mmpretrain'])
@@ -69,7 +70,7 @@ def test_vanilla_checkpoint_into_pad_model(tmp_path):
     assert unexpected == []
     assert sorted(missing) == sorted(
         f'layer4.{b}.conv{c}.prior.{p}' for b in (0, 1) for c in (1, 2)
-        for p in ('input_weight', 'input_bias'))
+        for p in ('input_weight', 'input_bias', 'act.log_scale'))
     # layer4.1.conv1 has dilation 2 (BasicBlock.conv2 is never dilated, and
     # contract_dilation halves it in layer4.0): the options are 2, 4, 8
     assert pad.layer4[1].conv1.abs_dilations == (2, 4, 8)
@@ -102,7 +103,8 @@ def test_init_cfg_does_not_overwrite_prior():
     net.init_weights()  # Kaiming on Conv2d, Constant on BN
     prior = net.layer4[1].conv2.prior
     assert prior.input_weight.abs().sum() == 0
-    assert prior.input_bias.tolist() == [2.0, 0.0, 0.0]
+    assert initial_logits(prior) == [1.0, -1.0, -1.0]
+    assert float(prior.act.log_scale) == 0
 
 
 def test_pad_backbone_from_config_keeps_keys():
@@ -124,7 +126,7 @@ def test_pad_backbone_from_config_keeps_keys():
     assert names == ['layer3.0.conv2', 'layer3.1.conv2', 'layer4.0.conv2',
                      'layer4.1.conv2']
     assert net.layer3[1].conv2.chain is net.layer3[0].conv2.chain
-    assert net.layer3[1].conv2._chain_index == 1
+    assert net.layer3[1].conv2.chain_index == 1
     assert net.layer4[0].conv2.chain.name == 'l4'
     assert net.layer4[0].conv2.dilations == (1, 2)
     outs = net(torch.randn(2, 3, 64, 64))

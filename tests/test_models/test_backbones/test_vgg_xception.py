@@ -5,7 +5,7 @@ bad arguments are named."""
 import pytest
 import torch
 
-from helpers.models import build_seg as _build
+from helpers.models import build_seg as _build, initial_logits
 from helpers.models import numel as _numel
 
 def test_backbone_parameter_counts():
@@ -30,17 +30,18 @@ def test_pad_adds_only_prior_parameters_to_new_backbones(agg):
                       pad_cfg=dict(layers=['conv5_*'], aggregation=agg)),
                  meta=True)
     c = 512  # conv5_1..conv5_3 inputs
+    # + 1 per layer: rho of the default f (ScaledTanh)
     per_layer = {'markov': d * c + d,
                  'recurrent': d * c + d + d * d + d,
-                 'gated': 2 * (d * c + d) + 2 * d * d + d}[agg]
+                 'gated': 2 * (d * c + d) + 2 * d * d + d}[agg] + 1
     assert _numel(vgg) - (138_357_544 - 4_097_000) == 3 * per_layer
     xc = _build(dict(type='PADBackbone', base_type='Xception65',
                      pad_cfg=dict(layers=['blocks.20.stack.conv?.conv_dw'],
                                   aggregation=agg)), meta=True)
     ins = (1024, 1536, 1536)  # inputs of block 20's depthwise convs
-    per = {'markov': lambda c: d * c + d,
-           'recurrent': lambda c: d * c + 2 * d + d * d,
-           'gated': lambda c: 2 * (d * c + d) + 2 * d * d + d}[agg]
+    per = {'markov': lambda c: d * c + d + 1,
+           'recurrent': lambda c: d * c + 2 * d + d * d + 1,
+           'gated': lambda c: 2 * (d * c + d) + 2 * d * d + d + 1}[agg]
     assert _numel(xc) - (39_916_312 - 2_049_000) == sum(per(c) for c in ins)
 
 
@@ -63,7 +64,7 @@ def test_vgg_loads_torchvision_checkpoint(tmp_path):
     assert torch.equal(pad.conv5_1.weight, tv.features[24].weight)
     # priors keep their initialisation (zero weights, favour dilation 1)
     assert torch.count_nonzero(pad.conv5_1.prior.input_weight) == 0
-    assert pad.conv5_1.prior.input_bias.tolist() == [2.0, 0.0, 0.0]
+    assert initial_logits(pad.conv5_1.prior) == [1.0, -1.0, -1.0]
     # fc6 as a 7x7 conv == the Linear on a flattened 7x7 pool5 window
     p5 = torch.randn(1, 512, 7, 7)
     with torch.no_grad():
