@@ -47,6 +47,32 @@ def _run(tool, argv):
     return result, buf.getvalue()
 
 
+@pytest.mark.parametrize('example', [(48, 48), (368, 368)],
+                         ids=['full-graph', 'dominant-plus-sparse-graph'])
+def test_onnx_runs_at_any_input_size(repo_root, tmp_path, example):
+    """The export has dynamic batch, height and width: onnxruntime runs
+    it at other and odd sizes and a batch of 2, matching PyTorch. A
+    368x368 example records the dominant-dilation graph (layer4 at stride
+    8: 46x46 >= SPARSE_MIN_PIXELS), 48x48 the all-pixels one."""
+    pytest.importorskip('onnx')
+    ort = pytest.importorskip('onnxruntime')
+    cfg = slim_cfg(repo_root, tmp_path, size=48)
+    ckpt = _random_priors_checkpoint(cfg, tmp_path)
+    tool = load_tool(repo_root, 'deployment/pytorch2onnx.py')
+    path = str(tmp_path / 'm.onnx')
+    wrapper, x = tool.export(cfg, str(ckpt), path, shape=example)
+    sess = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    for shape in [(2, 3, 64, 64), (1, 3, 97, 71), (1, 3, 33, 45)]:
+        inp = torch.randn(shape, generator=torch.Generator().manual_seed(3))
+        with torch.no_grad():
+            ref = wrapper(inp)
+        got = torch.from_numpy(sess.run(None, {'input': inp.numpy()})[0])
+        assert got.shape == ref.shape == (shape[0], 5, -(-shape[2] // 4),
+                                          -(-shape[3] // 4))
+        assert float((got - ref).abs().max()) <= 1e-4, shape
+    assert tool.verify(path, wrapper, x, 1e-4, [(40, 56)]) <= 1e-4
+
+
 # ------------------------------------------------------------------ FLOPs
 def test_get_flops_macs_first_and_delta(repo_root, tmp_path):
     tool = load_tool(repo_root, 'analysis_tools/get_flops.py')
@@ -125,8 +151,11 @@ def _random_priors_checkpoint(cfg, tmp_path):
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, PADConv2d) and m.adaptive:
+                # weights small enough that f = ScaledTanh does not
+                # saturate (saturated options tie at the bound)
                 for n, p in m.prior.named_parameters():
-                    p.zero_() if 'bias' in n else p.normal_(0, 20.0)
+                    p.zero_() if 'bias' in n or 'log_scale' in n else \
+                        p.normal_(0, 0.05)
     ckpt = tmp_path / 'random_priors.pth'
     torch.save(dict(state_dict=model.state_dict(), meta={}), ckpt)
     return ckpt
@@ -145,7 +174,9 @@ def test_pytorch2onnx_verify(repo_root, tmp_path):
     assert (tmp_path / 'm.onnx').is_file()
     assert res['input_shape'] == [1, 3, 48, 48]
     assert res['max_abs_diff'] <= 1e-4
-    assert 'onnxruntime matches PyTorch on 2 inputs' in out
+    assert 'onnxruntime matches PyTorch on 4 inputs' in out
+    # dynamic height and width: verified at 2x and at an odd size too
+    assert res['verified_shapes'] == [[48, 48], [96, 96], [53, 51]]
     # the choices really vary (so the check covers the dilation switch)
     wrapper, x = tool.export(cfg, str(ckpt), str(tmp_path / 'm2.onnx'))
     chosen = []

@@ -4,20 +4,25 @@ checked against onnxruntime.
     python tools/deployment/pytorch2onnx.py CONFIG CHECKPOINT --out FILE \
         [--shape H W] [--opset 17] [--verify] [--atol 1e-4]
 
-Exports ``model(image, mode='tensor')`` (segmentation: the logits
-[N, num_classes, H/4, W/4] before resizing; classification: the class
-scores [N, num_classes]) with every PAD layer in hard eval mode
-(``eval_mode='hard'``), through ``torch.onnx.export(..., dynamo=False)``.
-Input ``input`` [N, 3, H, W] (already normalised, as after the data
-preprocessor), output ``output``; the batch axis is dynamic. PAD layers
-run their export-safe implementation while tracing (``impl='auto'``
-picks it).
+Exports ``model(image, mode='tensor')`` with every PAD layer in hard eval
+mode (``eval_mode='hard'``), through ``torch.onnx.export(...,
+dynamo=False)``. Input ``input`` [N, 3, H, W] (already normalised, as
+after the data preprocessor), output ``output``: for segmentation the
+logits before resizing, [N, num_classes, H_out, W_out] at the model's
+output stride (1/4 for DeepLabV3+: ceil(H / 4) x ceil(W / 4) for the
+ResNet stem), for classification the class scores [N, num_classes]. The
+batch, height and width axes are dynamic: the file runs at any input size
+(``--shape`` only sets the example that is traced, which also decides
+which hard-PAD graph is recorded, see ``pad_mm.ops.impls.export_hard``).
+PAD layers run their export-safe implementation while tracing
+(``impl='auto'`` picks it).
 
 ``--verify`` checks the file with ``onnx.checker`` and runs it in
-onnxruntime (CPU) on two seeded random images (the export input and
-another one), comparing with PyTorch: it fails (exit status 1) when the
-largest absolute difference exceeds ``--atol``. Needs ``onnx`` and
-``onnxruntime`` (``pip install onnx onnxruntime``).
+onnxruntime (CPU) on seeded random images: the export input, another one
+of its size, and one at each ``--verify-shapes`` size (default: two more
+sizes, one of them odd), comparing with PyTorch: it fails (exit status 1)
+when the largest absolute difference exceeds ``--atol``. Needs ``onnx``
+and ``onnxruntime`` (``pip install onnx onnxruntime``).
 """
 from __future__ import annotations
 
@@ -53,6 +58,11 @@ def parse_args(argv=None):
                         help='ONNX opset (default 17)')
     parser.add_argument('--verify', action='store_true',
                         help='check the export against onnxruntime')
+    parser.add_argument('--verify-shapes', type=int, nargs='+',
+                        metavar='H W',
+                        help='further input sizes --verify runs, as H W '
+                        'pairs; default: 2x the export size and that '
+                        'size + (5, 3) (odd)')
     parser.add_argument('--atol', type=float, default=1e-4,
                         help='largest allowed |onnxruntime - PyTorch| '
                         '(default 1e-4)')
@@ -95,31 +105,57 @@ def export(config: str, checkpoint: str, out: str, shape=None,
     with torch.no_grad():
         torch.onnx.export(wrapper, (x, ), out, dynamo=False,
                           input_names=['input'], output_names=['output'],
-                          dynamic_axes={'input': {0: 'batch'},
-                                        'output': {0: 'batch'}},
+                          dynamic_axes=dynamic_axes(wrapper, x),
                           opset_version=opset)
     return wrapper, x
 
 
+def dynamic_axes(wrapper: nn.Module, x: torch.Tensor) -> dict:
+    """Batch, height and width of the input are dynamic; so are the
+    output's batch and, for a map (segmentation), its height and width."""
+    with torch.no_grad():
+        out = wrapper(x)
+    axes = {'input': {0: 'batch', 2: 'height', 3: 'width'},
+            'output': {0: 'batch'}}
+    if out.dim() == 4:
+        axes['output'].update({2: 'out_height', 3: 'out_width'})
+    return axes
+
+
+def verify_shapes(shape, extra=None) -> list[tuple[int, int]]:
+    """The further sizes to verify: ``extra`` (a flat H W list) or 2x the
+    export size and the export size + (5, 3)."""
+    if extra:
+        if len(extra) % 2:
+            raise PADConfigError('--verify-shapes', extra,
+                                 'H W pairs (an even number of ints)')
+        return [(extra[i], extra[i + 1]) for i in range(0, len(extra), 2)]
+    h, w = shape
+    return [(2 * h, 2 * w), (h + 5, w + 3)]
+
+
 def verify(path: str, wrapper: nn.Module, x: torch.Tensor,
-           atol: float) -> float:
-    """Largest |onnxruntime - PyTorch| over the export input and a second
-    seeded input; raises AssertionError above ``atol``."""
+           atol: float, shapes=()) -> float:
+    """Largest |onnxruntime - PyTorch| over the export input, a second
+    seeded input of its size and one seeded input at each of ``shapes``
+    (H, W); raises AssertionError above ``atol`` or on a shape mismatch."""
     import onnx
     import onnxruntime as ort
     onnx.checker.check_model(onnx.load(path))
     sess = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
-    inputs = [x, torch.randn(x.shape,
-                             generator=torch.Generator().manual_seed(1))]
+    inputs = [x] + [
+        torch.randn(x.shape[:2] + tuple(hw) if hw else x.shape,
+                    generator=torch.Generator().manual_seed(1 + i))
+        for i, hw in enumerate([None] + list(shapes))]
     worst = 0.0
     for inp in inputs:
         with torch.no_grad():
             ref = wrapper(inp)
         got = torch.from_numpy(sess.run(None, {'input': inp.numpy()})[0])
         if got.shape != ref.shape:
-            raise AssertionError(f'onnxruntime output shape '
-                                 f'{tuple(got.shape)} != PyTorch '
-                                 f'{tuple(ref.shape)}')
+            raise AssertionError(f'input {tuple(inp.shape)}: onnxruntime '
+                                 f'output shape {tuple(got.shape)} != '
+                                 f'PyTorch {tuple(ref.shape)}')
         worst = max(worst, float((got - ref).abs().max()))
     if worst > atol:
         raise AssertionError(f'onnxruntime differs from PyTorch by up to '
@@ -132,17 +168,22 @@ def main(argv=None) -> dict:
     wrapper, x = export(args.config, args.checkpoint, args.out, args.shape,
                         args.opset)
     result = dict(out=args.out, input_shape=list(x.shape))
-    print(f'wrote {args.out} (input {tuple(x.shape)}, opset {args.opset}, '
-          'PAD layers hard)')
+    print(f'wrote {args.out} (example input {tuple(x.shape)}; batch, height '
+          f'and width dynamic; opset {args.opset}, PAD layers hard)')
     if args.verify:
+        shapes = verify_shapes(tuple(x.shape[2:]), args.verify_shapes)
         try:
-            worst = verify(args.out, wrapper, x, args.atol)
+            worst = verify(args.out, wrapper, x, args.atol, shapes)
         except AssertionError as exc:
             print(f'verify FAILED: {exc}', file=sys.stderr)
             raise SystemExit(1) from None
         result['max_abs_diff'] = worst
-        print(f'verify: onnxruntime matches PyTorch on 2 inputs, max |diff| '
-              f'= {worst:.3g} <= {args.atol:g}')
+        result['verified_shapes'] = [list(x.shape[2:])] + [
+            list(hw) for hw in shapes]
+        sizes = ', '.join(f'{h}x{w}' for h, w in result['verified_shapes'])
+        print(f'verify: onnxruntime matches PyTorch on {2 + len(shapes)} '
+              f'inputs ({sizes}), max |diff| = {worst:.3g} <= '
+              f'{args.atol:g}')
     return result
 
 
