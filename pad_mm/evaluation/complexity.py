@@ -34,6 +34,7 @@ import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from pad_mm.models.layers import PADConv2d, pad_layers
+from pad_mm.ops import conv_out_size
 
 __all__ = ['pad_layer_flops', 'count_flops', 'FlopReport', 'LayerFlops']
 
@@ -51,7 +52,7 @@ def pad_layer_flops(layer: PADConv2d,
     n, c, h, w = input_shape
     s = layer.stride[0]
     k = layer.kernel_size[0]
-    ho, wo = (h - 1) // s + 1, (w - 1) // s + 1
+    ho, wo = conv_out_size(h, k, s), conv_out_size(w, k, s)
     px = n * ho * wo
     d = len(layer.dilations)
     conv = 2 * px * layer.out_channels * (c // layer.groups) * k * k

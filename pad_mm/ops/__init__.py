@@ -28,6 +28,7 @@ from .impls.im2col import pad_conv2d_im2col
 from .impls.reference import pad_conv2d_hard_reference, pad_conv2d_reference
 from .impls.triton_pad import (HAS_TRITON, pad_conv2d_hard_triton,
                                pad_conv2d_triton, tf32_enabled)
+from .calls import sync
 from .shapes import conv_out_size, pad_padding
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     'is_tracing', 'self_check', 'dispatch_report', 'pad_conv2d_hard_export',
     'export_tracing', 'SPARSE_MAX_SHARE', 'SPARSE_MIN_PIXELS', 'Dispatcher',
     'dispatcher', 'PADImpl', 'implements', 'conv_out_size', 'pad_padding',
+    'sync',
     'tf32_enabled', 'FatalDeviceError', 'dispatch', 'selfcheck',
     'export_hard', 'hard_im2col', 'im2col', 'native', 'taps', 'triton_pad'
 ]

@@ -11,7 +11,7 @@ from torch import Tensor
 
 __all__ = [
     'is_tracing', 'compute_dtype_key', 'memory_format', 'needs_grad',
-    'distributed_world', 'shape_class', 'time_run', 'capturing'
+    'distributed_world', 'shape_class', 'time_run', 'capturing', 'sync'
 ]
 
 _HALF = (torch.float16, torch.bfloat16)
@@ -81,6 +81,14 @@ def shape_class(input: Tensor, weight: Tensor, sel: Tensor,
             weight.dtype, train)
 
 
+def sync(device: torch.device | str) -> None:
+    """Wait for the work queued on ``device`` (a no-op off CUDA), so that a
+    host clock measures it."""
+    device = torch.device(device)
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
 def time_run(run: Callable[[], Any], device: torch.device,
              repeats: int) -> float:
     """Median seconds of ``run()`` over ``repeats`` runs after one warm-up
@@ -88,7 +96,7 @@ def time_run(run: Callable[[], Any], device: torch.device,
     run()
     times = []
     if device.type == 'cuda':
-        torch.cuda.synchronize(device)
+        sync(device)
         for _ in range(repeats):
             start = torch.cuda.Event(enable_timing=True)
             end = torch.cuda.Event(enable_timing=True)

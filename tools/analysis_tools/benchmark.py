@@ -39,6 +39,7 @@ from pad_mm.apis import (default_input_shape, load_config,  # noqa: E402
                          load_model)
 from pad_mm.deploy import regular_config  # noqa: E402
 from pad_mm.models import set_eval_mode  # noqa: E402
+from pad_mm.ops import sync  # noqa: E402
 from pad_mm.runtime.validate import PADConfigError  # noqa: E402
 from pad_mm.utils import run_tool  # noqa: E402
 
@@ -68,10 +69,6 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
 
 def time_models(models: dict, images: list, warmup: int,
                 device: torch.device) -> dict[str, float]:
@@ -83,10 +80,10 @@ def time_models(models: dict, images: list, warmup: int,
                 model(x, mode='tensor')
         for x in images[warmup:]:
             for name, model in models.items():
-                _sync(device)
+                sync(device)
                 t0 = time.perf_counter()
                 model(x, mode='tensor')
-                _sync(device)
+                sync(device)
                 total[name] += time.perf_counter() - t0
     return total
 

@@ -60,7 +60,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..'))
 from pad_mm.ops import (available_impls, conv_out_size,  # noqa: E402
                         native, pad_conv2d, pad_conv2d_hard, pad_padding,
-                        select_impl)
+                        select_impl, sync)
 
 # name: (N, C_in, C_out, H, W, stride, groups, absolute dilations, what)
 SHAPES: dict[str, tuple] = {
@@ -231,10 +231,6 @@ def device_name(device: str) -> str:
         f'{torch.get_num_threads()} torch threads'
 
 
-def _sync(device: str) -> None:
-    if device == 'cuda':
-        torch.cuda.synchronize()
-
 
 def packed_conv(x: torch.Tensor, weight: torch.Tensor,
                 bias: torch.Tensor | None, stride: int, pad: int, d: int,
@@ -304,7 +300,7 @@ def time_interleaved(fns: dict[str, Callable[[], object]], device: str,
     for fn in fns.values():
         for _ in range(warmup):
             fn()
-    _sync(device)
+    sync(device)
     samples: dict[str, list[float]] = {k: [] for k in fns}
     timers, number = {}, {}
     if device == 'cpu':

@@ -30,6 +30,7 @@ from mmcv.cnn import build_activation_layer
 from mmengine.logging import print_log
 from torch import Tensor
 
+from pad_mm.ops import conv_out_size
 from pad_mm.registry import MODELS
 
 from .aggregation import AGGREGATION_TYPES
@@ -395,8 +396,9 @@ class PADPrior(nn.Module):
         h = self.act(self.agg.pre_activation(self._params(), x, h_prev,
                                              self.stride))
         if not self.agg.per_pixel:
-            h = h.expand(x.shape[0], -1, (x.shape[2] - 1) // self.stride + 1,
-                         (x.shape[3] - 1) // self.stride + 1)
+            h = h.expand(x.shape[0], -1, conv_out_size(x.shape[2], 1,
+                                                       self.stride),
+                         conv_out_size(x.shape[3], 1, self.stride))
         return h
 
     def extra_repr(self) -> str:
