@@ -9,12 +9,12 @@ import pytest
 import torch
 from mmengine.registry import init_default_scope
 
-import pad_mm  # noqa: F401
+import pad_mm.seg  # noqa: F401  (registers pad_mm for mmseg)
 from pad_mm.registry import SEG_MODELS, WEIGHT_INITIALIZERS
 
 PROBE = ('import logging, sys; logging.basicConfig(level=logging.INFO, '
          'stream=sys.stdout); import mmengine.runner.checkpoint as c, '
-         'torch, pad_mm, pad_mm.runtime as r; '
+         'torch, pad_mm.seg, pad_mm.runtime as r; '
          "print('PATCHED' if c.torch is not torch else 'PLAIN', "
          'r.compat_patches_applied())')
 

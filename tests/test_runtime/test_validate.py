@@ -7,8 +7,8 @@ import os.path as osp
 import pytest
 from mmengine.registry import init_default_scope
 
-import pad_mm  # noqa: F401
-from pad_mm.runtime.validate import (PADConfigError, PADConfigFileError,
+import pad_mm.seg  # noqa: F401  (registers pad_mm for mmseg)
+from pad_mm.apis.validate import (PADConfigError, PADConfigFileError,
                                      validate_config)
 
 from helpers.tools import load_tool

@@ -39,7 +39,7 @@ import torch  # noqa: E402
 from pad_mm.apis import load_config, load_model  # noqa: E402
 from pad_mm.models import PADConv2d  # noqa: E402
 from pad_mm.registry import task_of  # noqa: E402
-from pad_mm.runtime.validate import PADConfigError  # noqa: E402
+from pad_mm.apis.validate import PADConfigError  # noqa: E402
 from pad_mm.utils import run_tool  # noqa: E402
 
 

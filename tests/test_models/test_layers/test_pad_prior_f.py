@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-import pad_mm  # noqa: F401
+import pad_mm.seg  # noqa: F401  (registers pad_mm for mmseg)
 from pad_mm.models import PADConv2d, convert_to_pad
 from pad_mm.models.layers.pad_conv import PADPrior
 
