@@ -39,6 +39,7 @@ import os.path as osp
 from typing import Any
 
 import torch
+import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import (HOOKS, MODELS, OPTIM_WRAPPERS, Registry,
@@ -161,7 +162,46 @@ def _input_size(cfg) -> tuple[int, int]:
     return tuple(max(32, min(int(s), 128)) for s in size)
 
 
-def _dry_run(cfg) -> None:
+def _single_sample_bn(model, h: int, w: int) -> tuple[str, tuple] | None:
+    """The first batch-norm layer (name, input shape) that sees one value
+    per channel in a training-mode forward pass of one [1, 3, h, w] input
+    (torch then raises "Expected more than 1 value per channel when
+    training"); None if there is none (or the forward fails otherwise)."""
+    found: list[tuple[str, tuple]] = []
+
+    def probe(name):
+        def hook(module, args):
+            x = args[0]
+            if module.training and x.dim() >= 2 and \
+                    x.numel() == x.shape[1] and not found:
+                found.append((name, tuple(x.shape)))
+        return hook
+
+    handles = [m.register_forward_pre_hook(probe(n))
+               for n, m in model.named_modules()
+               if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not handles:
+        return None
+    try:
+        with torch.no_grad():
+            model(torch.randn(1, 3, h, w), mode='tensor')
+    except Exception:  # noqa: BLE001  (the BN error itself, or a guess)
+        pass
+    finally:
+        for handle in handles:
+            handle.remove()
+    return found[0] if found else None
+
+
+def _train_batch_of_one(cfg, mode: str) -> bool:
+    """Training with one sample per step (one process, batch_size 1)."""
+    loader = cfg.get('train_dataloader') or {}
+    single = cfg.get('launcher', 'none') == 'none' or \
+        os.environ.get('WORLD_SIZE', '1') == '1'
+    return mode == 'train' and single and loader.get('batch_size') == 1
+
+
+def _dry_run(cfg, mode: str = 'train') -> None:
     """Build the model and run one forward pass in train mode on random
     data (the caller restores the RNG state). Only a
     :class:`~pad_mm.models.PADChainError` fails the check: the input is a
@@ -175,11 +215,25 @@ def _dry_run(cfg) -> None:
         raise PADConfigError('model', cfg.model.get('type'),
                              'a model config that builds',
                              f'{type(e).__name__}: {e}') from e
-    if next(pad_layers(model), None) is None:
+    one = _train_batch_of_one(cfg, mode)
+    if next(pad_layers(model), None) is None and not one:
         return
     model = revert_sync_batchnorm(model)  # SyncBN needs a process group
     h, w = _input_size(cfg)
     model.train()
+    if one:
+        bad = _single_sample_bn(model, h, w)
+        if bad is not None:
+            raise PADConfigError(
+                'train_dataloader.batch_size', 1,
+                'a batch size >= 2 per process for a model with batch norm '
+                "(or a norm that works on one sample, e.g. norm_cfg="
+                "dict(type='GN', ...))",
+                f'batch-norm layer model.{bad[0]} gets an input of shape '
+                f'{list(bad[1])} (one value per channel), which fails in '
+                'training ("Expected more than 1 value per channel")')
+        if next(pad_layers(model), None) is None:
+            return
     try:
         with torch.no_grad():
             model(torch.randn(2, 3, h, w), mode='tensor')
@@ -360,4 +414,4 @@ def _validate(cfg, mode: str, dry_run: bool) -> None:
             check_loader(name, cfg[name])
     _check_pad_model(cfg.model)
     if dry_run:
-        _dry_run(cfg)
+        _dry_run(cfg, mode)
