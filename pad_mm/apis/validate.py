@@ -21,6 +21,9 @@ What is checked:
   chains whose layers cannot be chained: wrong order, different batches,
   raised by the layers as :class:`~pad_mm.models.PADChainError`), with
   the RNG state left untouched;
+- training with batch size 1 in one process: a training-mode forward pass
+  of one sample names the first batch-norm layer that would see one value
+  per channel (``train_dataloader.batch_size``);
 - ``custom_hooks`` (registered type, arguments of pad_mm's hooks);
 - the data loaders (``batch_size``, ``num_workers``, ``data_root`` and
   ``data_prefix`` exist and hold files of the expected format, the
@@ -28,7 +31,13 @@ What is checked:
 - checkpoint files: ``load_from``, ``model.pretrained``, every
   ``init_cfg=dict(type='Pretrained'|'CheckedPretrained', checkpoint=...)``;
 - ``train_cfg`` lengths, ``optim_wrapper`` type/AMP dtype, ``randomness``,
-  ``work_dir``, ``launcher`` environment.
+  ``work_dir``, ``launcher`` environment;
+- ``--cfg-options``: keys and values (:mod:`.cfg_keys`).
+
+Types are looked up as mmengine's build will (:func:`lookup`): in the
+scope of a dict's ``_scope_`` (which mmengine stamps on what a config
+inherits from a ``pkg::`` base, e.g. ``pad_mm::``), else the config's
+``default_scope``.
 """
 from __future__ import annotations
 
@@ -51,6 +60,7 @@ from pad_mm.models.layers import PADChainError, pad_layers
 from pad_mm.models.pad_cfg import PADConfigError, parse_settings
 from pad_mm.registry import SCOPE, TASK_SCOPES
 from pad_mm.runtime.amp import AMP_DTYPES
+from pad_mm.runtime.sync_bn import CPUSyncBatchNorm
 
 from .cfg_keys import check_cfg_keys
 from .runner import LAUNCHERS
@@ -65,6 +75,9 @@ __all__ = [
 # nn.Conv2d arguments a PADConv config dict may carry besides the settings
 CONV_KEYS = ('type', 'in_channels', 'out_channels', 'kernel_size', 'stride',
              'padding', 'dilation', 'groups', 'bias', 'padding_mode')
+# the norms that need more than one value per channel in training
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
+               nn.SyncBatchNorm, CPUSyncBatchNorm)
 # keys of a config dict that are not constructor arguments
 BUILD_KEYS = ('type', '_scope_')
 
@@ -179,7 +192,7 @@ def _single_sample_bn(model, h: int, w: int) -> tuple[str, tuple] | None:
 
     handles = [m.register_forward_pre_hook(probe(n))
                for n, m in model.named_modules()
-               if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+               if isinstance(m, BATCH_NORMS)]
     if not handles:
         return None
     try:

@@ -10,13 +10,19 @@ import textwrap
 import pytest
 
 OPENMMLAB = ('mmengine', 'mmcv', 'mmseg', 'mmpretrain')
+LOADED = ('loaded = sorted({m.split(".")[0] for m, v in sys.modules.items() '
+          f'if m.split(".")[0] in {OPENMMLAB!r} and v is not None}})\n')
 
 
-def _python(repo_root, code, env=None, check=True):
+def _python(repo_root, code, env=None, check=True, loaded=False):
+    """Run ``code`` in a fresh interpreter with the checkout on the path;
+    ``loaded``: then print the OpenMMLab packages it loaded."""
     run_env = {k: v for k, v in os.environ.items()
                if k not in ('PAD_MM_NO_PATCH', 'PYTHONPATH')}
     run_env.update(PYTHONPATH=repo_root, **(env or {}))
-    out = subprocess.run([sys.executable, '-c', textwrap.dedent(code)],
+    code = textwrap.dedent(code) + (LOADED + 'print(loaded)\n' if loaded
+                                    else '')
+    out = subprocess.run([sys.executable, '-c', code],
                          capture_output=True, text=True, env=run_env,
                          cwd=repo_root, timeout=300)
     if check:
@@ -24,19 +30,15 @@ def _python(repo_root, code, env=None, check=True):
     return out
 
 
-LOADED = ('loaded = sorted({m.split(".")[0] for m in sys.modules '
-          f'if m.split(".")[0] in {OPENMMLAB!r}}})\n')
-
-
 def test_ops_loads_no_openmmlab_even_where_installed(repo_root):
-    out = _python(repo_root, 'import sys\nimport pad_mm.ops, pad_mm\n' +
-                  LOADED + 'print(loaded)')
+    out = _python(repo_root, 'import sys\nimport pad_mm.ops, pad_mm\n',
+                  loaded=True)
     assert out.stdout.strip() == '[]'
 
 
 def test_registry_needs_mmengine_and_layers_no_task_codebase(repo_root):
-    out = _python(repo_root, 'import sys\nimport pad_mm.registry\n' +
-                  LOADED + 'print(loaded)')
+    out = _python(repo_root, 'import sys\nimport pad_mm.registry\n',
+                  loaded=True)
     assert out.stdout.strip() == "['mmengine']"
     out = _python(repo_root, '''
         import sys
@@ -46,7 +48,7 @@ def test_registry_needs_mmengine_and_layers_no_task_codebase(repo_root):
         from pad_mm.models import convert_to_pad
         from pad_mm.registry import MODELS
         assert MODELS.get('PADConv') is PADConv2d
-        ''' + LOADED + 'print(loaded)')
+        ''', loaded=True)
     assert out.stdout.strip() == "['mmcv', 'mmengine']"
 
 
