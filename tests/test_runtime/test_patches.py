@@ -8,9 +8,10 @@ import sys
 import pytest
 import torch
 from mmengine.registry import init_default_scope
+from mmseg.registry import MODELS as SEG_MODELS
 
 import pad_mm.seg  # noqa: F401  (registers pad_mm for mmseg)
-from pad_mm.registry import SEG_MODELS, WEIGHT_INITIALIZERS
+from pad_mm.registry import WEIGHT_INITIALIZERS
 
 PROBE = ('import logging, sys; logging.basicConfig(level=logging.INFO, '
          'stream=sys.stdout); import mmengine.runner.checkpoint as c, '
