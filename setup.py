@@ -70,12 +70,18 @@ if __name__ == '__main__':
         exclude_package_data={'pad_mm': ['**/__pycache__/*', '**/*.pyc']},
         include_package_data=False,
         python_requires='>=3.11',
+        # pad_mm.ops needs torch only; pad_mm.models mmengine and mmcv;
+        # the tasks their codebase: pip install "pad_mm[seg]", "[cls]" or
+        # "[all]" (see docs/advanced/registry.md)
         install_requires=[
             'torch>=2.1,<2.14', 'torchvision', 'mmengine==0.10.7',
-            'mmcv==2.1.0', 'mmsegmentation==1.2.2', 'mmpretrain==1.2.0',
-            'ftfy', 'regex', 'matplotlib', 'scipy'
+            'mmcv==2.1.0', 'matplotlib', 'scipy'
         ],
         extras_require=dict(
+            seg=['mmsegmentation==1.2.2', 'ftfy', 'regex'],
+            cls=['mmpretrain==1.2.0'],
+            all=['mmsegmentation==1.2.2', 'ftfy', 'regex',
+                 'mmpretrain==1.2.0'],
             tests=['pytest>=7', 'pytest-xdist>=3.5', 'onnx>=1.15',
                    'onnxruntime>=1.17',
                    'tensorboard>=2.14'],

@@ -5,7 +5,7 @@
 A checkpoint written during training holds mmengine objects (the message
 hub's ``HistoryBuffer``, optimizer state) that ``torch.load`` of torch >= 2.6
 refuses with its default ``weights_only=True``, so it loads only after
-``import pad_mm`` has patched mmengine's loader (and mmseg's own
+pad_mm has patched mmengine's loader (and mmseg's own
 ``publish_model.py`` fails on it). This tool writes what OpenMMLab publishes:
 
   ``OUT_STEM-<sha256[:8]>.pth`` = ``{'state_dict': tensors, 'meta': plain}``
@@ -43,7 +43,7 @@ import pad_mm  # noqa: E402
 from pad_mm.apis import default_input_shape, load_model  # noqa: E402
 from pad_mm.engine.hooks.tau_hook import tau_at  # noqa: E402
 from pad_mm.models import PADConv2d  # noqa: E402
-from pad_mm.runtime.validate import (PADConfigError,  # noqa: E402
+from pad_mm.apis.validate import (PADConfigError,  # noqa: E402
                                      PADConfigFileError)
 from pad_mm.utils import run_tool  # noqa: E402
 
@@ -98,7 +98,7 @@ def stored_config(ckpt: dict, config: str | None):
         if not osp.isfile(config):
             raise PADConfigFileError('--config', config, 'an existing file',
                                      'no such file')
-        cfg = Config.fromfile(config)
+        cfg = load_config(config)  # pad_mm registered for its task
     else:
         text = ckpt.get('meta', {}).get('cfg')
         if text is None:

@@ -7,18 +7,14 @@ _ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..'))
 if osp.isdir(osp.join(_ROOT, 'pad_mm')):  # a source checkout, not .mim/
     sys.path.insert(0, _ROOT)
 
-from mmengine.config import Config  # noqa: E402
-
-import pad_mm  # noqa: E402,F401
+from pad_mm.apis import load_config  # noqa: E402
+from pad_mm.apis.runner import (add_launch_args,  # noqa: E402
+                                apply_cpu_distributed, build_runner,
+                                cpu_amp_cfg, parse_launch_args, set_work_dir)
+from pad_mm.apis.validate import (PADConfigError,  # noqa: E402
+                                  PADConfigFileError, validate_cfg_options,
+                                  validate_config, validate_work_dir)
 from pad_mm.registry import task_of  # noqa: E402
-from pad_mm.runtime.runner_utils import (add_launch_args,  # noqa: E402
-                                         apply_cpu_distributed, build_runner,
-                                         cpu_amp_cfg, parse_launch_args,
-                                         set_work_dir)
-from pad_mm.runtime.validate import (PADConfigError,  # noqa: E402
-                                     PADConfigFileError,
-                                     validate_cfg_options, validate_config,
-                                     validate_work_dir)
 from pad_mm.utils import run_tool  # noqa: E402
 
 
@@ -59,7 +55,7 @@ def main(argv=None):
         if not osp.isfile(path):
             raise PADConfigFileError(name, path, 'an existing file',
                                      'no such file')
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)  # pad_mm registered for its task
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         validate_cfg_options(cfg, args.cfg_options)

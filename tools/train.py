@@ -13,14 +13,14 @@ if osp.isdir(osp.join(_ROOT, 'pad_mm')):  # a source checkout, not .mim/
 
 from mmengine.config import Config  # noqa: E402
 
-import pad_mm  # noqa: E402,F401  (registers modules, applies fixes)
-from pad_mm.runtime.runner_utils import (  # noqa: E402
+from pad_mm.apis import load_config  # noqa: E402
+from pad_mm.apis.runner import (  # noqa: E402
     add_default_pad_hooks, add_launch_args, apply_amp, apply_cpu_distributed,
     build_runner, cpu_amp_cfg, parse_launch_args, set_work_dir)
+from pad_mm.apis.validate import (PADConfigFileError,  # noqa: E402
+                                  validate_cfg_options, validate_config,
+                                  validate_work_dir)
 from pad_mm.runtime.checkpoint import CheckpointError  # noqa: E402
-from pad_mm.runtime.validate import (PADConfigFileError,  # noqa: E402
-                                     validate_cfg_options, validate_config,
-                                     validate_work_dir)
 from pad_mm.utils import run_tool  # noqa: E402
 
 
@@ -59,7 +59,8 @@ def prepare_cfg(args) -> Config:
     if not osp.isfile(args.config):
         raise PADConfigFileError('config', args.config, 'an existing file',
                                  'no such file')
-    cfg = Config.fromfile(args.config)
+    # pad_mm registered for the config's task (pad_mm:: bases resolve)
+    cfg = load_config(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         validate_cfg_options(cfg, args.cfg_options)

@@ -28,16 +28,22 @@ __all__ = [
 
 
 def load_config(config: str | Config) -> Config:
-    """A ``Config`` from a path (or the config itself).
+    """A ``Config`` from a path (or the config itself), with pad_mm
+    registered for its task (:func:`pad_mm.utils.register_config`).
 
     Raises:
         FileNotFoundError: no such config file.
     """
+    from pad_mm.utils import register_config, register_module2package
     if isinstance(config, Config):
+        register_config(config)
         return config
     if not osp.isfile(config):
         raise FileNotFoundError(f'config: no such file {config!r}')
-    return Config.fromfile(config)
+    register_module2package()  # a pad_mm:: base resolves
+    cfg = Config.fromfile(config)
+    register_config(cfg)  # pad_mm for the config's task
+    return cfg
 
 
 def load_model(config: str | Config,

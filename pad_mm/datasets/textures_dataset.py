@@ -6,14 +6,14 @@ import os.path as osp
 from mmengine.dist import barrier, get_dist_info
 from mmseg.datasets import BaseSegDataset
 
-from pad_mm.registry import SEG_DATASETS as DATASETS
+from pad_mm.registry import DATASETS
 
 from .textures import TEXTURE_CLASSES, ensure_textures_dataset
 
 __all__ = ['PADTexturesDataset']
 
 
-@DATASETS.register_module()
+@DATASETS.register_module(task='seg')
 class PADTexturesDataset(BaseSegDataset):
     """PAD-Textures (see :mod:`pad_mm.datasets.textures`).
 

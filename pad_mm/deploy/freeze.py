@@ -249,7 +249,7 @@ def frozen_model(model: nn.Module, rows: dict) -> nn.Module:
 def _run_test(cfg: Config, checkpoint: str, work_dir: str) -> dict:
     import numpy as np
 
-    from pad_mm.runtime.runner_utils import build_runner
+    from pad_mm.apis.runner import build_runner
     cfg = copy.deepcopy(cfg)
     cfg.load_from = checkpoint
     cfg.work_dir = work_dir

@@ -1,9 +1,11 @@
-"""The PAD hooks (tau annealing, dilation statistics and maps). Generic
-runtime fixes live in :mod:`pad_mm.runtime`."""
+"""Hooks (:mod:`pad_mm.engine.hooks`): the PAD ones and the training
+guards. Upstream workarounds live in :mod:`pad_mm.runtime`."""
 from .hooks import (TAU_SCHEDULES, PADDilationMapHook, PADDilationStatsHook,
-                    PADTauHook, set_tau, tau_at)
+                    PADNumericsHook, PADTauHook, RNGStateHook, get_rng_state,
+                    set_rng_state, set_tau, tau_at)
 
 __all__ = [
     'PADTauHook', 'tau_at', 'set_tau', 'TAU_SCHEDULES',
-    'PADDilationStatsHook', 'PADDilationMapHook'
+    'PADDilationStatsHook', 'PADDilationMapHook', 'PADNumericsHook',
+    'RNGStateHook', 'get_rng_state', 'set_rng_state'
 ]

@@ -1,6 +1,8 @@
 """OpenMMLab layer: the PAD layer and its settings spec, conversion by
-layer name, backbones and heads."""
-from . import backbones, heads  # noqa: F401  (registration)
+layer name, and backbones (torch, mmengine and mmcv). The segmentation
+heads (:mod:`pad_mm.models.heads`) need mmseg and are imported by the
+``pad_mm`` registry when a segmentation lookup needs them."""
+from . import backbones  # noqa: F401  (registration)
 from .convert import (PADBackbone, build_pad_backbone, convert_to_pad,
                       format_pad_report, is_convertible_conv, match_pad_cfg,
                       pad_report)

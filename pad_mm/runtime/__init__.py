@@ -1,49 +1,37 @@
-"""Runtime plumbing that is not about PAD: fixes and stand-ins for
-mmengine / torch (each naming its upstream issue), and the helpers that
-``tools/train.py`` and ``tools/test.py`` share.
+"""The one home of pad_mm's upstream workarounds, and its CPU stand-ins
+for what upstream cannot do on a CPU.
 
-- :mod:`.compat`: mmengine patches (torch >= 2.6 checkpoint loading, CPU
-  dist init, PAD prior key reporting), applied by ``import pad_mm`` through
-  :func:`apply_default_patches` unless ``PAD_MM_NO_PATCH=1``;
-- :mod:`.checkpoint`: crash-safe checkpoints (atomic saves with a sha256
-  beside them, verified resume with fallback), applied the same way;
-- :mod:`.amp`: ``CPUAmpOptimWrapper``; :mod:`.sync_bn`: ``CPUSyncBN``;
-- :mod:`.hooks`: ``RNGStateHook`` (resumable RNG state),
-  ``PADNumericsHook`` (fail fast on NaN/inf);
-- :mod:`.runner_utils`: config preparation of the tools;
-- :mod:`.validate`: the pre-flight check of a config.
+Workarounds (each in its own module, naming the upstream issue, declared
+in :data:`~pad_mm.runtime.workarounds.WORKAROUNDS` with the upstream
+versions it is written for; listed in
+``docs/advanced/upstream_workarounds.md``):
+
+- :mod:`.torch_load`: ``trusted-torch-load`` (open-mmlab/mmengine#1655);
+- :mod:`.dist_init`: ``cpu-dist-init``;
+- :mod:`.prior_keys`: ``pad-prior-keys``;
+- :mod:`.checkpoint`: ``atomic-checkpoints`` and ``verified-resume``
+  (file-level pieces in :mod:`.checkpoint_io`).
+
+:func:`apply_workarounds` applies them (``import pad_mm.seg`` /
+``pad_mm.cls`` and pad_mm's tools call it; ``import pad_mm`` does not).
+One switch turns them all off: ``PAD_MM_NO_PATCH=1``.
+
+CPU stand-ins (registered classes, nothing patched): :mod:`.amp`
+(``CPUAmpOptimWrapper``), :mod:`.sync_bn` (``CPUSyncBN``).
 """
 from __future__ import annotations
 
-import os
-
-from . import amp, sync_bn  # noqa: F401  (registration)
-from .checkpoint import apply_checkpoint_patches
-from .compat import (apply_compat_patches, compat_patches_applied,
-                     trusted_torch_load)
-from .hooks import (PADNumericsHook, RNGStateHook, get_rng_state,
-                    set_rng_state)
+from .workarounds import (NO_PATCH_ENV, WORKAROUNDS, Workaround,
+                          applied_workarounds, apply_workarounds,
+                          workarounds_enabled)
 
 __all__ = [
-    'apply_default_patches', 'apply_compat_patches',
-    'apply_checkpoint_patches', 'compat_patches_applied',
-    'trusted_torch_load', 'PADNumericsHook', 'RNGStateHook', 'get_rng_state',
-    'set_rng_state', 'NO_PATCH_ENV'
+    'apply_workarounds', 'applied_workarounds', 'workarounds_enabled',
+    'compat_patches_applied', 'Workaround', 'WORKAROUNDS', 'NO_PATCH_ENV'
 ]
 
-#: set to 1 to keep ``import pad_mm`` from patching mmengine
-NO_PATCH_ENV = 'PAD_MM_NO_PATCH'
 
-
-def apply_default_patches() -> bool:
-    """What ``import pad_mm`` does: apply :func:`apply_compat_patches`
-    and :func:`apply_checkpoint_patches` unless the environment variable
-    ``PAD_MM_NO_PATCH`` is ``1``/``true``
-    (then call ``apply_compat_patches()`` yourself if you need it).
-    Returns whether the patches are in effect."""
-    if os.environ.get(NO_PATCH_ENV, '').strip().lower() in ('1', 'true',
-                                                            'yes'):
-        return compat_patches_applied()
-    apply_compat_patches()
-    apply_checkpoint_patches()
-    return True
+def compat_patches_applied() -> bool:
+    """Whether mmengine's checkpoint loading is patched in this process
+    (``trusted-torch-load``)."""
+    return 'trusted-torch-load' in applied_workarounds()

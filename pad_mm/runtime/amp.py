@@ -5,7 +5,7 @@ is present and its ``autocast`` only allows bfloat16 on the CPU, so
 ``--amp`` cannot run on a CPU-only machine. :class:`CPUAmpOptimWrapper` is
 the same wrapper for the CPU: ``torch.autocast('cpu', dtype)`` around the
 forward pass (float16 or bfloat16) and, for float16, loss scaling with
-``torch.amp.GradScaler('cpu')``. ``pad_mm.runtime.runner_utils.apply_amp``
+``torch.amp.GradScaler('cpu')``. ``pad_mm.apis.runner.apply_amp``
 selects it when CUDA is not available, so ``--amp`` works everywhere.
 
 Upstream: open-mmlab/mmpretrain#1556 ("``AmpOptimizerWrapper`` is only

@@ -7,7 +7,7 @@ over the local instead of the global batch). ``CPUSyncBN`` keeps it: the
 per-channel statistics are all-reduced over the process group with
 differentiable collectives, so 2 processes with a global batch B give the
 same forward, gradients and running statistics as 1 process with batch B.
-``runner_utils.apply_cpu_distributed`` swaps SyncBN for it when there is
+:func:`pad_mm.apis.runner.apply_cpu_distributed` swaps SyncBN for it when there is
 no CUDA.
 
 Upstream: "SyncBatchNorm expected input tensor to be on GPU"

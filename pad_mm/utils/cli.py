@@ -18,7 +18,7 @@ def run_tool(main: Callable[[Sequence[str] | None], Any],
     check or the tool) prints its one line to stderr and exits with status 2,
     without the traceback. With ``--debug`` in ``argv`` the error propagates
     with its traceback. Other exceptions always propagate."""
-    from pad_mm.runtime.validate import PADConfigError
+    from pad_mm.models.pad_cfg import PADConfigError
     args = list(sys.argv[1:] if argv is None else argv)
     debug = DEBUG_FLAG in args
     try:

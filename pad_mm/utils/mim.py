@@ -79,7 +79,7 @@ def register_model_hub() -> list[str]:
 
 
 def register_codebase() -> None:
-    """What ``import pad_mm`` does: :func:`register_module2package` and
-    :func:`register_model_hub`."""
+    """:func:`register_module2package` and :func:`register_model_hub`
+    (``import pad_mm.cls`` does both; ``import pad_mm.seg`` the first)."""
     register_module2package()
     register_model_hub()

@@ -3,7 +3,7 @@ import torch
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
-import pad_mm  # noqa: F401  (registers the PAD modules)
+import pad_mm.seg  # noqa: F401  (registers pad_mm for mmseg)
 
 
 def build_seg(cfg: dict, meta: bool = False):

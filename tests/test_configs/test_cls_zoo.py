@@ -21,9 +21,10 @@ import pytest
 import torch
 from mmengine.hooks import Hook
 
-import pad_mm  # noqa: F401
+import pad_mm.cls  # noqa: F401  (registers pad_mm for mmpretrain)
+import pad_mm.seg  # noqa: F401  (and for mmseg)
 from pad_mm.engine.hooks.tau_hook import tau_at
-from pad_mm.runtime.runner_utils import build_runner
+from pad_mm.apis.runner import build_runner
 from pad_mm.models import PADConv2d
 
 from helpers.configs import load_config

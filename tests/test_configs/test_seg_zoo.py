@@ -21,7 +21,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
-import pad_mm  # noqa: F401
+import pad_mm.seg  # noqa: F401  (registers pad_mm for mmseg)
 from pad_mm.models import PADConv2d
 
 from helpers.configs import load_config
@@ -264,7 +264,7 @@ def fast_config_text(monkeypatch):
 
 @pytest.mark.parametrize('rel', CONFIGS)
 def test_config_forward_train_val(rel, seg_data, tmp_path, fast_config_text):
-    from pad_mm.runtime.runner_utils import build_runner
+    from pad_mm.apis.runner import build_runner
     cfg = _cfg(rel)
     is_voc = cfg.train_dataloader.dataset.get('type') == 'ConcatDataset'
     data_root = seg_data['voc' if is_voc else 'cityscapes']
@@ -310,7 +310,7 @@ def test_missing_checkpoint_stops_before_first_iteration(seg_data, tmp_path,
     """A stock backbone (mmseg's MobileNetV2, loaded by pad_mm's
     'CheckedPretrained' initializer) with its documented local
     ImageNet file absent: a clear error naming the file, nothing trained."""
-    from pad_mm.runtime.runner_utils import build_runner
+    from pad_mm.apis.runner import build_runner
     cfg = _cfg(D + 'pad_deeplabv3plus_mobilenet-v2-d16_4xb2-80k_'
                'cityscapes-512x1024.py')
     expected = cfg.model.backbone.init_cfg.checkpoint

@@ -7,11 +7,12 @@ import pytest
 import torch
 from mmengine.config import Config
 
-import pad_mm  # noqa: F401
+import pad_mm.cls  # noqa: F401  (registers pad_mm for mmpretrain)
+import pad_mm.seg  # noqa: F401  (and for mmseg)
 from pad_mm.engine import PADTauHook, tau_at
 from pad_mm.models import PADConv2d
 from pad_mm.registry import task_of
-from pad_mm.runtime.runner_utils import (apply_amp, apply_cpu_distributed,
+from pad_mm.apis.runner import (apply_amp, apply_cpu_distributed,
                                          revert_sync_bn_cfg)
 
 from helpers.training import tiny_demo_cfg
@@ -81,7 +82,7 @@ def _tiny_demo_cfg(repo_root, work_dir, data_root, max_iters=2):
 
 
 def test_runner_train_val_resume_round_trip(repo_root, tmp_path):
-    from pad_mm.runtime.runner_utils import build_runner
+    from pad_mm.apis.runner import build_runner
     cfg = _tiny_demo_cfg(repo_root, tmp_path / 'a', tmp_path / 'data')
     runner = build_runner(cfg)
     runner.train()

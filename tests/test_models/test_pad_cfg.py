@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 from mmengine.registry import init_default_scope
 
-import pad_mm  # noqa: F401
+import pad_mm.seg  # noqa: F401  (registers pad_mm for mmseg)
 from pad_mm.models import (PADConfigError, PADConv2d, PADSettings,
                            build_pad_backbone, convert_to_pad, pad_layers,
                            parse_pad_cfg, parse_settings, settings_table)

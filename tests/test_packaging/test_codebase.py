@@ -11,7 +11,8 @@ import sys
 import pytest
 import yaml
 
-import pad_mm  # noqa: F401
+import pad_mm.cls  # noqa: F401  (registers pad_mm for mmpretrain)
+import pad_mm.seg  # noqa: F401  (and for mmseg)
 from pad_mm import utils
 
 CLS_FOLDERS = ('pad_imagenet', 'pad_finegrained')

@@ -122,7 +122,7 @@ def test_inheritance_hub_and_mmpretrain_get_model(installed):
             f.write("_base_ = "
                     "['pad_mm::demo/pad_deeplabv3plus_r18_textures.py']\\n"
                     "max_iters = 3\\n")
-        import pad_mm
+        import pad_mm.cls, pad_mm.seg
         from mmengine.config import Config
         from mmengine.hub import get_config
         from mmpretrain import get_model, list_models
@@ -208,3 +208,108 @@ def test_mim_train_two_iterations(installed):
     assert 'pad_dilation_map_0_2.png' in pictures
     assert 'pad_dilation_map_1_2.png' in pictures
     assert any(p.startswith('pad_dilation_histogram') for p in pictures)
+
+
+SEG_CHILD = '''_base_ = ['pad_mm::demo/pad_deeplabv3plus_r18_textures.py']
+gen = dict(seed=0, num_train=4, num_val=2, size=32)
+train_dataloader = dict(batch_size=2, dataset=dict(data_root='tiny_seg',
+                                                   generate=gen))
+val_dataloader = dict(dataset=dict(data_root='tiny_seg', generate=gen))
+test_dataloader = val_dataloader
+model = dict(data_preprocessor=dict(size=(32, 32)))
+train_cfg = dict(max_iters=2, val_interval=2)
+default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=2))
+'''
+CLS_CHILD = '''_base_ = ['pad_mm::pad_imagenet/pad_resnet50_8xb24-120e_in1k.py']
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='RandomResizedCrop', scale=64),
+    dict(type='PackInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='ResizeEdge', scale=72, edge='short'),
+    dict(type='CenterCrop', crop_size=64),
+    dict(type='PackInputs'),
+]
+loader = dict(batch_size=2, num_workers=0, persistent_workers=False)
+train_dataloader = dict(**loader, dataset=dict(data_root='tiny_in1k',
+                                               pipeline=train_pipeline))
+val_dataloader = dict(**loader, dataset=dict(data_root='tiny_in1k',
+                                             pipeline=test_pipeline))
+test_dataloader = val_dataloader
+train_cfg = dict(max_epochs=1, val_interval=1)
+default_hooks = dict(logger=dict(interval=1))
+'''
+# the checkpoint 2 iterations write, and the log line of the 2nd
+CHILDREN = dict(seg=('child_seg.py', SEG_CHILD, 'iter_2.pth',
+                     'Iter(train) [2/2]', 'mmseg'),
+                cls=('child_cls.py', CLS_CHILD, 'epoch_1.pth', '[2/2]',
+                     'mmpretrain'))
+
+
+def _upstream_train(package):
+    mod = __import__(package)
+    script = osp.join(osp.dirname(mod.__file__), '.mim', 'tools',
+                      'train.py')
+    if not osp.isfile(script):
+        pytest.skip(f'this {package} install does not ship tools/train.py')
+    return script
+
+
+@pytest.fixture(scope='module')
+def children(installed):
+    """The two child configs of pad_mm:: bases, and their data, in the
+    clean cwd."""
+    from helpers.cls_data import make_imagenet
+    make_imagenet(osp.join(installed['cwd'], 'tiny_in1k'))
+    for name, text, *_ in CHILDREN.values():
+        with open(osp.join(installed['cwd'], name), 'w') as f:
+            f.write(text)
+    return installed
+
+
+@pytest.mark.parametrize('task', ['seg', 'cls'])
+@pytest.mark.parametrize('how', ['tools', 'mim', 'upstream'])
+def test_pad_mm_child_config_trains(children, task, how):
+    """A config of one's own on a pad_mm:: base (mmengine stamps
+    _scope_='pad_mm' on what it inherits) trains 2 iterations through
+    pad_mm's tools/train.py, ``mim train pad_mm`` and the task codebase's
+    own tools/train.py (run through ``python -m pad_mm.utils.launch``, see
+    docs/advanced/registry.md)."""
+    name, _, ckpt, line, package = CHILDREN[task]
+    work = f'w_{task}_{how}'
+    mim = osp.join(children['target'], 'pad_mm', '.mim')
+    if how == 'tools':
+        cmd = [sys.executable, osp.join(mim, 'tools', 'train.py'), name]
+    elif how == 'mim':
+        pytest.importorskip('mim')
+        cmd = [sys.executable, '-m', 'mim', 'train', 'pad_mm', name]
+    else:
+        cmd = [sys.executable, '-m', 'pad_mm.utils.launch',
+               _upstream_train(package), name]
+    _run(cmd + ['--work-dir', work], children['env'], children['cwd'])
+    work = osp.join(children['cwd'], work)
+    assert osp.isfile(osp.join(work, ckpt))
+    logs = glob.glob(osp.join(work, '*', '*.log'))
+    assert logs and line in open(logs[0]).read()
+    state = __import__('torch').load(osp.join(work, ckpt),
+                                     weights_only=False)['state_dict']
+    assert any('.prior.input_weight' in k for k in state)  # a PAD model
+    # the inherited PAD hook ran in pad_mm's scope: tau left 1.0
+    taus = [float(v) for k, v in state.items() if k.endswith('pad_tau')]
+    assert taus and all(t < 1.0 for t in taus), taus
+
+
+@pytest.mark.parametrize('task', ['seg', 'cls'])
+def test_upstream_train_without_launch_says_why(children, task):
+    """Without the launcher the upstream script stops where mmengine
+    resolves the pad_mm:: base: MODULE2PACKAGE is a fixed table and a
+    config's custom_imports run after its _base_ (docs/advanced/registry.md)."""
+    name, *_, package = CHILDREN[task]
+    proc = subprocess.run(
+        [sys.executable, _upstream_train(package), name, '--work-dir',
+         f'w_{task}_plain'], env=children['env'], cwd=children['cwd'],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0
+    assert 'mmengine does not support to load pad_mm config' in proc.stderr

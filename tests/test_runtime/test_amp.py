@@ -11,12 +11,12 @@ import pytest
 import torch
 import torch.nn as nn
 
-import pad_mm  # noqa: F401
+import pad_mm.seg  # noqa: F401  (registers pad_mm for mmseg)
 from pad_mm.engine.hooks.tau_hook import TAU_SCHEDULES, tau_at
 from pad_mm.models import PADConv2d
 from pad_mm.runtime.amp import CPUAmpOptimWrapper
-from pad_mm.runtime.hooks import PADNumericsHook
-from pad_mm.runtime.runner_utils import apply_amp, build_runner
+from pad_mm.engine.hooks import PADNumericsHook
+from pad_mm.apis.runner import apply_amp, build_runner
 from pad_mm.ops import gumbel_softmax
 
 from helpers.training import json_log_losses, state_of, tiny_demo_cfg

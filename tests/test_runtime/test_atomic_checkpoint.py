@@ -13,7 +13,7 @@ import shutil
 import pytest
 import torch
 
-import pad_mm  # noqa: F401  (applies the patches)
+import pad_mm.seg  # noqa: F401  (registers pad_mm for mmseg)
 from pad_mm.runtime import checkpoint as rc
 
 HERE = osp.dirname(osp.abspath(__file__))
@@ -29,7 +29,7 @@ def _train_tool(repo_root):
 
 def _cfg(repo_root, tmp, work, max_iters=4, interval=2, keep=3,
          head_channels=16):
-    from pad_mm.runtime.runner_utils import add_default_pad_hooks
+    from pad_mm.apis.runner import add_default_pad_hooks
     cfg = rel.tiny_demo_cfg(repo_root, tmp / work, tmp / 'data',
                             max_iters=max_iters, slim=True, size=32)
     cfg.model.decode_head.channels = head_channels
@@ -42,7 +42,7 @@ def _cfg(repo_root, tmp, work, max_iters=4, interval=2, keep=3,
 
 
 def _train(cfg):
-    from pad_mm.runtime.runner_utils import build_runner
+    from pad_mm.apis.runner import build_runner
     runner = build_runner(cfg)
     runner.train()
     return runner
@@ -189,7 +189,7 @@ def test_auto_resume_skips_torn_newest_checkpoint(repo_root, trained,
 
     cfg = _cfg(repo_root, tmp_path, 'work', max_iters=4)
     cfg.resume = True
-    from pad_mm.runtime.runner_utils import build_runner
+    from pad_mm.apis.runner import build_runner
     runner = build_runner(cfg)
     if kind == 'truncated':  # the whole run: it goes on to the end
         runner.train()

@@ -9,7 +9,8 @@ import torch
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
-import pad_mm  # noqa: F401
+import pad_mm.cls  # noqa: F401  (registers pad_mm for mmpretrain)
+import pad_mm.seg  # noqa: F401  (and for mmseg)
 from pad_mm.models import PADConv2d, link_chain
 from pad_mm.models.layers import pad_conv as pad_conv_module
 
@@ -156,7 +157,7 @@ def test_pad_checkpoint_loads_back_into_same_config(repo_root, tmp_path):
 
 def test_runner_load_from_vanilla_checkpoint(repo_root, tmp_path):
     """The Runner's load_from path (what users do) gives the same line."""
-    from pad_mm.runtime.runner_utils import build_runner
+    from pad_mm.apis.runner import build_runner
     vanilla, _ = _seg_models(repo_root, tmp_path)
     path = tmp_path / 'vanilla.pth'
     torch.save({'state_dict': vanilla.state_dict(), 'meta': {}}, path)

@@ -14,8 +14,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn as nn
 
-import pad_mm  # noqa: F401
-from pad_mm.runtime.runner_utils import apply_cpu_distributed
+import pad_mm.seg  # noqa: F401  (registers pad_mm for mmseg)
+from pad_mm.apis.runner import apply_cpu_distributed
 from pad_mm.runtime.sync_bn import CPUSyncBatchNorm
 
 from helpers.training import state_of, sync_bn_worker, tiny_demo_cfg

@@ -27,7 +27,7 @@ import torch.distributed as dist
 pytestmark = pytest.mark.skipif(not osp.isdir('/proc'),
                                 reason='finds the processes to kill in /proc')
 
-import pad_mm  # noqa: F401
+import pad_mm.seg  # noqa: F401  (registers pad_mm for mmseg)
 from pad_mm.runtime.checkpoint import verify_checkpoint
 
 from helpers import training as rel  # noqa: E402
@@ -59,7 +59,7 @@ def _env(repo_root, marker=None):
 
 
 def _config(repo_root, tmp_path, work) -> str:
-    from pad_mm.runtime.runner_utils import add_default_pad_hooks
+    from pad_mm.apis.runner import add_default_pad_hooks
     cfg = rel.tiny_demo_cfg(repo_root, tmp_path / work, tmp_path / 'data',
                             max_iters=MAX_ITERS, slim=True, size=32,
                             batch_size=2, flip=True)

@@ -8,13 +8,14 @@ import sys
 import pytest
 import torch
 from mmengine.registry import init_default_scope
+from mmseg.registry import MODELS as SEG_MODELS
 
-import pad_mm  # noqa: F401
-from pad_mm.registry import SEG_MODELS, WEIGHT_INITIALIZERS
+import pad_mm.seg  # noqa: F401  (registers pad_mm for mmseg)
+from pad_mm.registry import WEIGHT_INITIALIZERS
 
 PROBE = ('import logging, sys; logging.basicConfig(level=logging.INFO, '
          'stream=sys.stdout); import mmengine.runner.checkpoint as c, '
-         'torch, pad_mm, pad_mm.runtime as r; '
+         'torch, pad_mm.seg, pad_mm.runtime as r; '
          "print('PATCHED' if c.torch is not torch else 'PLAIN', "
          'r.compat_patches_applied())')
 

@@ -4,9 +4,9 @@ identical logs."""
 import pytest
 import torch
 
-import pad_mm  # noqa: F401
+import pad_mm.seg  # noqa: F401  (registers pad_mm for mmseg)
 from pad_mm.models import PADConv2d
-from pad_mm.runtime.runner_utils import add_default_pad_hooks, build_runner
+from pad_mm.apis.runner import add_default_pad_hooks, build_runner
 
 from helpers.training import json_log_losses, state_of, tiny_demo_cfg
 

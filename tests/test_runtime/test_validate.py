@@ -7,8 +7,8 @@ import os.path as osp
 import pytest
 from mmengine.registry import init_default_scope
 
-import pad_mm  # noqa: F401
-from pad_mm.runtime.validate import (PADConfigError, PADConfigFileError,
+import pad_mm.seg  # noqa: F401  (registers pad_mm for mmseg)
+from pad_mm.apis.validate import (PADConfigError, PADConfigFileError,
                                      validate_config)
 
 from helpers.tools import load_tool
@@ -289,6 +289,14 @@ def cfg_file(repo_root, tmp_path):
      'model.backbone.pad_cfg.dilations', 'distinct'),
     (['--work-dir', '{tmp}/afile'], '--work-dir', 'directory'),
     (['--launcher', 'pytorch'], '--launcher', 'torch.distributed.run'),
+    # values, not only keys: DictAction makes this a list of one string,
+    # which mmengine's visualizer then fails on with a TypeError
+    (['--cfg-options',
+      "visualizer.vis_backends=[dict(type='TensorboardVisBackend')]"],
+     '--cfg-options visualizer.vis_backends', 'cannot build a dict'),
+    # one sample per step: the ASPP image pool's BN sees a 1x1 map
+    (['--cfg-options', 'train_dataloader.batch_size=1'],
+     'train_dataloader.batch_size', 'batch size >= 2'),
 ])
 def test_train_cli_fails_before_training(repo_root, tmp_path, cfg_file, argv,
                                          field, allowed, monkeypatch):
@@ -333,3 +341,33 @@ def test_test_cli_validates(repo_root, tmp_path, cfg_file):
                    'model.backbone.pad_cfg.eval_mode=argmax'])
     assert info.value.field == 'model.backbone.pad_cfg.eval_mode'
     assert os.listdir(tmp_path).count('w') == 0
+
+
+def test_single_sample_bn_error_names_the_layer(good_cfg):
+    good_cfg.train_dataloader.batch_size = 1
+    with pytest.raises(PADConfigError) as info:
+        validate_config(good_cfg)
+    assert info.value.field == 'train_dataloader.batch_size'
+    assert 'model.decode_head.image_pool' in str(info.value)
+    assert '[1, ' in str(info.value)  # the input shape
+    validate_config(good_cfg, 'test')  # a test run has no such limit
+
+
+def test_cfg_options_suggested_form_passes(good_cfg):
+    """The form the error suggests (the keys of an existing item) passes
+    and sets the value."""
+    import argparse
+
+    from mmengine.config import DictAction
+
+    from pad_mm.apis.validate import validate_cfg_options
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    opts = parser.parse_args([
+        '--cfg-options',
+        'visualizer.vis_backends.0.type=TensorboardVisBackend'
+    ]).cfg_options
+    validate_cfg_options(good_cfg, opts)
+    good_cfg.merge_from_dict(opts)
+    assert good_cfg.visualizer.vis_backends[0].type == \
+        'TensorboardVisBackend'

@@ -13,9 +13,9 @@ import pytest
 import torch
 from mmengine.config import Config
 
-import pad_mm  # noqa: F401
-from pad_mm.runtime.cfg_keys import check_cfg_keys, closest_key
-from pad_mm.runtime.validate import PADConfigError
+import pad_mm.seg  # noqa: F401  (registers pad_mm for mmseg)
+from pad_mm.apis.cfg_keys import check_cfg_keys, closest_key
+from pad_mm.apis.validate import PADConfigError
 from pad_mm.utils import run_tool
 
 from helpers.tools import load_tool

@@ -11,7 +11,7 @@ import textwrap
 import pytest
 import torch
 
-import pad_mm  # noqa: F401
+import pad_mm.seg  # noqa: F401  (registers pad_mm for mmseg)
 from pad_mm.datasets.textures import make_textures_dataset
 from pad_mm.models import pad_layers
 from pad_mm.apis.inference import load_model, prepare_image

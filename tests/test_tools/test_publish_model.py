@@ -19,8 +19,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-import pad_mm
-from pad_mm.runtime.validate import PADConfigError, PADConfigFileError
+import pad_mm.seg  # noqa: F401  (registers pad_mm for mmseg)
+from pad_mm.apis.validate import PADConfigError, PADConfigFileError
 
 from helpers.tools import load_tool
 

@@ -1,5 +1,6 @@
 """tools/train.py and tools/test.py end to end, and mmseg's own
 tools/train.py on a pad_mm config."""
+import os
 import os.path as osp
 
 import pytest
@@ -30,10 +31,13 @@ def test_upstream_mmseg_train_script_runs_config(repo_root, tmp_path):
                          max_iters=1)
     cfg_file = tmp_path / 'cfg.py'
     cfg.dump(str(cfg_file))
+    # this checkout's pad_mm, whatever else is installed
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [repo_root, os.environ.get('PYTHONPATH', '')]))
     out = subprocess.run(
         [sys.executable, script, str(cfg_file), '--work-dir',
          str(tmp_path / 'w')],
-        capture_output=True, text=True, cwd=str(tmp_path))
+        capture_output=True, text=True, cwd=str(tmp_path), env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert osp.isfile(tmp_path / 'w' / 'iter_1.pth')
     ckpt = torch.load(tmp_path / 'w' / 'iter_1.pth', weights_only=False)

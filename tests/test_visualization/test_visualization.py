@@ -12,7 +12,8 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
-import pad_mm  # noqa: F401
+import pad_mm.cls  # noqa: F401  (registers pad_mm for mmpretrain)
+import pad_mm.seg  # noqa: F401  (and for mmseg)
 from pad_mm.apis import load_model
 from pad_mm.evaluation import (PADDilationMetric, PADRecorder, count_flops,
                                pad_layer_flops)
@@ -396,7 +397,7 @@ def _tiny_cfg(repo_root, tmp_path):
 
 
 def test_hooks_log_dilation_stats_and_maps(repo_root, tmp_path):
-    from pad_mm.runtime.runner_utils import build_runner
+    from pad_mm.apis.runner import build_runner
     runner = build_runner(_tiny_cfg(repo_root, tmp_path))
     runner.train()
     metrics = {k.split('/', 1)[1]: v.current()

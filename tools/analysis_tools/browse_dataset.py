@@ -20,12 +20,12 @@ if osp.isdir(osp.join(_ROOT, 'pad_mm')):  # a source checkout, not .mim/
     sys.path.insert(0, _ROOT)
 
 import numpy as np  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 
-import pad_mm  # noqa: E402,F401  (registration)
+from pad_mm.apis import load_config  # noqa: E402
 from pad_mm.registry import task_of  # noqa: E402
-from pad_mm.runtime.validate import PADConfigError  # noqa: E402
+from pad_mm.apis.validate import PADConfigError  # noqa: E402
 from pad_mm.utils import run_tool  # noqa: E402
 
 SPLITS = ('train', 'val', 'test')
@@ -51,7 +51,7 @@ def parse_args(argv=None):
 def main(argv=None) -> list[str]:
     """Returns the written files."""
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)  # pad_mm registered for its task
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     if task_of(cfg) != 'seg':

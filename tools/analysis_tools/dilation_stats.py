@@ -28,7 +28,7 @@ from mmengine.config import DictAction  # noqa: E402
 from pad_mm.apis import load_config  # noqa: E402
 from pad_mm.evaluation import PADDilationMetric  # noqa: E402
 from pad_mm.models import pad_report  # noqa: E402
-from pad_mm.runtime.runner_utils import build_runner  # noqa: E402
+from pad_mm.apis.runner import build_runner  # noqa: E402
 from pad_mm.visualization import (render_dilation_histogram,  # noqa: E402
                                   save_png, write_json)
 

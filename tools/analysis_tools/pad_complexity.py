@@ -31,9 +31,10 @@ if osp.isdir(osp.join(_ROOT, 'pad_mm')):  # a source checkout, not .mim/
     sys.path.insert(0, _ROOT)
 
 import torch.nn as nn  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 from mmengine.registry import MODELS, init_default_scope  # noqa: E402
 
+from pad_mm.apis import load_config  # noqa: E402
 from pad_mm.models import pad_layers  # noqa: E402
 
 FIELDS = ('config', 'model', 'p', 'dp', 'dp_over_p_percent', 'pad_layers')
@@ -60,7 +61,7 @@ def config_complexity(config: str, cfg_options: dict | None = None) -> dict:
     """Build the model of ``config`` and count it (see
     :func:`count_pad_params`); adds ``config`` and ``model`` (the backbone
     type, ``PADBackbone(<base_type>)`` for PAD models)."""
-    cfg = Config.fromfile(config)
+    cfg = load_config(config)  # pad_mm registered for its task
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     scope = cfg.get('default_scope')

@@ -41,7 +41,7 @@ import torch.nn as nn  # noqa: E402
 from pad_mm.apis import (default_input_shape, load_config,  # noqa: E402
                          load_model)
 from pad_mm.models import set_eval_mode  # noqa: E402
-from pad_mm.runtime.validate import (PADConfigError,  # noqa: E402
+from pad_mm.apis.validate import (PADConfigError,  # noqa: E402
                                      PADConfigFileError)
 from pad_mm.utils import run_tool  # noqa: E402
 

@@ -87,7 +87,7 @@ from mmengine.runner.checkpoint import load_state_dict
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from pad_mm.registry import CLS_MODELS, SEG_MODELS, register_in
+from pad_mm.registry import MODELS
 
 from ..layers.pad_conv import PAD_BUFFERS
 from .norm_eval import NormEvalMixin
@@ -403,4 +403,4 @@ class DRN(NormEvalMixin, BaseModule):
         return tuple(outs[i] for i in self.out_indices)
 
 
-register_in((SEG_MODELS, CLS_MODELS), 'DRN')(DRN)
+MODELS.register_module('DRN', module=DRN)

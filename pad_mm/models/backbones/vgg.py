@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 from mmengine.model import BaseModule
-from pad_mm.registry import SEG_MODELS as MODELS
+from pad_mm.registry import MODELS
 from torch import Tensor
 
 from .pretrained import load_pretrained, pretrained_checkpoint
@@ -72,7 +72,7 @@ def convert_vgg_checkpoint(state: dict, depth: int = 16,
     return out
 
 
-@MODELS.register_module()
+@MODELS.register_module(task='seg')
 class VGG(BaseModule):
     """VGG (Simonyan & Zisserman 2014) as an FCN backbone.
 

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import torch.nn as nn
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
-from pad_mm.registry import SEG_MODELS as MODELS
+from pad_mm.registry import MODELS
 from torch import Tensor
 
 from .norm_eval import NormEvalMixin
@@ -123,7 +123,7 @@ class XceptionBlock(nn.Module):
         return (y, tap) if with_tap else y
 
 
-@MODELS.register_module()
+@MODELS.register_module(task='seg')
 class Xception65(NormEvalMixin, BaseModule):
     """Aligned Xception-65 for DeepLabV3+.
 

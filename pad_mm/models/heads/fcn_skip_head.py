@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
-from pad_mm.registry import SEG_MODELS as MODELS
+from pad_mm.registry import MODELS
 from torch import Tensor
 
 __all__ = ['FCNSkipHead', 'FCN32sHead', 'FCN8sHead', 'bilinear_kernel']
@@ -183,14 +183,14 @@ class FCNSkipHead(BaseDecodeHead):
                                        batch_img_metas)
 
 
-@MODELS.register_module()
+@MODELS.register_module(task='seg')
 class FCN32sHead(FCNSkipHead):
     """FCN-32s: score_fr on fc7, one fixed 32x bilinear upsampling.
     in_channels=(4096,), in_index=(fc7 index,)."""
     num_skips = 0
 
 
-@MODELS.register_module()
+@MODELS.register_module(task='seg')
 class FCN8sHead(FCNSkipHead):
     """FCN-8s (at once): fc7 + pool4 + pool3 skips.
     in_channels=(256, 512, 4096); use skip_scales=(1e-4, 1e-2) for the

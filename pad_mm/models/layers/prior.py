@@ -26,8 +26,9 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from mmcv.cnn import build_activation_layer
+import mmcv.cnn  # noqa: F401  (registers mmcv's activations)
 from mmengine.logging import print_log
+from mmengine.registry import MODELS as ROOT_MODELS
 from torch import Tensor
 
 from pad_mm.ops import conv_out_size
@@ -38,7 +39,7 @@ from .aggregation import AGGREGATION_TYPES
 __all__ = [
     'ScaledTanh', 'PADPrior', 'prior_init_biases', 'act_name',
     'default_act_cfg', 'DEFAULT_ACT_CFG', 'DEFAULT_INIT_MARGIN', 'UNSET',
-    'LEGACY_ACT_CFGS', 'note_once'
+    'LEGACY_ACT_CFGS', 'note_once', 'activation_class', 'build_act'
 ]
 
 DEFAULT_INIT_MARGIN = 2.0
@@ -147,12 +148,38 @@ class ScaledTanh(nn.Module):
         return f'scale={self.scale:g}, learnable={self.learnable}'
 
 
+def activation_class(name: str) -> type | None:
+    """The activation class registered as ``name``: pad_mm's own (e.g.
+    ``ScaledTanh``) or mmcv's / mmengine's root registry, from any scope;
+    None if there is none."""
+    own = MODELS.module_dict.get(name)
+    if own is not None:
+        return own
+    return ROOT_MODELS.module_dict.get(name) or ROOT_MODELS.get(name)
+
+
+def build_act(act_cfg: dict | None) -> nn.Module:
+    """f as a module: identity for None, else the class of
+    :func:`activation_class` (or the class given as ``type``) with the
+    config's other keys as arguments, as mmcv's ``build_activation_layer``
+    does."""
+    if act_cfg is None:
+        return nn.Identity()
+    typ = act_cfg['type']
+    cls = activation_class(typ) if isinstance(typ, str) else typ
+    if cls is None:
+        raise ValueError(f'act_cfg.type={typ!r} is not a registered '
+                         'activation (mmcv: ReLU, GELU, Tanh, ...; pad_mm: '
+                         'ScaledTanh)')
+    return cls(**{k: v for k, v in act_cfg.items() if k != 'type'})
+
+
 # ------------------------------------------------------ initial pre-biases
 def _act64(act_cfg: dict) -> nn.Module:
     """f as a fresh float64 CPU module (a model built on the meta device
     or a GPU does not matter)."""
     with torch.device('cpu'):
-        return build_activation_layer(copy.deepcopy(act_cfg)).double()
+        return build_act(act_cfg).double()
 
 
 def _value_and_slope(act: nn.Module, x: float) -> tuple[float, float]:
@@ -331,8 +358,7 @@ class PADPrior(nn.Module):
 
     def _set_act(self, act_cfg: dict | None) -> None:
         self.act_cfg = copy.deepcopy(act_cfg)
-        self.act = nn.Identity() if act_cfg is None else \
-            build_activation_layer(copy.deepcopy(act_cfg))
+        self.act = build_act(act_cfg)
 
     @property
     def uses_hidden(self) -> bool:

@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pad_mm.ops import available_impls, check_dilations, check_tau
-from pad_mm.registry import MODELS
 
 from .aggregation import AGGREGATION_TYPES
-from .prior import UNSET, act_name, default_act_cfg, prior_init_biases
+from .prior import (UNSET, act_name, activation_class, default_act_cfg,
+                    prior_init_biases)
 
 __all__ = [
     'PADConfigError', 'PADSettings', 'setting', 'parse_settings',
@@ -157,12 +157,11 @@ def _check_act_cfg(value, earlier):
         raise _Invalid()
     typ = value['type']
     if isinstance(typ, str):
-        with MODELS.switch_scope_and_registry(None) as registry:
-            if registry.get(typ) is None:
-                raise _Invalid(
-                    'not a registered activation',
-                    allowed='a registered activation (ReLU, GELU, Tanh, '
-                    'Sigmoid, ...)', key='type', value=typ)
+        if activation_class(typ) is None:
+            raise _Invalid(
+                'not a registered activation',
+                allowed='a registered activation (ScaledTanh, ReLU, GELU, '
+                'Tanh, Sigmoid, ...)', key='type', value=typ)
     return dict(value)
 
 

@@ -5,7 +5,8 @@ import torch
 import torch.nn as nn
 from mmengine.registry import MODELS, init_default_scope
 
-import pad_mm  # noqa: F401
+import pad_mm.cls  # noqa: F401  (registers pad_mm for mmpretrain)
+import pad_mm.seg  # noqa: F401  (and for mmseg)
 from pad_mm.models import PADConv2d
 from pad_mm.models.backbones.drn import DRN
 

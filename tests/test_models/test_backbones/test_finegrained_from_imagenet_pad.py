@@ -9,7 +9,8 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-import pad_mm  # noqa: F401
+import pad_mm.cls  # noqa: F401  (registers pad_mm for mmpretrain)
+import pad_mm.seg  # noqa: F401  (and for mmseg)
 from pad_mm.models.layers.pad_conv import PADCheckpointMismatchError
 from helpers.models import initial_logits
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 from mmengine.registry import init_default_scope
 
-import pad_mm  # noqa: F401
+import pad_mm.cls  # noqa: F401  (registers pad_mm for mmpretrain)
+import pad_mm.seg  # noqa: F401  (and for mmseg)
 from pad_mm.models import PADConv2d
 from helpers.models import initial_logits
 
@@ -15,7 +16,7 @@ from helpers.models import initial_logits
 @pytest.mark.parametrize('scope', [None, 'mmseg', 'mmpretrain'])
 def test_build_conv_layer_from_every_scope(scope):
     code = (
-        'import torch, pad_mm\n'
+        'import torch, pad_mm.seg\n'
         'from mmcv.cnn import build_conv_layer\n'
         'from mmengine.registry import DefaultScope, init_default_scope\n'
         f'scope = {scope!r}\n'

@@ -5,7 +5,7 @@ import torch
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
-import pad_mm  # noqa: F401
+import pad_mm.seg  # noqa: F401  (registers pad_mm for mmseg)
 from helpers.models import initial_logits
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from mmengine.registry import init_default_scope
 
-import pad_mm  # noqa: F401
+import pad_mm.seg  # noqa: F401  (registers pad_mm for mmseg)
 from pad_mm.models import PADConv2d, convert_to_pad
 
 onnx = pytest.importorskip('onnx')

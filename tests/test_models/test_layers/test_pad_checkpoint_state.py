@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 from mmengine.logging import MMLogger
 
-import pad_mm  # noqa: F401
+import pad_mm.seg  # noqa: F401  (registers pad_mm for mmseg)
 from pad_mm.engine.hooks.tau_hook import set_tau
 from pad_mm.models import PADConv2d, convert_to_pad
 from pad_mm.models.layers.pad_conv import PADCheckpointMismatchError

@@ -4,7 +4,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-import pad_mm  # noqa: F401
+import pad_mm.seg  # noqa: F401  (registers pad_mm for mmseg)
 from pad_mm.models import (PADConv2d, PADPrior, convert_to_pad, link_chain)
 from pad_mm.ops import pad_conv2d
 

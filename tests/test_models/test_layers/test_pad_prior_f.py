@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-import pad_mm  # noqa: F401
+import pad_mm.seg  # noqa: F401  (registers pad_mm for mmseg)
 from pad_mm.models import (PADConv2d, PADPrior, ScaledTanh, convert_to_pad,
                            link_chain)
 

@@ -10,7 +10,7 @@ from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 
-import pad_mm  # noqa: F401
+import pad_mm.seg  # noqa: F401  (registers pad_mm for mmseg)
 from pad_mm.models import convert_to_pad, format_pad_report, pad_report
 
 MOBILENET = ('configs/pad_deeplabv3plus/'

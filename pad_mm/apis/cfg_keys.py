@@ -13,10 +13,19 @@ constructor. :func:`check_cfg_keys` rejects, before anything is built,
 and names the closest existing key (:mod:`difflib`). A new last key with
 no near-miss sibling is allowed: adding a constructor argument the base
 config does not state (``model.backbone.frozen_stages=1``) is legitimate.
+
+It also checks values against what they replace. ``DictAction`` parses
+ints, floats, bools, strings and lists/tuples of them, so
+``visualizer.vis_backends=[dict(type='TensorboardVisBackend')]`` arrives
+as the string ``"dict(type='TensorboardVisBackend')"`` and fails later in
+mmengine with a ``TypeError``. Rejected: a string that spells a dict
+(``dict(...)``, ``{...}``), a plain value where the config has a dict, and
+a list of plain values where the config has a list of config dicts.
 """
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -61,7 +70,7 @@ def check_cfg_keys(root: Mapping, options: Mapping[str, Any] | None,
             the closest existing key.
     """
     for key, value in (options or {}).items():
-        problem = _key_problem(root, key)
+        problem = _key_problem(root, key) or _value_problem(root, key, value)
         if problem is None:
             continue
         allowed, why = problem
@@ -99,4 +108,50 @@ def _key_problem(root: Mapping, key: str) -> tuple[str, str] | None:
                     f'{part!r} is not an index of {where}')
         return (f'{where} has {_describe(node)}',
                 f'{where} is a value, not a dict or list')
+    return None
+
+
+_DICT_TEXT = re.compile(r'^\s*(dict\s*\(|\{)')
+_MISSING = object()
+
+
+def _existing(root: Mapping, key: str) -> Any:
+    """The value at the dotted ``key`` (list indices as digits), or
+    ``_MISSING``."""
+    node: Any = root
+    for part in key.split('.'):
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, (list, tuple)) and part.isdigit() and \
+                int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return _MISSING
+    return node
+
+
+def _value_problem(root: Mapping, key: str,
+                   value: Any) -> tuple[str, str] | None:
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    for item in items:
+        if isinstance(item, str) and _DICT_TEXT.match(item):
+            return (
+                'ints, floats, bools, strings and lists/tuples of them '
+                '(--cfg-options cannot build a dict: set the keys of an '
+                f'existing item, e.g. {key}.0.type=..., or write it in a '
+                'config of your own that inherits this one)',
+                f'{item!r} would be a string, not a dict')
+    old = _existing(root, key)
+    if old is _MISSING or value is None:
+        return None
+    if isinstance(old, Mapping) and not isinstance(value, Mapping):
+        return (f'None, or values for the keys of the dict ({key}.<key>='
+                '...)', f'{key} is a dict in the config; a '
+                f'{type(value).__name__} would replace it')
+    if isinstance(old, (list, tuple)) and old and all(
+            isinstance(o, Mapping) for o in old) and not all(
+                isinstance(v, Mapping) for v in items):
+        return (f'values for the keys of its items ({key}.<index>.<key>='
+                '...)', f'{key} is a list of config dicts in the config; '
+                'a list of plain values would replace it')
     return None

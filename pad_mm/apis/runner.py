@@ -15,7 +15,7 @@ from mmengine.runner import Runner
 
 from pad_mm.registry import task_of
 
-from .amp import AMP_DTYPES
+from pad_mm.runtime.amp import AMP_DTYPES
 
 __all__ = [
     'LAUNCHERS', 'add_launch_args', 'parse_launch_args', 'apply_amp', 'apply_cpu_distributed',
@@ -173,8 +173,11 @@ def add_default_pad_hooks(cfg: Config) -> None:
 
 
 def build_runner(cfg: Config):
-    """Build the runner of the config's scope (``runner_type`` honoured)."""
+    """Build the runner of the config's scope (``runner_type`` honoured),
+    pad_mm registered for its task."""
+    from pad_mm.utils import register_config
     task_of(cfg)
+    register_config(cfg)
     init_default_scope(cfg.default_scope)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)

@@ -21,6 +21,9 @@ What is checked:
   chains whose layers cannot be chained: wrong order, different batches,
   raised by the layers as :class:`~pad_mm.models.PADChainError`), with
   the RNG state left untouched;
+- training with batch size 1 in one process: a training-mode forward pass
+  of one sample names the first batch-norm layer that would see one value
+  per channel (``train_dataloader.batch_size``);
 - ``custom_hooks`` (registered type, arguments of pad_mm's hooks);
 - the data loaders (``batch_size``, ``num_workers``, ``data_root`` and
   ``data_prefix`` exist and hold files of the expected format, the
@@ -28,7 +31,13 @@ What is checked:
 - checkpoint files: ``load_from``, ``model.pretrained``, every
   ``init_cfg=dict(type='Pretrained'|'CheckedPretrained', checkpoint=...)``;
 - ``train_cfg`` lengths, ``optim_wrapper`` type/AMP dtype, ``randomness``,
-  ``work_dir``, ``launcher`` environment.
+  ``work_dir``, ``launcher`` environment;
+- ``--cfg-options``: keys and values (:mod:`.cfg_keys`).
+
+Types are looked up as mmengine's build will (:func:`lookup`): in the
+scope of a dict's ``_scope_`` (which mmengine stamps on what a config
+inherits from a ``pkg::`` base, e.g. ``pad_mm::``), else the config's
+``default_scope``.
 """
 from __future__ import annotations
 
@@ -36,91 +45,95 @@ import copy
 import inspect
 import os
 import os.path as osp
-from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
+import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.model import revert_sync_batchnorm
-from mmengine.registry import (DATASETS, HOOKS, MODELS, OPTIM_WRAPPERS,
+from mmengine.registry import (HOOKS, MODELS, OPTIM_WRAPPERS, Registry,
                                init_default_scope)
 
+from pad_mm.engine.hooks.rng_hook import get_rng_state, set_rng_state
 from pad_mm.models.backbones.pretrained import PRETRAINED_TYPES
 from pad_mm.models.layers import PADChainError, pad_layers
 from pad_mm.models import PADConfigError, parse_settings
-from pad_mm.registry import TASK_SCOPES
+from pad_mm.registry import SCOPE, TASK_SCOPES
+from pad_mm.runtime.amp import AMP_DTYPES
+from pad_mm.runtime.sync_bn import CPUSyncBatchNorm
 
-from .amp import AMP_DTYPES
-from .hooks.rng_hook import get_rng_state, set_rng_state
-from .runner_utils import LAUNCHERS
-
-from pad_mm.runtime.cfg_keys import check_cfg_keys
+from .cfg_keys import check_cfg_keys
+from .runner import LAUNCHERS
+from .validate_data import (PADConfigFileError, check_loader, is_int,
+                            need_file, positive_int, walk)
 
 __all__ = [
     'PADConfigError', 'PADConfigFileError', 'validate_config',
-    'validate_cfg_options', 'validate_work_dir'
+    'validate_cfg_options', 'validate_work_dir', 'lookup'
 ]
 
-REMOTE_PREFIXES = ('http://', 'https://', 's3://', 'open-mmlab://',
-                   'torchvision://', 'mmcls://', 'pavi://', 'modelzoo://')
-IMG_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
-GENERATE_KEYS = ('seed', 'num_train', 'num_val', 'size')
 # nn.Conv2d arguments a PADConv config dict may carry besides the settings
 CONV_KEYS = ('type', 'in_channels', 'out_channels', 'kernel_size', 'stride',
              'padding', 'dilation', 'groups', 'bias', 'padding_mode')
+# the norms that need more than one value per channel in training
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
+               nn.SyncBatchNorm, CPUSyncBatchNorm)
+# keys of a config dict that are not constructor arguments
+BUILD_KEYS = ('type', '_scope_')
 
 
-class PADConfigFileError(PADConfigError, FileNotFoundError):
-    """A config field or CLI argument names a file/directory that is
-    missing or has the wrong format."""
+def lookup(root: Registry, node: dict, field: str):
+    """The class ``node['type']`` names, looked up as mmengine's build
+    will: in the registry of ``node['_scope_']`` (which mmengine stamps on
+    dicts inherited from a ``pkg::`` base) or else of the current default
+    scope. None when it is not registered.
+
+    Raises:
+        PADConfigError: ``_scope_`` names no registry (field
+            ``<field>._scope_``).
+    """
+    scope = node.get('_scope_')
+    if scope is not None and scope != root.scope and \
+            scope not in root.children:
+        try:  # as mmengine does: a scope's registry module adds its nodes
+            __import__(f'{scope}.registry')
+        except ImportError:
+            pass
+        if scope not in root.children:
+            raise PADConfigError(
+                f'{field}._scope_', scope,
+                f'a scope with a registry, e.g. {SCOPE!r} or one of '
+                f'{list(TASK_SCOPES)}', f'no {root.name} registry has it')
+    typ = node.get('type')
+    if not isinstance(typ, str):
+        return typ
+    with root.switch_scope_and_registry(scope) as registry:
+        try:
+            return registry.get(typ)
+        except KeyError as exc:  # pad_mm's registry: an ambiguous name
+            raise PADConfigError(f'{field}.type', typ,
+                                 'a type the scope resolves',
+                                 str(exc).strip('"')) from None
 
 
-# --------------------------------------------------------------- helpers
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+def is_type(node: dict, name: str) -> bool:
+    """Whether ``node`` is a ``name`` (also written ``'pad_mm.<name>'``)."""
+    return node.get('type') in (name, f'{SCOPE}.{name}')
 
 
-def _positive_int(field: str, v: Any, minimum: int = 1) -> None:
-    if not _is_int(v) or v < minimum:
-        raise PADConfigError(field, v, f'an int >= {minimum}')
-
-
-def _walk(node: Any, path: str) -> Iterator[tuple[str, dict]]:
-    """Every dict in a config tree with its dotted path."""
-    if isinstance(node, dict):
-        yield path, node
-        for k, v in node.items():
-            yield from _walk(v, f'{path}.{k}')
-    elif isinstance(node, (list, tuple)):
-        for i, v in enumerate(node):
-            yield from _walk(v, f'{path}[{i}]')
-
-
-def _is_local(path: Any) -> bool:
-    return isinstance(path, str) and not path.startswith(REMOTE_PREFIXES)
-
-
-def _need_file(field: str, path: Any, what: str) -> None:
-    if not isinstance(path, str) or not path:
-        raise PADConfigError(field, path, f'a path to {what}')
-    if _is_local(path) and not osp.isfile(path):
-        why = ('is a directory' if osp.isdir(path) else 'no such file')
-        raise PADConfigFileError(field, path, f'an existing {what} file',
-                                 why)
-
-
-def _models_registry():
-    """The MODELS registry of the current default scope."""
-    with MODELS.switch_scope_and_registry(None) as registry:
+def _models_registry(scope: str | None = None):
+    """The MODELS registry of ``scope`` or the current default scope."""
+    with MODELS.switch_scope_and_registry(scope) as registry:
         return registry
 
 
 # ------------------------------------------------------------------- PAD
-def _build_pad_backbone(path: str, node: dict) -> None:
+def _build_pad_backbone(path: str, node: dict,
+                        scope: str | None = None) -> None:
     """Build a ``PADBackbone`` node on the meta device (on the CPU if the
     base backbone cannot be built on meta); PAD errors come back with the
     config path in front."""
-    registry = _models_registry()
+    registry = _models_registry(scope)
     base = node.get('base_type')
     error: Exception | None = None
     for device in ('meta', 'cpu'):
@@ -138,9 +151,9 @@ def _build_pad_backbone(path: str, node: dict) -> None:
 
 
 def _check_pad_model(model_cfg: dict) -> None:
-    nodes = list(_walk(model_cfg, 'model'))
+    nodes = list(walk(model_cfg, 'model'))
     for path, node in nodes:
-        if node.get('type') == 'PADConv':
+        if is_type(node, 'PADConv'):
             settings = parse_settings(node, path, ignore=CONV_KEYS)
             if settings.aggregation not in ('markov', 'static'):
                 raise PADConfigError(
@@ -148,9 +161,10 @@ def _check_pad_model(model_cfg: dict) -> None:
                     "'markov' or 'static' for PADConv built from a config "
                     'dict (such layers are not linked into a chain); chains: '
                     "PADBackbone(pad_cfg=dict(layers=..., aggregation=...))")
+    scope = model_cfg.get('_scope_')  # the outermost dict carries it
     for path, node in nodes:
-        if node.get('type') == 'PADBackbone':
-            _build_pad_backbone(path, node)
+        if is_type(node, 'PADBackbone'):
+            _build_pad_backbone(path, node, scope)
 
 
 def _input_size(cfg) -> tuple[int, int]:
@@ -161,7 +175,46 @@ def _input_size(cfg) -> tuple[int, int]:
     return tuple(max(32, min(int(s), 128)) for s in size)
 
 
-def _dry_run(cfg) -> None:
+def _single_sample_bn(model, h: int, w: int) -> tuple[str, tuple] | None:
+    """The first batch-norm layer (name, input shape) that sees one value
+    per channel in a training-mode forward pass of one [1, 3, h, w] input
+    (torch then raises "Expected more than 1 value per channel when
+    training"); None if there is none (or the forward fails otherwise)."""
+    found: list[tuple[str, tuple]] = []
+
+    def probe(name):
+        def hook(module, args):
+            x = args[0]
+            if module.training and x.dim() >= 2 and \
+                    x.numel() == x.shape[1] and not found:
+                found.append((name, tuple(x.shape)))
+        return hook
+
+    handles = [m.register_forward_pre_hook(probe(n))
+               for n, m in model.named_modules()
+               if isinstance(m, BATCH_NORMS)]
+    if not handles:
+        return None
+    try:
+        with torch.no_grad():
+            model(torch.randn(1, 3, h, w), mode='tensor')
+    except Exception:  # noqa: BLE001  (the BN error itself, or a guess)
+        pass
+    finally:
+        for handle in handles:
+            handle.remove()
+    return found[0] if found else None
+
+
+def _train_batch_of_one(cfg, mode: str) -> bool:
+    """Training with one sample per step (one process, batch_size 1)."""
+    loader = cfg.get('train_dataloader') or {}
+    single = cfg.get('launcher', 'none') == 'none' or \
+        os.environ.get('WORLD_SIZE', '1') == '1'
+    return mode == 'train' and single and loader.get('batch_size') == 1
+
+
+def _dry_run(cfg, mode: str = 'train') -> None:
     """Build the model and run one forward pass in train mode on random
     data (the caller restores the RNG state). Only a
     :class:`~pad_mm.models.PADChainError` fails the check: the input is a
@@ -175,11 +228,25 @@ def _dry_run(cfg) -> None:
         raise PADConfigError('model', cfg.model.get('type'),
                              'a model config that builds',
                              f'{type(e).__name__}: {e}') from e
-    if next(pad_layers(model), None) is None:
+    one = _train_batch_of_one(cfg, mode)
+    if next(pad_layers(model), None) is None and not one:
         return
     model = revert_sync_batchnorm(model)  # SyncBN needs a process group
     h, w = _input_size(cfg)
     model.train()
+    if one:
+        bad = _single_sample_bn(model, h, w)
+        if bad is not None:
+            raise PADConfigError(
+                'train_dataloader.batch_size', 1,
+                'a batch size >= 2 per process for a model with batch norm '
+                "(or a norm that works on one sample, e.g. norm_cfg="
+                "dict(type='GN', ...))",
+                f'batch-norm layer model.{bad[0]} gets an input of shape '
+                f'{list(bad[1])} (one value per channel), which fails in '
+                'training ("Expected more than 1 value per channel")')
+        if next(pad_layers(model), None) is None:
+            return
     try:
         with torch.no_grad():
             model(torch.randn(2, 3, h, w), mode='tensor')
@@ -197,8 +264,8 @@ def _dry_run(cfg) -> None:
 
 
 def _pad_cfg_of(model_cfg: dict) -> tuple[str, Any]:
-    for path, node in _walk(model_cfg, 'model'):
-        if node.get('type') == 'PADBackbone':
+    for path, node in walk(model_cfg, 'model'):
+        if is_type(node, 'PADBackbone'):
             return path, node.get('pad_cfg')
     return 'model', None
 
@@ -211,7 +278,7 @@ def _check_hooks(cfg) -> None:
             raise PADConfigError(field, hook, "a hook config dict with "
                                  "'type'")
         typ = hook['type']
-        cls = HOOKS.get(typ) if isinstance(typ, str) else typ
+        cls = lookup(HOOKS, hook, field)
         if cls is None:
             raise PADConfigError(f'{field}.type', typ,
                                  'a registered hook type, e.g. '
@@ -219,7 +286,7 @@ def _check_hooks(cfg) -> None:
         if not str(getattr(cls, '__module__', '')).startswith('pad_mm'):
             continue
         kwargs = {k: v for k, v in hook.items()
-                  if k not in ('type', 'priority')}
+                  if k not in BUILD_KEYS + ('priority', )}
         params = inspect.signature(cls.__init__).parameters
         for key in kwargs:
             if key not in params:
@@ -236,149 +303,22 @@ def _check_hooks(cfg) -> None:
                                  str(e)) from None
 
 
-# ------------------------------------------------------------------ data
-def _datasets(node: Any, path: str) -> Iterator[tuple[str, dict]]:
-    """The leaf dataset dicts of a (wrapped) dataset config."""
-    if not isinstance(node, dict):
-        return
-    if 'dataset' in node and isinstance(node['dataset'], dict):
-        yield from _datasets(node['dataset'], f'{path}.dataset')
-    elif 'datasets' in node and isinstance(node['datasets'], (list, tuple)):
-        for i, d in enumerate(node['datasets']):
-            yield from _datasets(d, f'{path}.datasets[{i}]')
-    else:
-        yield path, node
-
-
-def _has_files(directory: str, suffixes: Sequence[str]) -> bool:
-    for _, _, files in os.walk(directory):
-        if any(f.lower().endswith(tuple(suffixes)) for f in files):
-            return True
-    return False
-
-
-def _check_generate(field: str, gen: Any) -> None:
-    if not isinstance(gen, dict):
-        raise PADConfigError(field, gen, f'None or a dict with keys '
-                             f'{list(GENERATE_KEYS)}')
-    for key, v in gen.items():
-        if key not in GENERATE_KEYS:
-            raise PADConfigError(f'{field}.{key}', v,
-                                 f'keys {list(GENERATE_KEYS)}',
-                                 f'unknown key {key!r}')
-        if key == 'seed':
-            if not _is_int(v) or v < 0:
-                raise PADConfigError(f'{field}.seed', v, 'an int >= 0')
-        else:
-            _positive_int(f'{field}.{key}', v, 16 if key == 'size' else 1)
-
-
-def _default_arg(ds: dict, name: str) -> Any:
-    """Default of argument ``name`` of the dataset class ``ds['type']``."""
-    typ = ds.get('type')
-    try:
-        with DATASETS.switch_scope_and_registry(None) as registry:
-            cls = registry.get(typ) if isinstance(typ, str) else typ
-        param = inspect.signature(cls.__init__).parameters.get(name)
-    except Exception:  # noqa: BLE001  (unknown type: the build reports it)
-        return None
-    if param is None or param.default is inspect.Parameter.empty:
-        return None
-    return param.default
-
-
-def _check_dataset(field: str, ds: dict) -> None:
-    gen = ds.get('generate')
-    root = ds.get('data_root')
-    if ds.get('type') == 'PADTexturesDataset' and gen is not None:
-        _check_generate(f'{field}.generate', gen)
-        if not isinstance(root, str) or not root:
-            raise PADConfigError(f'{field}.data_root', root,
-                                 'a directory path where the generated set '
-                                 'is written')
-        if osp.exists(root) and not osp.isdir(root):
-            raise PADConfigFileError(f'{field}.data_root', root,
-                                     'a directory (or a path to create)',
-                                     'exists and is not a directory')
-        return
-    if root is not None and root != '':
-        if not isinstance(root, str):
-            raise PADConfigError(f'{field}.data_root', root,
-                                 'a directory path')
-        if not osp.isdir(root):
-            raise PADConfigFileError(
-                f'{field}.data_root', root, 'an existing directory',
-                'exists but is not a directory' if osp.exists(root) else
-                'no such directory')
-    base = root or ''
-    ann = ds.get('ann_file')
-    if isinstance(ann, str) and ann:
-        path = ann if osp.isabs(ann) else osp.join(base, ann)
-        if not osp.isfile(path):
-            raise PADConfigFileError(f'{field}.ann_file', ann,
-                                     'an existing annotation file '
-                                     f'(relative to data_root {base!r})',
-                                     f'{path!r} does not exist')
-    prefix = ds.get('data_prefix') or {}
-    if not isinstance(prefix, dict):
-        return
-    img_suffix = ds.get('img_suffix', _default_arg(ds, 'img_suffix'))
-    seg_suffix = ds.get('seg_map_suffix',
-                        _default_arg(ds, 'seg_map_suffix') or '.png')
-    for key, sub in prefix.items():
-        if not isinstance(sub, str) or not sub:
-            continue
-        path = sub if osp.isabs(sub) else osp.join(base, sub)
-        if not osp.isdir(path):
-            raise PADConfigFileError(
-                f'{field}.data_prefix.{key}', sub,
-                f'a directory under data_root {base!r}',
-                f'{path!r} does not exist')
-        if key == 'img_path':
-            suffixes = [img_suffix] if isinstance(img_suffix, str) else \
-                list(IMG_SUFFIXES)
-        elif key == 'seg_map_path':
-            suffixes = [seg_suffix]
-        else:
-            continue
-        if not _has_files(path, suffixes):
-            raise PADConfigFileError(
-                f'{field}.data_prefix.{key}', sub,
-                f'a directory holding {"/".join(suffixes)} files '
-                "(mmseg layout: data_root/<img_path>/*.<img_suffix>, "
-                'data_root/<seg_map_path>/*.<seg_map_suffix>)',
-                f'{path!r} has no such files (wrong format?)')
-
-
-def _check_loader(name: str, loader: Any) -> None:
-    if not isinstance(loader, dict):
-        raise PADConfigError(name, loader, 'a dataloader config dict')
-    if 'batch_size' in loader:
-        _positive_int(f'{name}.batch_size', loader['batch_size'])
-    if 'num_workers' in loader:
-        _positive_int(f'{name}.num_workers', loader['num_workers'], 0)
-    if 'dataset' not in loader:
-        raise PADConfigError(f'{name}.dataset', None, 'a dataset config')
-    for field, ds in _datasets(loader['dataset'], f'{name}.dataset'):
-        _check_dataset(field, ds)
-
-
 # ----------------------------------------------------------- checkpoints
 def _check_checkpoints(cfg, mode: str) -> None:
     load_from = cfg.get('load_from')
     if load_from is not None and mode == 'train':
-        _need_file('load_from', load_from, 'checkpoint (.pth)')
+        need_file('load_from', load_from, 'checkpoint (.pth)')
     pretrained = cfg.model.get('pretrained')
     if pretrained is not None:
-        _need_file('model.pretrained', pretrained, 'checkpoint (.pth)')
-    for path, node in _walk(cfg.model, 'model'):
+        need_file('model.pretrained', pretrained, 'checkpoint (.pth)')
+    for path, node in walk(cfg.model, 'model'):
         init = node.get('init_cfg')
         inits = init if isinstance(init, (list, tuple)) else [init]
         for j, ic in enumerate(inits):
             if isinstance(ic, dict) and ic.get('type') in PRETRAINED_TYPES:
                 sub = f'{path}.init_cfg' + (f'[{j}]' if isinstance(
                     init, (list, tuple)) else '')
-                _need_file(f'{sub}.checkpoint', ic.get('checkpoint'),
+                need_file(f'{sub}.checkpoint', ic.get('checkpoint'),
                            'checkpoint (.pth)')
 
 
@@ -388,10 +328,12 @@ def _check_runtime(cfg, mode: str) -> None:
     if mode == 'train':
         for key in ('max_iters', 'max_epochs', 'val_interval', 'val_begin'):
             if key in train_cfg:
-                _positive_int(f'train_cfg.{key}', train_cfg[key])
+                positive_int(f'train_cfg.{key}', train_cfg[key])
         wrapper = cfg.get('optim_wrapper') or {}
         typ = wrapper.get('type', 'OptimWrapper')
-        if isinstance(typ, str) and OPTIM_WRAPPERS.get(typ) is None:
+        if isinstance(typ, str) and lookup(
+                OPTIM_WRAPPERS, dict(wrapper, type=typ),
+                'optim_wrapper') is None:
             raise PADConfigError('optim_wrapper.type', typ,
                                  'a registered optimizer wrapper '
                                  '(OptimWrapper, AmpOptimWrapper, '
@@ -403,7 +345,7 @@ def _check_runtime(cfg, mode: str) -> None:
                                  f'one of {list(AMP_DTYPES)}')
     rnd = cfg.get('randomness') or {}
     if 'seed' in rnd and rnd['seed'] is not None and (
-            not _is_int(rnd['seed']) or rnd['seed'] < 0):
+            not is_int(rnd['seed']) or rnd['seed'] < 0):
         raise PADConfigError('randomness.seed', rnd['seed'],
                              'None or an int >= 0')
     if 'deterministic' in rnd and not isinstance(rnd['deterministic'],
@@ -437,7 +379,7 @@ def validate_work_dir(work_dir: Any, field: str = '--work-dir') -> None:
 def validate_cfg_options(cfg, options: dict | None) -> None:
     """``--cfg-options key=value``: every key checked against the assembled
     config, a near miss named with the closest existing key
-    (:func:`pad_mm.runtime.cfg_keys.check_cfg_keys`)."""
+    (:func:`pad_mm.apis.cfg_keys.check_cfg_keys`)."""
     root = cfg._cfg_dict if hasattr(cfg, '_cfg_dict') else cfg
     check_cfg_keys(root, options, PADConfigError)
 
@@ -464,6 +406,8 @@ def validate_config(cfg, mode: str = 'train', dry_run: bool = True) -> None:
         validate_work_dir(cfg.work_dir, 'work_dir')
     if not isinstance(cfg.get('model'), dict):
         raise PADConfigError('model', cfg.get('model'), 'a model config')
+    from pad_mm.utils import register_config
+    register_config(cfg)  # pad_mm's classes for the config's task
     init_default_scope(scope)
     state = get_rng_state()  # building models below draws random numbers
     try:
@@ -480,7 +424,7 @@ def _validate(cfg, mode: str, dry_run: bool) -> None:
         else ('test_dataloader', )
     for name in loaders:
         if cfg.get(name) is not None:
-            _check_loader(name, cfg[name])
+            check_loader(name, cfg[name])
     _check_pad_model(cfg.model)
     if dry_run:
-        _dry_run(cfg)
+        _dry_run(cfg, mode)
