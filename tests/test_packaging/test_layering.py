@@ -61,10 +61,18 @@ def _reaches(path: str, private: set[str]) -> list[str]:
     return found
 
 
+# the one home of upstream workarounds patches upstream private functions
+# (mmengine's CheckpointHook._save_checkpoint_with_step, ...) by design,
+# and marks them; it and its tests are the only place allowed to
+WORKAROUND_HOME = ('pad_mm/runtime/', 'tests/test_runtime/')
+
+
 def test_no_module_reaches_into_another_modules_private_names():
     private = _private_names_of_pad_mm()
     bad = {}
     for path in _py_files('pad_mm', 'tools', 'tests'):
+        if osp.relpath(path, ROOT).startswith(WORKAROUND_HOME):
+            continue
         hits = _reaches(path, private)
         if hits:
             bad[osp.relpath(path, ROOT)] = hits
