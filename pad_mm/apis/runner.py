@@ -112,7 +112,11 @@ def cpu_amp_cfg(cfg: Config) -> None:
         if wrapper.get('dtype') is None:  # AmpOptimWrapper's default
             wrapper['dtype'] = 'float16'
         print_log('No CUDA: AmpOptimWrapper -> CPUAmpOptimWrapper (CPU '
-                  f"autocast, {wrapper['dtype']})", logger='current')
+                  f"autocast, {wrapper['dtype']}). On a CPU, AMP saves "
+                  'memory but not time: an iteration usually takes longer '
+                  'than in float32 (the CPU has no fast float16 matrix '
+                  'units); drop --amp for speed', logger='current',
+                  level=logging.WARNING)
 
 
 def revert_sync_bn_cfg(node, to: str = 'BN',
