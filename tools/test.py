@@ -8,6 +8,8 @@ if osp.isdir(osp.join(_ROOT, 'pad_mm')):  # a source checkout, not .mim/
     sys.path.insert(0, _ROOT)
 
 from pad_mm.apis import load_config  # noqa: E402
+from pad_mm.apis.pad_match import (check_pad_match,  # noqa: E402
+                                   checkpoint_state, config_is_pad)
 from pad_mm.apis.runner import (add_launch_args,  # noqa: E402
                                 apply_cpu_distributed, build_runner,
                                 cpu_amp_cfg, parse_launch_args, set_work_dir)
@@ -64,6 +66,11 @@ def main(argv=None):
         validate_work_dir(args.work_dir, '--work-dir')
     set_work_dir(cfg, args.config, args.work_dir)
     cpu_amp_cfg(cfg)
+    # a PAD checkpoint with a vanilla config (or the reverse) would test
+    # the wrong model: refused before the runner is built
+    check_pad_match(config_is_pad(cfg.model), (),
+                    checkpoint_state(args.checkpoint), args.config,
+                    args.checkpoint)
     cfg.load_from = args.checkpoint
     task = task_of(cfg)
     if args.out:

@@ -18,7 +18,10 @@ from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import load_checkpoint
 from torch import Tensor
 
+from pad_mm.models.layers import pad_layers
 from pad_mm.registry import task_of
+
+from .pad_match import check_pad_match, checkpoint_state
 
 __all__ = [
     'load_config', 'load_model', 'init_model', 'test_pipeline_cfg',
@@ -56,6 +59,8 @@ def load_model(config: str | Config,
     Raises:
         FileNotFoundError: config or checkpoint missing.
         ValueError: ``default_scope`` is not 'mmseg' or 'mmpretrain'.
+        PADConfigError: a PAD checkpoint with a vanilla config or the
+            reverse (:mod:`pad_mm.apis.pad_match`).
     """
     cfg = load_config(config)
     task_of(cfg)
@@ -74,6 +79,10 @@ def load_model(config: str | Config,
             model_cfg['backbone'].pop('init_cfg', None)
     model = MODELS.build(model_cfg)
     if checkpoint is not None:
+        layers = [n for n, _ in pad_layers(model)]
+        check_pad_match(bool(layers), layers, checkpoint_state(checkpoint),
+                        getattr(cfg, 'filename', None) or 'given',
+                        checkpoint)
         load_checkpoint(model, checkpoint, map_location='cpu',
                         revise_keys=[(r'^module\.', '')])
     model.cfg = cfg
