@@ -10,7 +10,8 @@ if osp.isdir(osp.join(_ROOT, 'pad_mm')):  # a source checkout, not .mim/
 from pad_mm.apis import load_config  # noqa: E402
 from pad_mm.apis.pad_match import (check_pad_match,  # noqa: E402
                                    checkpoint_state, config_is_pad)
-from pad_mm.apis.runner import (add_launch_args,  # noqa: E402
+from pad_mm.apis.runner import (add_default_pad_hooks,  # noqa: E402
+                                add_launch_args,
                                 apply_cpu_distributed, build_runner,
                                 cpu_amp_cfg, parse_launch_args, set_work_dir)
 from pad_mm.apis.validate import (PADConfigError,  # noqa: E402
@@ -111,6 +112,7 @@ def main(argv=None):
         hook['show'] = False
         cfg.visualizer['save_dir'] = args.show_dir
     apply_cpu_distributed(cfg)
+    add_default_pad_hooks(cfg)  # e.g. a warning per NaN/inf image
     validate_config(cfg, 'test')
     runner = build_runner(cfg)
     if args.out and task == 'cls':

@@ -162,12 +162,13 @@ def apply_cpu_distributed(cfg: Config) -> bool:
     return True
 
 
-DEFAULT_HOOKS = (dict(type='RNGStateHook'), )
+DEFAULT_HOOKS = (dict(type='RNGStateHook'), dict(type='PADEvalNumericsHook'))
 
 
 def add_default_pad_hooks(cfg: Config) -> None:
     """Append pad_mm's always-on hooks (``RNGStateHook``: resumable RNG
-    state) to ``custom_hooks`` unless the config already has them."""
+    state; ``PADEvalNumericsHook``: a warning per image with NaN/inf at
+    val / test) to ``custom_hooks`` unless the config already has them."""
     hooks = list(cfg.get('custom_hooks') or [])
     present = {h.get('type') for h in hooks if isinstance(h, dict)}
     for hook in DEFAULT_HOOKS:

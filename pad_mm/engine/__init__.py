@@ -1,11 +1,12 @@
 """Hooks (:mod:`pad_mm.engine.hooks`): the PAD ones and the training
 guards. Upstream workarounds live in :mod:`pad_mm.runtime`."""
 from .hooks import (TAU_SCHEDULES, PADDilationMapHook, PADDilationStatsHook,
-                    PADNumericsHook, PADTauHook, RNGStateHook, get_rng_state,
-                    set_rng_state, set_tau, tau_at)
+                    PADEvalNumericsHook, PADNumericsHook, PADTauHook,
+                    RNGStateHook, get_rng_state, set_rng_state, set_tau,
+                    tau_at)
 
 __all__ = [
     'PADTauHook', 'tau_at', 'set_tau', 'TAU_SCHEDULES',
     'PADDilationStatsHook', 'PADDilationMapHook', 'PADNumericsHook',
-    'RNGStateHook', 'get_rng_state', 'set_rng_state'
+    'PADEvalNumericsHook', 'RNGStateHook', 'get_rng_state', 'set_rng_state'
 ]
