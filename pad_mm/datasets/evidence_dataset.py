@@ -35,8 +35,8 @@ class PADEvidenceDataset(BaseSegDataset):
     """
     METAINFO = dict(
         classes=EVIDENCE_CLASSES,
-        palette=[[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200],
-                 [245, 130, 48]])
+        palette=[[230, 25, 75], [60, 180, 75], [255, 225, 25],
+                 [0, 130, 200]])
 
     def __init__(self,
                  img_suffix: str = '.png',

@@ -114,7 +114,8 @@ def test_only_layer1_3x3_convs_differ(name):
 
 def test_pad_layers_see_32x32_maps_and_a_small_receptive_field():
     cfg = _cfg(ABL + 'pad_markov.py')
-    net = _build_backbone(cfg).eval()
+    net = _build_backbone(cfg)
+    net.eval()
     seen = {}
     hooks = [m.register_forward_pre_hook(
         lambda mod, inp, n=n: seen.__setitem__(n, inp[0]))

@@ -12,7 +12,7 @@ custom_imports = dict(imports=['pad_mm'], allow_failed_imports=False)
 
 crop_size = (128, 128)
 num_classes = 4
-max_iters = 2500
+max_iters = 2000
 channels = 32
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
