@@ -40,7 +40,8 @@ from .recorder import PADRecorder, chosen_dilation
 __all__ = [
     'read_dilation_map', 'truth_on_grid', 'scale_accuracy_counts',
     'agreement_counts', 'summarize_agreement', 'PADEvidenceMetric',
-    'PADChoiceAgreementMetric'
+    'PADChoiceAgreementMetric', 'final_validation', 'collect_runs',
+    'evidence_table', 'TABLE_COLUMNS'
 ]
 
 
@@ -233,3 +234,77 @@ class PADChoiceAgreementMetric(PADDilationMetric):
             out['agree_const'] = float(np.mean([s['agree_const']
                                                 for s in layers]))
         return out
+
+
+# ----------------------------------------------------- results of many runs
+#: columns of :func:`evidence_table` (metric key, header)
+TABLE_COLUMNS = (('mIoU', 'mIoU'), ('evidence/acc', 'acc'),
+                 ('evidence/acc_d1', 'acc on d=1'),
+                 ('evidence/acc_d2', 'acc on d=2'),
+                 ('evidence/acc_d4', 'acc on d=4'),
+                 ('pad/agree', 'agreement (mean over layers)'),
+                 ('pad/agree_const', 'constant choice'))
+
+
+def final_validation(scalars_path: str) -> dict[str, float]:
+    """The last validation record (the last line with ``mIoU``) of an
+    mmengine ``vis_data/scalars.json``; {} if there is none."""
+    import json
+    last: dict[str, float] = {}
+    with open(scalars_path) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                rec = json.loads(line)
+                if 'mIoU' in rec:
+                    last = rec
+    return last
+
+
+def collect_runs(work_dir: str) -> dict[str, dict[int, dict[str, float]]]:
+    """``{config: {seed: final validation record}}`` of the runs under
+    ``work_dir/<config>/seed_<S>/`` (the layout of
+    ``tools/analysis_tools/sweep.py``); of several timestamped logs in one
+    run folder, the newest with a validation counts."""
+    import glob
+    import os.path as osp
+    import re
+    out: dict[str, dict[int, dict[str, float]]] = {}
+    for run in sorted(glob.glob(osp.join(work_dir, '*', 'seed_*'))):
+        m = re.fullmatch(r'seed_(\d+)', osp.basename(run))
+        if not m or not osp.isdir(run):
+            continue
+        for path in sorted(glob.glob(osp.join(run, '*', 'vis_data',
+                                              'scalars.json')),
+                           reverse=True):
+            rec = final_validation(path)
+            if rec:
+                out.setdefault(osp.basename(osp.dirname(run)),
+                               {})[int(m.group(1))] = rec
+                break
+    return out
+
+
+def evidence_table(runs: dict[str, dict[int, dict[str, float]]],
+                   columns: Sequence[tuple[str, str]] = TABLE_COLUMNS
+                   ) -> str:
+    """Markdown table: per config, mean ± std (n) over seeds of each
+    column's key (a single run: its value and the seed)."""
+    lines = ['| config | ' + ' | '.join(h for _, h in columns) + ' |',
+             '|---' * (len(columns) + 1) + '|']
+    for config, seeds in runs.items():
+        cells = []
+        for key, _ in columns:
+            vals = [r[key] for r in seeds.values() if key in r]
+            if not vals:
+                cells.append('—')
+                continue
+            scale = 100.0 if key.startswith('pad/') else 1.0
+            v = np.asarray(vals, dtype=np.float64) * scale
+            if len(v) == 1:
+                cells.append(f'{v[0]:.1f} (seed {next(iter(seeds))})')
+            else:
+                cells.append(f'{v.mean():.1f} ± {v.std(ddof=1):.1f} '
+                             f'({len(v)})')
+        lines.append(f'| {config} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)

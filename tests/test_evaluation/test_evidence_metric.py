@@ -123,3 +123,39 @@ def test_choice_agreement_metric_refuses_several_forwards(tmp_path):
     with pytest.raises(RuntimeError, match='forward passes'):
         metric.process({}, [_sample(np.zeros((16, 16)), np.zeros((16, 16)),
                                     path)])
+
+
+def _run(root, config, seed, records, stamp='20260101_000000'):
+    import json
+    import os
+    d = root / config / f'seed_{seed}' / stamp / 'vis_data'
+    os.makedirs(d)
+    with open(d / 'scalars.json', 'w') as f:
+        for r in records:
+            f.write(json.dumps(r) + '\n')
+
+
+def test_collect_runs_and_table(tmp_path):
+    from pad_mm.evaluation.evidence import collect_runs, evidence_table
+    train = {'loss': 1.0, 'step': 10}
+    _run(tmp_path, 'vanilla', 0, [train, {'mIoU': 50.0, 'evidence/acc_d1':
+                                          90.0, 'step': 10}])
+    _run(tmp_path, 'vanilla', 1, [{'mIoU': 10.0, 'step': 5}, train,
+                                  {'mIoU': 60.0, 'evidence/acc_d1': 80.0,
+                                   'step': 10}])
+    _run(tmp_path, 'pad', 0, [{'mIoU': 70.0, 'pad/agree': 0.5,
+                               'pad/agree_const': 0.4, 'step': 10}])
+    # a run without a validation yet is left out
+    _run(tmp_path, 'pad', 1, [train])
+    runs = collect_runs(str(tmp_path))
+    assert sorted(runs) == ['pad', 'vanilla']
+    assert sorted(runs['vanilla']) == [0, 1] and sorted(runs['pad']) == [0]
+    assert runs['vanilla'][1]['mIoU'] == 60.0
+    table = evidence_table(runs).splitlines()
+    row = {ln.split(' | ')[0][2:]: ln.split(' | ') for ln in table[2:]}
+    assert row['vanilla'][1] == '55.0 ± 7.1 (2)'
+    assert row['vanilla'][3] == '85.0 ± 7.1 (2)'
+    assert row['pad'][1] == '70.0 (seed 0)'
+    assert row['pad'][6] == '50.0 (seed 0)'
+    assert row['pad'][7].rstrip(' |') == '40.0 (seed 0)'
+    assert row['vanilla'][6] == '—'
