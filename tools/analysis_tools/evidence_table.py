@@ -14,9 +14,15 @@ against the best constant choice (percent).
 from __future__ import annotations
 
 import argparse
+import os.path as osp
 import sys
 
-from pad_mm.evaluation.evidence import collect_runs, evidence_table
+_ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+if osp.isdir(osp.join(_ROOT, 'pad_mm')) and _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from pad_mm.evaluation.evidence import (collect_runs,  # noqa: E402
+                                        evidence_table)
 
 
 def main(argv: list[str] | None = None) -> int:
