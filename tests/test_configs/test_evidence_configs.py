@@ -23,21 +23,24 @@ from pad_mm.models import PADConv2d
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 EV = 'configs/demo/evidence/'
 ABL = EV + 'ablation/'
-VANILLA = EV + 'fcn_r18_evidence.py'
-PAD = EV + 'pad_fcn_r18_evidence.py'
+VANILLA = EV + '_base_/fcn_r18_evidence.py'
+PAD = EV + '_base_/pad_fcn_r18_evidence.py'
 LAYER1 = [f'layer1.{b}.conv{c}' for b in (0, 1) for c in (1, 2)]
 
 # config -> (base it derives from, layer1 3x3 conv: (class, dilation,
 #            aggregation, options))
 EXPECTED = {
-    'vanilla.py': (VANILLA, ('Conv2d', 1, None, None)),
-    'fixed_d2.py': (VANILLA, ('Conv2d', 2, None, None)),
-    'fixed_d4.py': (VANILLA, ('Conv2d', 4, None, None)),
-    'static_mixture.py': (PAD, ('PADConv2d', 1, 'static', (1, 2, 4))),
-    'pad_markov.py': (PAD, ('PADConv2d', 1, 'markov', (1, 2, 4))),
-    'pad_gated.py': (PAD, ('PADConv2d', 1, 'gated', (1, 2, 4))),
-    'pad_recurrent.py': (PAD, ('PADConv2d', 1, 'recurrent', (1, 2, 4))),
-    'pad_markov_d12.py': (PAD, ('PADConv2d', 1, 'markov', (1, 2))),
+    'evidence_vanilla.py': (VANILLA, ('Conv2d', 1, None, None)),
+    'evidence_fixed_d2.py': (VANILLA, ('Conv2d', 2, None, None)),
+    'evidence_fixed_d4.py': (VANILLA, ('Conv2d', 4, None, None)),
+    'evidence_static_mixture.py': (PAD, ('PADConv2d', 1, 'static',
+                                         (1, 2, 4))),
+    'evidence_pad_markov.py': (PAD, ('PADConv2d', 1, 'markov', (1, 2, 4))),
+    'evidence_pad_gated.py': (PAD, ('PADConv2d', 1, 'gated', (1, 2, 4))),
+    'evidence_pad_recurrent.py': (PAD, ('PADConv2d', 1, 'recurrent',
+                                        (1, 2, 4))),
+    'evidence_pad_markov_d12.py': (PAD, ('PADConv2d', 1, 'markov',
+                                         (1, 2))),
 }
 
 
@@ -77,7 +80,7 @@ def test_only_layer1_3x3_convs_differ(name):
     base, want = EXPECTED[name]
     cfg, ref_cfg = _cfg(ABL + name), _cfg(VANILLA)
     a, b = cfg.to_dict(), ref_cfg.to_dict()
-    if name == 'static_mixture.py':
+    if name == 'evidence_static_mixture.py':
         # its one other delta: the learned bias may move (10x lr, no decay)
         paramwise = a['optim_wrapper'].pop('paramwise_cfg')
         assert paramwise == dict(custom_keys={'static_bias': dict(
@@ -118,7 +121,7 @@ def test_only_layer1_3x3_convs_differ(name):
 
 
 def test_pad_layers_see_32x32_maps_and_a_small_receptive_field():
-    cfg = _cfg(ABL + 'pad_markov.py')
+    cfg = _cfg(ABL + 'evidence_pad_markov.py')
     net = _build_backbone(cfg)
     net.eval()
     seen = {}
@@ -211,7 +214,7 @@ def test_trains_two_iterations_and_validates(name, tmp_path_factory,
     params = dict(model.named_parameters())
     for n in trained:
         assert not torch.equal(params[n].detach(), before[n]), n
-    if name == 'static_mixture.py':
+    if name == 'evidence_static_mixture.py':
         # the static bias learns at 10x the rate, without weight decay
         groups = runner.optim_wrapper.optimizer.param_groups
         bias = params['backbone.layer1.0.conv2.prior.static_bias']
