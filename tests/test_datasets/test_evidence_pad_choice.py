@@ -58,14 +58,18 @@ class _Stack(nn.Module):
                              mode='bilinear', align_corners=False)
 
 
-# On this branch (default f of the Markov prior: the identity, before the
-# learnable-scale f of the previous issue) every layer collapses onto one
-# dilation (agreement 0.42-0.44 against 0.42 for the constant choice,
-# measured 2026-12-07). strict: once the new default f makes it pass, the
-# XPASS fails the run, so the marker must be removed then.
-@pytest.mark.xfail(strict=True, reason='needs the learnable-scale default '
-                   'f of the previous issue; remove after that merge if it '
-                   'passes')
+# Fails today, for a reason before PAD's: at this reduced size the stack
+# does not learn the segmentation itself (validation pixel accuracy
+# 0.25-0.32 for 4 classes after 300-400 steps, with this patch front end,
+# with a conv stem, and with 512 training images; measured 2026-12-07),
+# so the layers have nothing to choose for; they collapse onto one
+# dilation (agreement 0.42-0.44 against 0.42 for the constant choice).
+# It needs a reduced setting that is learned in seconds (and then the
+# learnable-scale default f of the previous issue). strict: an XPASS fails
+# the run, so the marker goes when it passes.
+@pytest.mark.xfail(strict=True, reason='the reduced task is not learned in '
+                   '300 steps (accuracy at chance), so no dilation choice '
+                   'can follow the truth yet')
 def test_pad_choice_follows_the_right_dilation():
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -85,8 +89,12 @@ def test_pad_choice_follows_the_right_dilation():
         opt.step()
     net.eval()
     with torch.no_grad(), recording(net) as rec:
-        net(xv)
+        logits = net(xv)
         maps = rec.maps()
+    # first the task itself must be learned (4 classes: chance is 0.25)
+    acc = (logits.argmax(1) == _data(1, 16)[1]).float().mean().item()
+    assert acc > 0.5, f'segmentation not learned: pixel accuracy {acc:.3f}'
+
     best = None
     for name, (_, probs) in maps.items():
         chosen = torch.as_tensor(OPTIONS)[probs.argmax(1)].numpy()
