@@ -84,7 +84,7 @@ dilation maps beside it)::
         meta.json                           generator parameters
 
 The set is a pure function of its parameters (seed included); generation
-of the default size (400 + 100 images of 128x128) takes a few seconds.
+of the default size (400 + 100 images of 128x128) takes about 15 seconds.
 """
 from __future__ import annotations
 
