@@ -295,7 +295,8 @@ PARAM_SCHEDULERS = _registry('parameter scheduler',
                              MMENGINE_PARAM_SCHEDULERS)
 # evaluation
 METRICS = _registry('metric', MMENGINE_METRICS,
-                    ['pad_mm.evaluation.dilation_metric'])
+                    ['pad_mm.evaluation.dilation_metric',
+                     'pad_mm.evaluation.evidence'])
 EVALUATOR = _registry('evaluator', MMENGINE_EVALUATOR)
 TASK_UTILS = _registry('task util', MMENGINE_TASK_UTILS)
 # visualization, logging, inference

@@ -1,0 +1,26 @@
+# PAD model of the evidence setting: the four 3x3 convs of layer1 of
+# ./fcn_r18_evidence.py become PAD layers with dilation options (1, 2, 4)
+# (Markov aggregation, every prior setting at its default); tau is annealed.
+# The agreement of each layer's hard choice with the right dilation is
+# reported at validation (pad/<layer>/agree, against agree_const).
+_base_ = ['./fcn_r18_evidence.py']
+
+model = dict(
+    backbone=dict(
+        type='PADBackbone',
+        base_type='ResNetV1c',
+        pad_cfg=dict(
+            layers=['layer1.*.conv1', 'layer1.*.conv2'],
+            dilations=(1, 2, 4),
+            aggregation='markov')))
+val_evaluator = [
+    dict(type='IoUMetric', iou_metrics=['mIoU']),
+    dict(type='PADEvidenceMetric'),
+    dict(type='PADChoiceAgreementMetric')
+]
+test_evaluator = val_evaluator
+custom_hooks = [
+    dict(type='PADTauHook', schedule='exp', tau_start=1.0, tau_end=0.2),
+    dict(type='PADDilationStatsHook'),
+    dict(type='PADDilationMapHook', indices=[0, 1]),
+]
