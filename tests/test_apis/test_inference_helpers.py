@@ -6,7 +6,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-import pad_mm  # noqa: F401
+import pad_mm.seg  # noqa: F401  (registers pad_mm for mmseg)
 from pad_mm.apis import (ComparedModel, default_input_shape,
                          load_model, load_pad_and_baseline)
 from pad_mm.models import pad_layers

@@ -16,7 +16,7 @@ import torch.nn as nn
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-import pad_mm  # noqa: F401  (registration)
+import pad_mm.seg  # noqa: F401  (registers pad_mm for mmseg)
 from pad_mm.datasets import evidence_period
 from pad_mm.models import PADConv2d
 
@@ -179,7 +179,7 @@ def fast_config_text(monkeypatch):
 @pytest.mark.parametrize('name', sorted(EXPECTED))
 def test_trains_two_iterations_and_validates(name, tmp_path_factory,
                                              tmp_path, fast_config_text):
-    from pad_mm.runtime.runner_utils import build_runner
+    from pad_mm.apis.runner import build_runner
     data_root = str(tmp_path_factory.getbasetemp() / 'evidence_data')
     cfg = _shrink(_cfg(ABL + name), data_root, str(tmp_path / 'w'))
     runner = build_runner(cfg)
