@@ -87,19 +87,32 @@ def _has_files(directory: str, suffixes: Sequence[str]) -> bool:
     return False
 
 
-def _check_generate(field: str, gen: Any) -> None:
+def _generated_keys(typ) -> tuple[str, ...] | None:
+    """The ``generate`` keys of a data set generated on first use (None:
+    not such a data set)."""
+    name = typ.rsplit('.', 1)[-1] if isinstance(typ, str) else None
+    if name == 'PADTexturesDataset':
+        return GENERATE_KEYS
+    if name == 'PADEvidenceDataset':
+        from pad_mm.datasets.evidence import DEFAULTS
+        return tuple(DEFAULTS)
+    return None
+
+
+def _check_generate(field: str, gen: Any,
+                    keys: tuple[str, ...] = GENERATE_KEYS) -> None:
     if not isinstance(gen, dict):
         raise PADConfigError(field, gen, f'None or a dict with keys '
-                             f'{list(GENERATE_KEYS)}')
+                             f'{list(keys)}')
     for key, v in gen.items():
-        if key not in GENERATE_KEYS:
+        if key not in keys:
             raise PADConfigError(f'{field}.{key}', v,
-                                 f'keys {list(GENERATE_KEYS)}',
+                                 f'keys {list(keys)}',
                                  f'unknown key {key!r}')
         if key == 'seed':
             if not is_int(v) or v < 0:
                 raise PADConfigError(f'{field}.seed', v, 'an int >= 0')
-        else:
+        elif key in GENERATE_KEYS:
             positive_int(f'{field}.{key}', v, 16 if key == 'size' else 1)
 
 
@@ -121,9 +134,9 @@ def _default_arg(ds: dict, name: str) -> Any:
 def _check_dataset(field: str, ds: dict) -> None:
     gen = ds.get('generate')
     root = ds.get('data_root')
-    if ds.get('type') in ('PADTexturesDataset', 'pad_mm.PADTexturesDataset') \
-            and gen is not None:
-        _check_generate(f'{field}.generate', gen)
+    keys = _generated_keys(ds.get('type'))
+    if keys is not None and gen is not None:
+        _check_generate(f'{field}.generate', gen, keys)
         if not isinstance(root, str) or not root:
             raise PADConfigError(f'{field}.data_root', root,
                                  'a directory path where the generated set '

@@ -221,3 +221,20 @@ def test_trains_two_iterations_and_validates(name, tmp_path_factory,
         group, = [g for g in groups if any(p is bias for p in g['params'])]
         assert group['initial_lr'] == pytest.approx(10 * 2e-3)
         assert group['weight_decay'] == 0.0
+
+
+def test_preflight_accepts_an_evidence_set_generated_on_first_use(tmp_path):
+    """The pre-flight of tools/train.py knows PAD-Evidence is written on
+    first use (it refused a missing data_root before) and checks its
+    generator keys."""
+    from pad_mm.apis.validate_data import check_loader
+    from pad_mm.models import PADConfigError
+    ds = dict(type='PADEvidenceDataset', data_root=str(tmp_path / 'absent'),
+              generate=dict(seed=1, num_train=4, num_val=2, size=128,
+                            texture='dimers'),
+              data_prefix=dict(img_path='images/train',
+                               seg_map_path='annotations/train'))
+    check_loader('train_dataloader', dict(dataset=ds))
+    ds['generate'] = dict(seed=1, sise=128)
+    with pytest.raises(PADConfigError, match='sise'):
+        check_loader('train_dataloader', dict(dataset=ds))
