@@ -67,11 +67,6 @@ def main(argv=None):
         validate_work_dir(args.work_dir, '--work-dir')
     set_work_dir(cfg, args.config, args.work_dir)
     cpu_amp_cfg(cfg)
-    # a PAD checkpoint with a vanilla config (or the reverse) would test
-    # the wrong model: refused before the runner is built
-    check_pad_match(config_is_pad(cfg.model), (),
-                    checkpoint_state(args.checkpoint), args.config,
-                    args.checkpoint)
     cfg.load_from = args.checkpoint
     task = task_of(cfg)
     if args.out:
@@ -114,6 +109,11 @@ def main(argv=None):
     apply_cpu_distributed(cfg)
     add_default_pad_hooks(cfg)  # e.g. a warning per NaN/inf image
     validate_config(cfg, 'test')
+    # a PAD checkpoint with a vanilla config (or the reverse) would test
+    # the wrong model: refused before the runner is built
+    check_pad_match(config_is_pad(cfg.model), (),
+                    checkpoint_state(args.checkpoint), args.config,
+                    args.checkpoint)
     runner = build_runner(cfg)
     if args.out and task == 'cls':
         # as mmpretrain's tools/test.py: dump the predictions with

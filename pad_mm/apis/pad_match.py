@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 
 import torch
 
-from .validate import PADConfigError
+from .validate import PADConfigError, PADConfigFileError
 
 __all__ = ['pad_prior_layers', 'config_is_pad', 'check_pad_match',
            'checkpoint_state']
@@ -46,10 +46,15 @@ def checkpoint_state(path: str) -> Mapping:
     """The state dict of a checkpoint file (memory-mapped where the format
     allows, so its tensors are not read)."""
     try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=False,
-                          mmap=True)
-    except RuntimeError:  # an old (non-zip) format cannot be mapped
-        ckpt = torch.load(path, map_location='cpu', weights_only=False)
+        try:
+            ckpt = torch.load(path, map_location='cpu', weights_only=False,
+                              mmap=True)
+        except RuntimeError:  # an old (non-zip) format cannot be mapped
+            ckpt = torch.load(path, map_location='cpu', weights_only=False)
+    except Exception as exc:  # noqa: BLE001  (any unreadable file)
+        raise PADConfigFileError('checkpoint', path, 'a checkpoint file '
+                                 'torch.load can read',
+                                 f'{type(exc).__name__}: {exc}') from None
     if isinstance(ckpt, Mapping) and isinstance(ckpt.get('state_dict'),
                                                 Mapping):
         return ckpt['state_dict']

@@ -483,8 +483,8 @@ def test_finegrained_config_trains_from_imagenet_checkpoint(
         # the ImageNet PAD-DRN has PAD layers in layer8 only: the layer7
         # priors of the fine-grained model start from their init
         assert not_loaded == sorted(
-            f'backbone.layer7.0.conv{i}.prior.input_{w}' for i in (1, 2)
-            for w in ('bias', 'weight'))
+            f'backbone.layer7.0.conv{i}.prior.{w}' for i in (1, 2)
+            for w in ('input_bias', 'input_weight', 'act.log_scale'))
     else:
         assert not_loaded == []
 
