@@ -95,13 +95,10 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 
-try:
-    import fcntl
-except ImportError:  # not POSIX: no locking
-    fcntl = None
-
 import numpy as np
 from PIL import Image
+
+from .generated import locked
 
 __all__ = [
     'EVIDENCE_CLASSES', 'EVIDENCE_DILATIONS', 'evidence_period',
@@ -374,24 +371,15 @@ def ensure_evidence_dataset(root: str, **params) -> bool:
     there. Returns True if it was (re)generated. Processes sharing ``root``
     (parallel sweep runs) take a file lock beside it, so only the first
     generates and no one reads a half-written set."""
-    parent = osp.dirname(osp.abspath(root))
-    os.makedirs(parent, exist_ok=True)
-    lock = osp.join(parent, f'.{osp.basename(osp.abspath(root))}.lock')
-    with open(lock, 'a') as handle:
-        if fcntl is not None:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            want = dict(DEFAULTS, **params)
-            want['dilations'] = list(want['dilations'])
-            meta_file = osp.join(root, 'meta.json')
-            if osp.isfile(meta_file):
-                with open(meta_file) as f:
-                    meta = json.load(f)
-                if meta.get('version') == FORMAT_VERSION and all(
-                        meta.get(k) == v for k, v in want.items()):
-                    return False
-            make_evidence_dataset(root, **params)
-            return True
-        finally:
-            if fcntl is not None:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    with locked(root):
+        want = dict(DEFAULTS, **params)
+        want['dilations'] = list(want['dilations'])
+        meta_file = osp.join(root, 'meta.json')
+        if osp.isfile(meta_file):
+            with open(meta_file) as f:
+                meta = json.load(f)
+            if meta.get('version') == FORMAT_VERSION and all(
+                    meta.get(k) == v for k, v in want.items()):
+                return False
+        make_evidence_dataset(root, **params)
+        return True

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import os.path as osp
 
-from mmengine.dist import barrier, get_dist_info
 from mmseg.datasets import BaseSegDataset
 
 from pad_mm.registry import DATASETS
 
 from .evidence import EVIDENCE_CLASSES, ensure_evidence_dataset
+from .generated import generate_on_first_use
 
 __all__ = ['PADEvidenceDataset']
 
@@ -43,23 +43,8 @@ class PADEvidenceDataset(BaseSegDataset):
                  seg_map_suffix: str = '.png',
                  generate: dict | None = None,
                  **kwargs) -> None:
-        data_root = kwargs.get('data_root')
-        if generate is not None:
-            if not data_root:
-                raise ValueError('PADEvidenceDataset: generate needs '
-                                 'data_root (where to write the set)')
-            if not isinstance(generate, dict):
-                raise TypeError('PADEvidenceDataset.generate must be a dict '
-                                'of generator parameters or None, got '
-                                f'{generate!r}')
-            rank, _ = get_dist_info()
-            if rank == 0:
-                ensure_evidence_dataset(data_root, **generate)
-            barrier()
-        elif data_root and not osp.isdir(data_root):
-            raise FileNotFoundError(
-                f'PADEvidenceDataset: data_root {data_root!r} does not '
-                'exist; set generate=dict(...) to create it')
+        generate_on_first_use('PADEvidenceDataset', kwargs.get('data_root'),
+                              generate, ensure_evidence_dataset)
         prefix = kwargs.get('data_prefix') or {}
         if 'dil_map_path' not in prefix:
             raise ValueError(

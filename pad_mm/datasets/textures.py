@@ -25,13 +25,10 @@ import os.path as osp
 import shutil
 import tempfile
 
-try:
-    import fcntl
-except ImportError:  # not POSIX: no locking
-    fcntl = None
-
 import numpy as np
 from PIL import Image
+
+from .generated import locked
 
 __all__ = [
     'TEXTURE_CLASSES', 'TEXTURE_PERIODS', 'render_textures_sample',
@@ -147,20 +144,11 @@ def ensure_textures_dataset(root: str, **params) -> bool:
     file lock next to it, so only the first one generates and no one sees
     the set while it is replaced.
     """
-    parent = osp.dirname(osp.abspath(root))
-    os.makedirs(parent, exist_ok=True)
-    lock = osp.join(parent, f'.{osp.basename(osp.abspath(root))}.lock')
-    with open(lock, 'a') as handle:
-        if fcntl is not None:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            return _ensure_textures_dataset(root, **params)
-        finally:
-            if fcntl is not None:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    with locked(root):
+        return _ensure_unlocked(root, **params)
 
 
-def _ensure_textures_dataset(root: str, **params) -> bool:
+def _ensure_unlocked(root: str, **params) -> bool:
     meta_file = osp.join(root, 'meta.json')
     want = dict(version=FORMAT_VERSION, seed=0, num_train=200, num_val=50,
                 size=64)

@@ -1,13 +1,11 @@
 """mmseg dataset class for the generated PAD-Textures set."""
 from __future__ import annotations
 
-import os.path as osp
-
-from mmengine.dist import barrier, get_dist_info
 from mmseg.datasets import BaseSegDataset
 
 from pad_mm.registry import DATASETS
 
+from .generated import generate_on_first_use
 from .textures import TEXTURE_CLASSES, ensure_textures_dataset
 
 __all__ = ['PADTexturesDataset']
@@ -35,23 +33,8 @@ class PADTexturesDataset(BaseSegDataset):
                  seg_map_suffix: str = '.png',
                  generate: dict | None = None,
                  **kwargs) -> None:
-        if generate is not None:
-            data_root = kwargs.get('data_root')
-            if not data_root:
-                raise ValueError('PADTexturesDataset: generate needs '
-                                 'data_root (where to write the set)')
-            if not isinstance(generate, dict):
-                raise TypeError('PADTexturesDataset.generate must be a dict '
-                                'of generator parameters or None, got '
-                                f'{generate!r}')
-            rank, _ = get_dist_info()
-            if rank == 0:
-                ensure_textures_dataset(data_root, **generate)
-            barrier()
-        elif kwargs.get('data_root') and not osp.isdir(kwargs['data_root']):
-            raise FileNotFoundError(
-                f"PADTexturesDataset: data_root {kwargs['data_root']!r} does "
-                'not exist; set generate=dict(...) to create it')
+        generate_on_first_use('PADTexturesDataset', kwargs.get('data_root'),
+                              generate, ensure_textures_dataset)
         super().__init__(
             img_suffix=img_suffix,
             seg_map_suffix=seg_map_suffix,

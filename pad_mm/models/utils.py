@@ -11,6 +11,7 @@ import torch.nn as nn
 from pad_mm.ops import check_tau
 
 from .layers import EVAL_MODES, PADConv2d, pad_layers
+from .layers.settings import check_choice
 
 __all__ = ['set_eval_mode', 'set_tau']
 
@@ -27,12 +28,10 @@ def set_eval_mode(model: nn.Module, mode: str) -> int:
             of the priors, one dilation per pixel, as deployed).
 
     Raises:
-        ValueError: ``mode`` is not one of ``EVAL_MODES``; no layer is
-            changed then.
+        PADConfigError: (a ``ValueError``) ``mode`` is not one of
+            ``EVAL_MODES``; no layer is changed then.
     """
-    if not isinstance(mode, str) or mode not in EVAL_MODES:
-        raise ValueError(f'eval_mode={mode!r} is not a PAD evaluation mode; '
-                         f'allowed: {list(EVAL_MODES)}')
+    check_choice(mode, EVAL_MODES, 'eval_mode')  # the layer's own check
     n = 0
     for m in model.modules():
         if isinstance(m, PADConv2d):
