@@ -99,8 +99,10 @@ def sync_bn_worker(rank, world, init_file, x, grad_out, out_q):
     # DDP would average parameter gradients over ranks
     gw = bn.weight.grad.clone()
     dist.all_reduce(gw)
-    out_q.put((rank, y.detach(), xi.grad, gw / world,
-               bn.running_mean.clone(), bn.running_var.clone()))
+    # numpy copies travel by value: a shared tensor's file descriptor
+    # could be gone once this process exits before the parent reads it
+    out_q.put((rank, *(t.detach().numpy().copy() for t in (
+        y, xi.grad, gw / world, bn.running_mean, bn.running_var))))
     dist.barrier()
     dist.destroy_process_group()
 

@@ -55,6 +55,7 @@ def test_cpu_sync_bn_equals_full_batch_bn(tmp_path):
     for p in procs:
         p.start()
     results = sorted([q.get(timeout=90) for _ in procs], key=lambda r: r[0])
+    results = [(r[0], *map(torch.from_numpy, r[1:])) for r in results]
     for p in procs:
         p.join(60)
         assert p.exitcode == 0
