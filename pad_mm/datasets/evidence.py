@@ -265,12 +265,11 @@ def render_evidence_sample(rng: np.random.Generator,
     uint8 (class ids), right-dilation map [size, size] uint8 (values of
     ``dilations``)."""
     _check_params(size, stride, dilations, min_regions, max_regions, noise)
-    if texture not in TEXTURES:
-        raise ValueError(f'texture must be one of {list(TEXTURES)}, got '
-                         f'{texture!r}')
-    if layout not in LAYOUTS:
-        raise ValueError(f'layout must be one of {list(LAYOUTS)}, got '
-                         f'{layout!r}')
+    for name, value, options in (('texture', texture, TEXTURES),
+                                 ('layout', layout, LAYOUTS)):
+        if value not in options:
+            raise ValueError(f'{name} must be one of {list(options)}, got '
+                             f'{value!r}')
     ncls = len(EVIDENCE_CLASSES)
     yy, xx = np.mgrid[0:size, 0:size]
     if layout == 'voronoi':
