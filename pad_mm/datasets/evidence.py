@@ -97,16 +97,12 @@ of the default size (400 + 100 images of 128x128) takes about 15 seconds.
 from __future__ import annotations
 
 import json
-import os
 import os.path as osp
-import shutil
-import tempfile
 from collections.abc import Sequence
 
 import numpy as np
-from PIL import Image
 
-from .generated import locked
+from .generated import locked, write_generated_set
 
 __all__ = [
     'EVIDENCE_CLASSES', 'EVIDENCE_DILATIONS', 'evidence_period',
@@ -281,12 +277,11 @@ def render_evidence_sample(rng: np.random.Generator,
     ``dilations``). ``align_cells`` (``'pairs'`` only): cells on the
     ``stride`` grid."""
     _check_params(size, stride, dilations, min_regions, max_regions, noise)
-    if texture not in TEXTURES:
-        raise ValueError(f'texture must be one of {list(TEXTURES)}, got '
-                         f'{texture!r}')
-    if layout not in LAYOUTS:
-        raise ValueError(f'layout must be one of {list(LAYOUTS)}, got '
-                         f'{layout!r}')
+    for name, value, options in (('texture', texture, TEXTURES),
+                                 ('layout', layout, LAYOUTS)):
+        if value not in options:
+            raise ValueError(f'{name} must be one of {list(options)}, got '
+                             f'{value!r}')
     if not isinstance(align_cells, bool):
         raise ValueError(f'align_cells must be a bool, got {align_cells!r}')
     if align_cells and texture != 'pairs':
@@ -357,35 +352,11 @@ def make_evidence_dataset(root: str, **params) -> str:
                                 'layout', 'align_cells')}
     _check_params(**{k: v for k, v in render.items()
                      if k not in ('texture', 'layout', 'align_cells')})
-    parent = osp.dirname(osp.abspath(root))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix='.evidence-', dir=parent)
-    try:
-        for split, count, split_seed in (
-                ('train', p['num_train'], p['seed']),
-                ('val', p['num_val'], p['seed'] + 1_000_003)):
-            rng = np.random.default_rng(split_seed)
-            dirs = {}
-            for kind in ('images', 'annotations', 'dilations'):
-                dirs[kind] = osp.join(tmp, kind, split)
-                os.makedirs(dirs[kind])
-            for i in range(count):
-                img, label, dil = render_evidence_sample(rng, **render)
-                name = f'{i:06d}.png'
-                Image.fromarray(img).save(osp.join(dirs['images'], name))
-                Image.fromarray(label).save(
-                    osp.join(dirs['annotations'], name))
-                Image.fromarray(dil).save(osp.join(dirs['dilations'], name))
-        with open(osp.join(tmp, 'meta.json'), 'w') as f:
-            json.dump(dict(version=FORMAT_VERSION,
-                           classes=list(EVIDENCE_CLASSES), **p), f)
-        if osp.exists(root):
-            shutil.rmtree(root)
-        os.replace(tmp, root)
-    finally:
-        if osp.exists(tmp):
-            shutil.rmtree(tmp)
-    return root
+    meta = dict(version=FORMAT_VERSION, classes=list(EVIDENCE_CLASSES), **p)
+    return write_generated_set(
+        root, 'evidence', ('images', 'annotations', 'dilations'),
+        lambda rng: render_evidence_sample(rng, **render), p['seed'],
+        p['num_train'], p['num_val'], meta)
 
 
 def ensure_evidence_dataset(root: str, **params) -> bool:
