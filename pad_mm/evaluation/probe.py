@@ -1,0 +1,201 @@
+"""What a PAD layer's prior can see: a linear probe of the right dilation
+from the layer's input.
+
+A PAD prior is a 1x1 function of the layer's input at one pixel (eqs. 3-5:
+``U_h`` and ``W_h`` are 1x1 kernels). Whether its hard choice *can*
+follow the right dilation of a pixel therefore depends on whether that
+pixel's input features hold the information. This module fits a
+multinomial logistic regression (the same family as a 1x1 prior followed
+by the argmax) from a layer's input features to the right dilation, on
+one half of the images, and reports its accuracy on the other half
+beside the best constant choice. With ``pool`` > 0 it also fits one on
+the features averaged over a (2 pool + 1)^2 window: what a prior with a
+larger window could see. A probe near the constant choice means the
+information is not at the pixel (the method cannot choose there, whatever
+the optimisation); a probe well above it, with the layer's own choice near
+the constant, means the information is there and was not used.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from pad_mm.models import PADConv2d
+
+from .evidence import truth_on_grid
+
+__all__ = ['fit_linear_probe', 'capture_pad_inputs', 'probe_pad_layers',
+           'probe_checkpoint']
+
+
+def fit_linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor,
+                     test_y: Tensor, num_classes: int, steps: int = 200,
+                     weight_decay: float = 1e-4) -> float:
+    """Accuracy on ``test`` of a multinomial logistic regression fitted on
+    ``train`` (features standardised with the training statistics; L-BFGS,
+    ``steps`` iterations at most).
+
+    Shapes: train_x [N, C] float, train_y [N] int64 in [0, num_classes),
+    the same for test. Returns a float in [0, 1].
+    """
+    if train_x.ndim != 2 or test_x.ndim != 2 or \
+            train_x.shape[1] != test_x.shape[1]:
+        raise ValueError(f'fit_linear_probe: features must be [N, C] with '
+                         f'the same C, got {tuple(train_x.shape)} and '
+                         f'{tuple(test_x.shape)}')
+    if len(train_x) != len(train_y) or len(test_x) != len(test_y):
+        raise ValueError('fit_linear_probe: features and targets differ in '
+                         'length')
+    mean = train_x.mean(0)
+    std = train_x.std(0).clamp_min(1e-6)
+    xs = ((train_x - mean) / std).double()
+    xt = ((test_x - mean) / std).double()
+    lin = nn.Linear(xs.shape[1], num_classes).double()
+    opt = torch.optim.LBFGS(lin.parameters(), max_iter=steps,
+                            line_search_fn='strong_wolfe')
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(lin(xs), train_y) + weight_decay * \
+            lin.weight.square().sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+    with torch.no_grad():
+        return (lin(xt).argmax(1) == test_y).double().mean().item()
+
+
+def capture_pad_inputs(model: nn.Module, inputs: Tensor,
+                       forward) -> dict[str, Tensor]:
+    """``{name: input [N, C, h, w]}`` of every ``PADConv2d`` of ``model``
+    during ``forward(model, inputs)`` (no gradients)."""
+    seen: dict[str, Tensor] = {}
+    hooks = [m.register_forward_pre_hook(
+        lambda mod, args, n=n: seen.__setitem__(n, args[0].detach()))
+        for n, m in model.named_modules() if isinstance(m, PADConv2d)]
+    try:
+        with torch.no_grad():
+            forward(model, inputs)
+    finally:
+        for h in hooks:
+            h.remove()
+    return seen
+
+
+def _pool(x: Tensor, radius: int) -> Tensor:
+    if radius == 0:
+        return x
+    return F.avg_pool2d(x, 2 * radius + 1, 1, radius,
+                        count_include_pad=False)
+
+
+def probe_pad_layers(features: dict[str, Tensor], truths: np.ndarray,
+                     options: Sequence[int], pool: int = 0,
+                     steps: int = 200) -> dict[str, dict[str, float]]:
+    """Probe every layer's input for the right dilation.
+
+    Args:
+        features: ``{layer: [N, C, h, w]}`` (see :func:`capture_pad_inputs`;
+            h, w an integer stride below the truth's size).
+        truths: [N, H, W] right dilations (values of ``options``).
+        options: the dilation options (the probe's classes).
+        pool: also probe the features averaged over a (2 pool + 1)^2
+            window (0: not).
+
+    The first half of the N images train the probe, the second half test
+    it. Returns ``{layer: {'probe': acc, 'probe_pool<r>': acc (pool > 0),
+    'const': acc of the most frequent training class}}``.
+    """
+    n = len(truths)
+    if n < 2:
+        raise ValueError(f'probe_pad_layers: need at least 2 images (half '
+                         f'train, half test), got {n}')
+    index = {d: i for i, d in enumerate(options)}
+    out = {}
+    for name, x in features.items():
+        if len(x) != n:
+            raise ValueError(f'probe_pad_layers: {name} has {len(x)} '
+                             f'images, the truths {n}')
+        grid = np.stack([truth_on_grid(t, x.shape[-2:]) for t in truths])
+        unknown = {int(v) for v in np.unique(grid)} - set(options)
+        if unknown:
+            raise ValueError(f'probe_pad_layers: right dilations '
+                             f'{sorted(unknown)} are not among the options '
+                             f'{list(options)}')
+        y = torch.as_tensor(np.vectorize(index.get)(grid), dtype=torch.long)
+        half = n // 2
+        row = {}
+        for key, feats in (('probe', x), (f'probe_pool{pool}',
+                                          _pool(x, pool)))[:2 if pool else 1]:
+            flat = feats.permute(0, 2, 3, 1).reshape(n, -1, feats.shape[1])
+            row[key] = fit_linear_probe(
+                flat[:half].reshape(-1, feats.shape[1]),
+                y[:half].reshape(-1),
+                flat[half:].reshape(-1, feats.shape[1]),
+                y[half:].reshape(-1), len(options), steps)
+        major = torch.bincount(y[:half].reshape(-1),
+                               minlength=len(options)).argmax()
+        row['const'] = (y[half:] == major).double().mean().item()
+        out[name] = row
+    return out
+
+
+def probe_checkpoint(config, checkpoint: str, num_images: int = 100,
+                     pool: int = 3, steps: int = 200,
+                     device: str = 'cpu') -> dict[str, dict[str, float]]:
+    """:func:`probe_pad_layers` on the first ``num_images`` validation
+    images of a PAD-Evidence config (``val_dataloader.dataset`` with a
+    ``dil_map_path`` prefix), plus each layer's own hard choice on the same
+    test half: ``agree`` and the best constant choice ``agree_const``."""
+    import os
+    import os.path as osp
+
+    from pad_mm.apis.inference import (forward_tensor, load_model,
+                                       prepare_image)
+
+    from .evidence import (agreement_counts, read_dilation_map,
+                           summarize_agreement)
+    from .recorder import chosen_dilation, recording
+
+    model, cfg = load_model(config, checkpoint, device)
+    ds = cfg.val_dataloader.dataset
+    prefix = ds.get('data_prefix', {})
+    if 'dil_map_path' not in prefix:
+        raise ValueError('probe_checkpoint: val_dataloader.dataset.'
+                         'data_prefix has no dil_map_path (a PAD-Evidence '
+                         'config is needed)')
+    img_dir = osp.join(ds.data_root, prefix['img_path'])
+    dil_dir = osp.join(ds.data_root, prefix['dil_map_path'])
+    names = sorted(os.listdir(img_dir))[:num_images]
+    inputs = torch.cat([prepare_image(model, cfg, osp.join(img_dir, n),
+                                      device).inputs for n in names])
+    truths = np.stack([read_dilation_map(osp.join(dil_dir, n))
+                       for n in names])
+    pads = {n: m for n, m in model.named_modules()
+            if isinstance(m, PADConv2d)}
+    if not pads:
+        raise ValueError('probe_checkpoint: the model has no PAD layers')
+    options = next(iter(pads.values())).dilations
+    with recording(model) as rec:
+        feats = capture_pad_inputs(model, inputs, forward_tensor)
+        maps = rec.maps()
+    out = probe_pad_layers(feats, truths, options, pool, steps)
+    half = len(names) // 2
+    for name, (_, probs) in maps.items():
+        chosen = chosen_dilation(probs, pads[name].dilations).cpu().numpy()
+        counts: dict[int, tuple[int, int]] = {}
+        for c, t in zip(chosen[half:], truths[half:]):
+            for k, (a, m) in agreement_counts(
+                    c, truth_on_grid(t, c.shape)).items():
+                a0, m0 = counts.get(k, (0, 0))
+                counts[k] = (a0 + a, m0 + m)
+        s = summarize_agreement(counts, pads[name].dilations)
+        out[name].update(agree=s['agree'], agree_const=s['agree_const'])
+    return out
