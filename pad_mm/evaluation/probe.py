@@ -17,6 +17,7 @@ the constant, means the information is there and was not used.
 """
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Sequence
 
 import numpy as np
@@ -72,14 +73,28 @@ def fit_linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor,
         return (lin(xt).argmax(1) == test_y).double().mean().item()
 
 
-def capture_pad_inputs(model: nn.Module, inputs: Tensor,
-                       forward) -> dict[str, Tensor]:
+def _selected(model: nn.Module, layers: Sequence[str] | None) -> list[str]:
+    """Names of the ``PADConv2d`` modules (``layers`` None) or of the
+    ``nn.Conv2d`` modules matching one of the fnmatch patterns."""
+    if layers is None:
+        return [n for n, m in model.named_modules()
+                if isinstance(m, PADConv2d)]
+    return [n for n, m in model.named_modules()
+            if isinstance(m, nn.Conv2d) and any(
+                fnmatch.fnmatchcase(n, p) for p in layers)]
+
+
+def capture_pad_inputs(model: nn.Module, inputs: Tensor, forward,
+                       layers: Sequence[str] | None = None
+                       ) -> dict[str, Tensor]:
     """``{name: input [N, C, h, w]}`` of every ``PADConv2d`` of ``model``
-    during ``forward(model, inputs)`` (no gradients)."""
+    (or of the convs matching the fnmatch patterns ``layers``) during
+    ``forward(model, inputs)`` (no gradients)."""
     seen: dict[str, Tensor] = {}
+    names = set(_selected(model, layers))
     hooks = [m.register_forward_pre_hook(
         lambda mod, args, n=n: seen.__setitem__(n, args[0].detach()))
-        for n, m in model.named_modules() if isinstance(m, PADConv2d)]
+        for n, m in model.named_modules() if n in names]
     try:
         with torch.no_grad():
             forward(model, inputs)
@@ -98,7 +113,8 @@ def _pool(x: Tensor, radius: int) -> Tensor:
 
 def probe_pad_layers(features: dict[str, Tensor], truths: np.ndarray,
                      options: Sequence[int], pool: int = 0,
-                     steps: int = 200) -> dict[str, dict[str, float]]:
+                     steps: int = 200, num_fit: int | None = None
+                     ) -> dict[str, dict[str, float]]:
     """Probe every layer's input for the right dilation.
 
     Args:
@@ -109,14 +125,18 @@ def probe_pad_layers(features: dict[str, Tensor], truths: np.ndarray,
         pool: also probe the features averaged over a (2 pool + 1)^2
             window (0: not).
 
-    The first half of the N images train the probe, the second half test
-    it. Returns ``{layer: {'probe': acc, 'probe_pool<r>': acc (pool > 0),
+    The first ``num_fit`` images (default: half of the N) train the
+    probe, the others test it. Returns ``{layer: {'probe': acc, 'probe_pool<r>': acc (pool > 0),
     'const': acc of the most frequent training class}}``.
     """
     n = len(truths)
     if n < 2:
         raise ValueError(f'probe_pad_layers: need at least 2 images (half '
                          f'train, half test), got {n}')
+    half = n // 2 if num_fit is None else num_fit
+    if not 0 < half < n:
+        raise ValueError(f'probe_pad_layers: num_fit must leave images to '
+                         f'fit and to test (1..{n - 1}), got {num_fit}')
     index = {d: i for i, d in enumerate(options)}
     out = {}
     for name, x in features.items():
@@ -130,7 +150,6 @@ def probe_pad_layers(features: dict[str, Tensor], truths: np.ndarray,
                              f'{sorted(unknown)} are not among the options '
                              f'{list(options)}')
         y = torch.as_tensor(np.vectorize(index.get)(grid), dtype=torch.long)
-        half = n // 2
         row = {}
         for key, feats in (('probe', x), (f'probe_pool{pool}',
                                           _pool(x, pool)))[:2 if pool else 1]:
@@ -148,12 +167,19 @@ def probe_pad_layers(features: dict[str, Tensor], truths: np.ndarray,
 
 
 def probe_checkpoint(config, checkpoint: str, num_images: int = 100,
-                     pool: int = 3, steps: int = 200,
-                     device: str = 'cpu') -> dict[str, dict[str, float]]:
-    """:func:`probe_pad_layers` on the first ``num_images`` validation
-    images of a PAD-Evidence config (``val_dataloader.dataset`` with a
-    ``dil_map_path`` prefix), plus each layer's own hard choice on the same
-    test half: ``agree`` and the best constant choice ``agree_const``."""
+                     pool: int = 3, steps: int = 200, device: str = 'cpu',
+                     layers: Sequence[str] | None = None,
+                     options: Sequence[int] | None = None
+                     ) -> dict[str, dict[str, float]]:
+    """:func:`probe_pad_layers` fitted on the first ``num_images``
+    training images of a PAD-Evidence config and scored on the first
+    ``num_images`` validation images (datasets with a ``dil_map_path``
+    prefix), plus each PAD layer's own hard choice on the same validation
+    images: ``agree`` and the best constant choice
+    ``agree_const``. ``layers`` (fnmatch patterns over conv names) probes
+    the inputs of plain convs too (a model without PAD layers: what a
+    prior there would see); ``options`` default to the PAD layers' (else
+    the generator's ``dilations``)."""
     import os
     import os.path as osp
 
@@ -165,30 +191,44 @@ def probe_checkpoint(config, checkpoint: str, num_images: int = 100,
     from .recorder import chosen_dilation, recording
 
     model, cfg = load_model(config, checkpoint, device)
-    ds = cfg.val_dataloader.dataset
-    prefix = ds.get('data_prefix', {})
-    if 'dil_map_path' not in prefix:
-        raise ValueError('probe_checkpoint: val_dataloader.dataset.'
-                         'data_prefix has no dil_map_path (a PAD-Evidence '
-                         'config is needed)')
-    img_dir = osp.join(ds.data_root, prefix['img_path'])
-    dil_dir = osp.join(ds.data_root, prefix['dil_map_path'])
-    names = sorted(os.listdir(img_dir))[:num_images]
-    inputs = torch.cat([prepare_image(model, cfg, osp.join(img_dir, n),
-                                      device).inputs for n in names])
-    truths = np.stack([read_dilation_map(osp.join(dil_dir, n))
-                       for n in names])
+    names, inputs, truths = [], [], []
+    for loader in ('train_dataloader', 'val_dataloader'):
+        ds = cfg[loader].dataset
+        prefix = ds.get('data_prefix', {})
+        if 'dil_map_path' not in prefix:
+            raise ValueError(f'probe_checkpoint: {loader}.dataset.'
+                             f'data_prefix has no dil_map_path (a '
+                             f'PAD-Evidence config is needed)')
+        img_dir = osp.join(ds.data_root, prefix['img_path'])
+        dil_dir = osp.join(ds.data_root, prefix['dil_map_path'])
+        files = sorted(os.listdir(img_dir))[:num_images]
+        names.append(files)
+        inputs += [prepare_image(model, cfg, osp.join(img_dir, n),
+                                 device).inputs for n in files]
+        truths += [read_dilation_map(osp.join(dil_dir, n)) for n in files]
+    inputs = torch.cat(inputs)
+    truths = np.stack(truths)
+    half = len(names[0])
     pads = {n: m for n, m in model.named_modules()
             if isinstance(m, PADConv2d)}
-    if not pads:
-        raise ValueError('probe_checkpoint: the model has no PAD layers')
-    options = next(iter(pads.values())).dilations
-    with recording(model) as rec:
-        feats = capture_pad_inputs(model, inputs, forward_tensor)
-        maps = rec.maps()
-    out = probe_pad_layers(feats, truths, options, pool, steps)
-    half = len(names) // 2
+    if not _selected(model, layers):
+        raise ValueError(f'probe_checkpoint: no layer to probe (PAD layers'
+                         f' of the model, or convs matching {layers})')
+    if options is None:
+        options = next(iter(pads.values())).dilations if pads else \
+            ds.generate['dilations']
+    if pads:
+        with recording(model) as rec:
+            feats = capture_pad_inputs(model, inputs, forward_tensor,
+                                       layers)
+            maps = rec.maps()
+    else:
+        feats = capture_pad_inputs(model, inputs, forward_tensor, layers)
+        maps = {}
+    out = probe_pad_layers(feats, truths, options, pool, steps, half)
     for name, (_, probs) in maps.items():
+        if name not in out:
+            continue
         chosen = chosen_dilation(probs, pads[name].dilations).cpu().numpy()
         counts: dict[int, tuple[int, int]] = {}
         for c, t in zip(chosen[half:], truths[half:]):

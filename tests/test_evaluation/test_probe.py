@@ -85,6 +85,9 @@ def test_probe_pad_layers_errors():
         probe_pad_layers(dict(a=torch.zeros(3, 2, 8, 8)), truths, OPTIONS)
     with pytest.raises(ValueError, match=r'\[4\] are not among'):
         probe_pad_layers(dict(a=torch.zeros(4, 2, 8, 8)), truths, (1, 2))
+    with pytest.raises(ValueError, match=r'num_fit .*\(1\.\.3\), got 4'):
+        probe_pad_layers(dict(a=torch.zeros(4, 2, 8, 8)), truths, OPTIONS,
+                         num_fit=4)
 
 
 @pytest.fixture(scope='module')
@@ -99,12 +102,13 @@ def evidence_checkpoint(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('probe')
     cfg = Config.fromfile(osp.join(
         ROOT, 'configs/demo/evidence/ablation/evidence_pad_markov.py'))
-    gen = dict(cfg.val_dataloader.dataset.generate, num_train=1, num_val=6,
+    gen = dict(cfg.val_dataloader.dataset.generate, num_train=4, num_val=5,
                seed=3)
     root = str(tmp / 'data')
     make_evidence_dataset(root, **gen)
-    cfg.val_dataloader.dataset.data_root = root
-    cfg.val_dataloader.dataset.generate = gen
+    for loader in ('train_dataloader', 'val_dataloader'):
+        cfg[loader].dataset.data_root = root
+        cfg[loader].dataset.generate = gen
     cfg_path = str(tmp / 'cfg.py')
     cfg.dump(cfg_path)
     init_default_scope('mmseg')
@@ -118,15 +122,16 @@ def evidence_checkpoint(tmp_path_factory):
 def test_probe_checkpoint_reports_the_layers_choice(evidence_checkpoint):
     from pad_mm.evaluation.evidence import read_dilation_map, truth_on_grid
     cfg_path, ckpt, root = evidence_checkpoint
-    res = probe_checkpoint(cfg_path, ckpt, num_images=6, pool=1, steps=20)
+    res = probe_checkpoint(cfg_path, ckpt, num_images=4, pool=1, steps=20)
     names = ['backbone.convs.0.conv', 'backbone.convs.1.conv',
              'backbone.convs.2.conv']
     assert list(res) == names
     # as constructed every layer picks d = 1 (the initial margin): its
-    # agreement on the test half (images 3-5) is the share of d = 1 there
+    # agreement on the scored images (the first 4 validation images; the
+    # probe is fitted on 4 training images) is the share of d = 1 there
     truths = [truth_on_grid(read_dilation_map(
         osp.join(root, 'dilations', 'val', f'{i:06d}.png')), (32, 32))
-        for i in range(3, 6)]
+        for i in range(4)]
     share1 = float(np.mean([(t == 1).mean() for t in truths]))
     for name in names:
         assert res[name]['agree'] == pytest.approx(share1)
@@ -134,6 +139,13 @@ def test_probe_checkpoint_reports_the_layers_choice(evidence_checkpoint):
         assert set(res[name]) == {'probe', 'probe_pool1', 'const', 'agree',
                                   'agree_const'}
         assert all(0.0 <= v <= 1.0 for v in res[name].values())
+    # a model's plain convs can be probed too (what a prior would see)
+    plain = probe_checkpoint(cfg_path, ckpt, num_images=4, pool=0, steps=5,
+                             layers=['backbone.stem.conv'])
+    assert list(plain) == ['backbone.stem.conv']
+    assert set(plain['backbone.stem.conv']) == {'probe', 'const'}
+    with pytest.raises(ValueError, match='no layer to probe'):
+        probe_checkpoint(cfg_path, ckpt, num_images=4, layers=['nothing'])
 
 
 def test_prior_probe_tool_prints_and_writes(evidence_checkpoint, tmp_path):
@@ -145,7 +157,7 @@ def test_prior_probe_tool_prints_and_writes(evidence_checkpoint, tmp_path):
         capture_output=True, text=True, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('|')]
-    assert lines[0] == ('| PAD layer | probe (1x1) | layer\'s choice | '
+    assert lines[0] == ('| layer | probe (1x1) | layer\'s choice | '
                         'constant choice |')
     assert len(lines) == 2 + 3
     saved = json.load(open(out))

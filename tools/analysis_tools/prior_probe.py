@@ -34,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--pool', type=int, default=3,
                         help='also probe the input averaged over a '
                         '(2 POOL + 1)^2 window (0: not)')
+    parser.add_argument('--layers', nargs='+', metavar='PATTERN',
+                        help='probe the inputs of the convs matching these '
+                        'fnmatch patterns (e.g. "backbone.convs.*.conv" of '
+                        'a vanilla model) instead of the PAD layers')
     parser.add_argument('--out', help='write the numbers as JSON here')
     args = parser.parse_args(argv)
     if args.num_images < 2:
@@ -41,13 +45,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.pool < 0:
         parser.error(f'--pool must be >= 0, got {args.pool}')
     res = probe_checkpoint(args.config, args.checkpoint, args.num_images,
-                           args.pool)
-    keys = ['probe'] + ([f'probe_pool{args.pool}'] if args.pool else []) + \
-        ['agree', 'agree_const']
+                           args.pool, layers=args.layers)
+    keys = ['probe'] + ([f'probe_pool{args.pool}'] if args.pool else [])
+    keys += ['agree', 'agree_const'] if 'agree' in next(iter(
+        res.values())) else ['const']
     heads = {'probe': 'probe (1x1)', f'probe_pool{args.pool}':
              f'probe ({2 * args.pool + 1}x{2 * args.pool + 1} mean)',
-             'agree': 'layer\'s choice', 'agree_const': 'constant choice'}
-    print('| PAD layer | ' + ' | '.join(heads[k] for k in keys) + ' |')
+             'agree': 'layer\'s choice', 'agree_const': 'constant choice',
+             'const': 'constant choice'}
+    print('| layer | ' + ' | '.join(heads[k] for k in keys) + ' |')
     print('|---' * (len(keys) + 1) + '|')
     for name, row in res.items():
         print(f'| {name} | ' + ' | '.join(f'{100 * row[k]:.1f}'
