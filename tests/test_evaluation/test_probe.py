@@ -157,8 +157,9 @@ def test_prior_probe_tool_prints_and_writes(evidence_checkpoint, tmp_path):
         capture_output=True, text=True, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('|')]
-    assert lines[0] == ('| layer | probe (1x1) | layer\'s choice | '
-                        'constant choice |')
+    assert lines[0] == ('| layer | probe (1x1) | most frequent d of the '
+                        'fit images | layer\'s choice | best constant '
+                        'choice |')
     assert len(lines) == 2 + 3
     saved = json.load(open(out))
     row = lines[2].split('|')

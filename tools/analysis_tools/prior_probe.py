@@ -4,12 +4,14 @@ dilation from the layer's input (PAD-Evidence configs).
     python tools/analysis_tools/prior_probe.py CONFIG CHECKPOINT [--pool 3]
 
 A PAD prior is a 1x1 function of the layer's input at one pixel. The
-probe (multinomial logistic regression, fitted on the first half of the
-validation images, scored on the second) says how well *any* such
+probe (multinomial logistic regression, fitted on the first
+--num-images training images, scored on as many validation images) says
+how well *any* such
 function could pick the right dilation there; ``--pool R`` adds one on
 the input averaged over a (2R + 1)^2 window. Printed per layer, in
-percent: the probe(s), the layer's own hard choice and the best constant
-choice, all on the same test half.
+percent, on the validation images: the probe(s) and their baseline (the
+most frequent right dilation of the fit images, as a constant), and for
+PAD layers the layer's own hard choice and the best constant choice.
 """
 from __future__ import annotations
 
@@ -30,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('--num-images', type=int, default=100,
-                        help='validation images (half fit, half score)')
+                        help='training images to fit on, validation images '
+                        'to score on (each)')
     parser.add_argument('--pool', type=int, default=3,
                         help='also probe the input averaged over a '
                         '(2 POOL + 1)^2 window (0: not)')
@@ -47,12 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     res = probe_checkpoint(args.config, args.checkpoint, args.num_images,
                            args.pool, layers=args.layers)
     keys = ['probe'] + ([f'probe_pool{args.pool}'] if args.pool else [])
-    keys += ['agree', 'agree_const'] if 'agree' in next(iter(
-        res.values())) else ['const']
+    keys += ['const'] + (['agree', 'agree_const'] if 'agree' in next(iter(
+        res.values())) else [])
     heads = {'probe': 'probe (1x1)', f'probe_pool{args.pool}':
              f'probe ({2 * args.pool + 1}x{2 * args.pool + 1} mean)',
-             'agree': 'layer\'s choice', 'agree_const': 'constant choice',
-             'const': 'constant choice'}
+             'const': 'most frequent d of the fit images',
+             'agree': 'layer\'s choice',
+             'agree_const': 'best constant choice'}
     print('| layer | ' + ' | '.join(heads[k] for k in keys) + ' |')
     print('|---' * (len(keys) + 1) + '|')
     for name, row in res.items():
