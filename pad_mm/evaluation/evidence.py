@@ -41,7 +41,8 @@ __all__ = [
     'read_dilation_map', 'truth_on_grid', 'scale_accuracy_counts',
     'agreement_counts', 'summarize_agreement', 'PADEvidenceMetric',
     'PADChoiceAgreementMetric', 'final_validation', 'collect_runs',
-    'evidence_table', 'TABLE_COLUMNS'
+    'evidence_table', 'TABLE_COLUMNS', 'layer_agreement_table',
+    'LAYER_COLUMNS'
 ]
 
 
@@ -243,7 +244,15 @@ TABLE_COLUMNS = (('mIoU', 'mIoU'), ('evidence/acc', 'acc'),
                  ('evidence/acc_d2', 'acc on d=2'),
                  ('evidence/acc_d4', 'acc on d=4'),
                  ('pad/agree', 'agreement (mean over layers)'),
-                 ('pad/agree_const', 'constant choice'))
+                 ('pad/agree_const', 'constant choice'),
+                 ('pad/p_max', 'p_max'))
+
+#: per-layer columns of :func:`layer_agreement_table`: (key suffix, header)
+LAYER_COLUMNS = (('agree', 'agreement'), ('agree_d1', 'on d=1'),
+                 ('agree_d2', 'on d=2'), ('agree_d4', 'on d=4'),
+                 ('agree_const', 'constant choice'), ('frac_d1', 'chose 1'),
+                 ('frac_d2', 'chose 2'), ('frac_d4', 'chose 4'),
+                 ('p_max', 'p_max'))
 
 
 def final_validation(scalars_path: str) -> dict[str, float]:
@@ -307,4 +316,29 @@ def evidence_table(runs: dict[str, dict[int, dict[str, float]]],
                 cells.append(f'{v.mean():.1f} ± {v.std(ddof=1):.1f} '
                              f'({len(v)})')
         lines.append(f'| {config} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def layer_agreement_table(runs: dict[str, dict[int, dict[str, float]]],
+                          columns: Sequence[tuple[str, str]] = LAYER_COLUMNS
+                          ) -> str:
+    """Markdown table: per PAD config and layer (``pad/<layer>/<key>``
+    keys of the final validation), the mean over seeds (n) of each
+    column, in percent; configs without PAD layers are left out."""
+    lines = ['| config | layer | ' + ' | '.join(h for _, h in columns) +
+             ' | seeds |', '|---' * (len(columns) + 3) + '|']
+    for config, seeds in runs.items():
+        layers = sorted({k[len('pad/'):-len('/agree')]
+                         for r in seeds.values() for k in r
+                         if k.startswith('pad/') and k.endswith('/agree')
+                         and k != 'pad/agree'})
+        for layer in layers:
+            cells = []
+            for key, _ in columns:
+                vals = [r[f'pad/{layer}/{key}'] for r in seeds.values()
+                        if f'pad/{layer}/{key}' in r]
+                cells.append(f'{100 * np.mean(vals):.1f}' if vals else '—')
+            n = sum(f'pad/{layer}/agree' in r for r in seeds.values())
+            lines.append(f'| {config} | {layer} | ' + ' | '.join(cells) +
+                         f' | {n} |')
     return '\n'.join(lines)

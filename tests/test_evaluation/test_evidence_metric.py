@@ -159,3 +159,25 @@ def test_collect_runs_and_table(tmp_path):
     assert row['pad'][6] == '50.0 (seed 0)'
     assert row['pad'][7].rstrip(' |') == '40.0 (seed 0)'
     assert row['vanilla'][6] == '—'
+
+
+def test_layer_agreement_table_means_over_seeds(tmp_path):
+    from pad_mm.evaluation.evidence import (collect_runs,
+                                            layer_agreement_table)
+    lay = 'pad/backbone.convs.1.conv/'
+    _run(tmp_path, 'pad', 0, [{'mIoU': 70.0, 'pad/agree': 0.5,
+                               lay + 'agree': 0.5, lay + 'agree_d4': 0.9,
+                               lay + 'frac_d4': 0.8, lay + 'p_max': 0.7,
+                               'step': 10}])
+    _run(tmp_path, 'pad', 1, [{'mIoU': 60.0, 'pad/agree': 0.3,
+                               lay + 'agree': 0.3, lay + 'agree_d4': 0.7,
+                               lay + 'frac_d4': 0.6, 'step': 10}])
+    _run(tmp_path, 'vanilla', 0, [{'mIoU': 50.0, 'step': 10}])
+    table = layer_agreement_table(collect_runs(str(tmp_path))).splitlines()
+    assert table[0].startswith('| config | layer | agreement | on d=1 |')
+    assert len(table) == 3  # header, rule, one PAD layer; no vanilla row
+    cells = [c.strip() for c in table[2].strip('|').split('|')]
+    assert cells[:3] == ['pad', 'backbone.convs.1.conv', '40.0']
+    assert cells[3] == '—' and cells[5] == '80.0'  # agree_d1 absent; d4
+    assert cells[9] == '70.0' and cells[10] == '70.0'  # frac_d4; p_max
+    assert cells[-1] == '2'

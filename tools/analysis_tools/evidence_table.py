@@ -9,7 +9,10 @@ that layout). Each run's final validation (``vis_data/scalars.json``) is
 read; per config the table gives mean ± std (n) over seeds of mIoU, pixel
 accuracy overall and per true scale (``evidence/acc_d<t>``) and, for PAD
 models, the agreement of the layers' hard choice with the right dilation
-against the best constant choice (percent).
+against the best constant choice and the mean largest probability p_max
+(percent); then per PAD layer the agreement overall and per true
+dilation, the best constant choice, the share of each chosen dilation and
+p_max.
 """
 from __future__ import annotations
 
@@ -22,7 +25,8 @@ if osp.isdir(osp.join(_ROOT, 'pad_mm')) and _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from pad_mm.evaluation.evidence import (collect_runs,  # noqa: E402
-                                        evidence_table)
+                                        evidence_table,
+                                        layer_agreement_table)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
               f'with a validation) under {args.work_dir}', file=sys.stderr)
         return 1
     print(evidence_table(runs))
+    print()
+    print('Per PAD layer (percent, mean over seeds):')
+    print()
+    print(layer_agreement_table(runs))
     return 0
 
 
