@@ -118,7 +118,7 @@ LAYOUTS = ('voronoi', 'objects')
 DEFAULTS = dict(seed=0, num_train=400, num_val=100, size=128, stride=4,
                 dilations=list(EVIDENCE_DILATIONS), min_regions=3,
                 max_regions=4, noise=0.1, texture='dimers',
-                layout='voronoi', align_cells=False)
+                layout='voronoi', align_cells=False, scale_cue=False)
 
 
 def evidence_period(dilation: int, stride: int) -> int:
@@ -270,20 +270,30 @@ def render_evidence_sample(rng: np.random.Generator,
                            noise: float = 0.1,
                            texture: str = 'dimers',
                            layout: str = 'voronoi',
-                           align_cells: bool = False
+                           align_cells: bool = False,
+                           scale_cue: bool = False
                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One sample: image [size, size, 3] uint8, label map [size, size]
     uint8 (class ids), right-dilation map [size, size] uint8 (values of
     ``dilations``). ``align_cells`` (``'pairs'`` only): cells on the
-    ``stride`` grid."""
+    ``stride`` grid. ``scale_cue``: the colour channel of the region's
+    scale (R, G, B for the first, second, third option) is 1 in fore- and
+    background, so one pixel tells its scale; the class still shows only
+    at the scale's lag (at most three options)."""
     _check_params(size, stride, dilations, min_regions, max_regions, noise)
     for name, value, options in (('texture', texture, TEXTURES),
                                  ('layout', layout, LAYOUTS)):
         if value not in options:
             raise ValueError(f'{name} must be one of {list(options)}, got '
                              f'{value!r}')
-    if not isinstance(align_cells, bool):
-        raise ValueError(f'align_cells must be a bool, got {align_cells!r}')
+    for name, value in (('align_cells', align_cells),
+                        ('scale_cue', scale_cue)):
+        if not isinstance(value, bool):
+            raise ValueError(f'{name} must be a bool, got {value!r}')
+    if scale_cue and len(dilations) > 3:
+        raise ValueError(f'scale_cue=True marks each scale with one of the 3 '
+                         f'colour channels: at most 3 dilations, got '
+                         f'{list(dilations)}')
     if align_cells and texture != 'pairs':
         raise ValueError(f"align_cells=True applies to texture='pairs' "
                          f'only, got texture={texture!r}')
@@ -314,6 +324,12 @@ def render_evidence_sample(rng: np.random.Generator,
         fg, bg = rng.uniform(0, 1, size=(2, 3))
         if np.abs(fg - bg).sum() < 0.6:  # keep the pattern visible
             bg = 1.0 - fg
+        if scale_cue:
+            cue = sorted(dilations).index(d)
+            fg[cue] = bg[cue] = 1.0
+            rest = [c for c in range(3) if c != cue]
+            if np.abs(fg[rest] - bg[rest]).sum() < 0.4:
+                bg[rest] = 1.0 - fg[rest]
         if texture == 'pairs':
             pat = _pairs(cls, d, stride, size, rng,
                          aligned=align_cells)[..., None]
@@ -349,9 +365,10 @@ def make_evidence_dataset(root: str, **params) -> str:
             raise ValueError(f'{name} must be a positive int, got {value!r}')
     render = {k: p[k] for k in ('size', 'stride', 'dilations', 'min_regions',
                                 'max_regions', 'noise', 'texture',
-                                'layout', 'align_cells')}
+                                'layout', 'align_cells', 'scale_cue')}
     _check_params(**{k: v for k, v in render.items()
-                     if k not in ('texture', 'layout', 'align_cells')})
+                     if k not in ('texture', 'layout', 'align_cells',
+                                  'scale_cue')})
     meta = dict(version=FORMAT_VERSION, classes=list(EVIDENCE_CLASSES), **p)
     return write_generated_set(
         root, 'evidence', ('images', 'annotations', 'dilations'),

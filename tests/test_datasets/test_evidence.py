@@ -187,3 +187,68 @@ def test_dataset_class_needs_the_dilation_folder(tmp_path):
             data_prefix=dict(img_path='images/val',
                              seg_map_path='annotations/val'),
             pipeline=[])
+
+
+def _lag_equality(grid: np.ndarray, dy: int, dx: int, lag: int) -> float:
+    """Share of cells equal to the cell ``lag`` steps along (dy, dx)."""
+    n = grid.shape[0]
+    a = grid[max(0, -dy * lag):n - max(0, dy * lag),
+             max(0, -dx * lag):n - max(0, dx * lag)]
+    b = grid[max(0, dy * lag):n - max(0, -dy * lag) or None,
+             max(0, dx * lag):n - max(0, -dx * lag) or None]
+    return float((a == b).mean())
+
+
+def test_aligned_pairs_are_one_cell_per_patch_and_equal_only_at_lag_d():
+    # the evidence configs' texture: cells (and regions) on the 4x4 patch
+    # grid; along the class direction a cell equals the one d cells away
+    # with probability 3/4, at lags d/2 and 2d (and across) with 1/2
+    from pad_mm.datasets.evidence import PAIR_DIRECTIONS
+    rng = np.random.default_rng(5)
+    right, other = [], []
+    for _ in range(24):
+        img, lab, dil = render_evidence_sample(
+            rng, size=128, min_regions=1, max_regions=1, noise=0.0,
+            texture='pairs', align_cells=True)
+        cells = img.reshape(32, 4, 32, 4, 3)
+        assert (cells == cells[:, :1, :, :1]).all()
+        grid = cells[:, 0, :, 0, 0].astype(int)
+        cls, d = int(lab[0, 0]), int(dil[0, 0])
+        for k, (dy, dx) in enumerate(PAIR_DIRECTIONS):
+            for lag in {d, 2 * d, max(1, d // 2)}:
+                eq = _lag_equality(grid, dy, dx, lag)
+                (right if (k == cls and lag == d) else other).append(eq)
+    assert np.mean(right) > 0.7 and min(right) > 0.62
+    assert max(other) < 0.6
+    # regions are unions of cells too
+    _, lab, _ = render_evidence_sample(rng, size=128, texture='pairs',
+                                       align_cells=True)
+    blocks = lab.reshape(32, 4, 32, 4)
+    assert (blocks == blocks[:, :1, :, :1]).all()
+
+
+def test_scale_cue_marks_each_scale_in_one_channel_and_keeps_the_stream():
+    rng = np.random.default_rng(7)
+    img, lab, dil = render_evidence_sample(
+        rng, size=128, noise=0.0, texture='pairs', align_cells=True,
+        scale_cue=True)
+    for channel, d in enumerate((1, 2, 4)):
+        if (dil == d).any():
+            assert (img[dil == d][:, channel] == 255).all()
+    # the same draws: labels and right dilations are those without the cue
+    _, lab0, dil0 = render_evidence_sample(
+        np.random.default_rng(7), size=128, noise=0.0, texture='pairs',
+        align_cells=True)
+    assert (lab == lab0).all() and (dil == dil0).all()
+
+
+@pytest.mark.parametrize('bad, message', [
+    (dict(align_cells=1), 'align_cells must be a bool'),
+    (dict(scale_cue='yes'), 'scale_cue must be a bool'),
+    (dict(align_cells=True, texture='dimers'), "applies to texture='pairs'"),
+    (dict(scale_cue=True, dilations=[1, 2, 3, 4]), 'at most 3 dilations'),
+])
+def test_bad_texture_options_are_named(bad, message):
+    with pytest.raises(ValueError, match=message):
+        render_evidence_sample(np.random.default_rng(0),
+                               **dict(dict(size=128, texture='pairs'), **bad))
