@@ -73,6 +73,17 @@ Design (written before any PAD run on it)
   evidence configs use ``'pairs'`` with ``align_cells=True`` and a patch
   stem (one 4x4 stride-4 conv, ``PatchConvNet``): a map pixel sees one
   cell, and only the convs under test see across cells.
+* **A local cue of the scale** (``scale_cue``; added after the first
+  sweep, see the evidence configs' README). A PAD prior is a 1x1
+  function of its layer's input at one pixel (eqs. 3-5). With the
+  textures alone, a linear probe of the right dilation from the inputs of
+  the 3x3 convs of the trained controls scores at the constant choice:
+  nothing at a pixel tells its scale, so no prior can choose by it, and
+  the first sweep could show whether PAD helps but not whether its
+  choice follows the scale. With ``scale_cue=True`` the colour channel of
+  a region's scale is saturated in fore- and background, so one pixel
+  tells its scale while the class still shows only at the scale's lag;
+  a fixed dilation gains nothing from it.
 * **What the controls must show first.** Fixed dilations d = 1, 2, 4 (no
   choice) are trained before any PAD run, and their pixel accuracy is
   reported per true scale. The setting can answer "does a per-pixel choice
