@@ -75,8 +75,9 @@ def load_truth(path: str, size: Sequence[int],
         original: the image file's ``(H, W)``, named in the error when
             the test pipeline resized the image.
         input_size: the model input's ``(H, W)``; it must be the image's
-            (a data preprocessor that pads the image to a larger ``size``
-            puts the PAD layers' maps out of line with the truth).
+            (a data preprocessor that pads the image, e.g. mmseg's
+            ``test_cfg=dict(size=...)``, puts the PAD layers' maps out of
+            line with the truth).
 
     Raises:
         ValueError: the map is not ``H x W`` (the message names both
@@ -96,9 +97,9 @@ def load_truth(path: str, size: Sequence[int],
     if input_size is not None and tuple(map(int, input_size)) != (h, w):
         raise ValueError(
             f'the model input is {input_size[0]}x{input_size[1]}, the image '
-            f'{h}x{w} (the data preprocessor pads it): the PAD layers\' maps '
-            f'would not line up with the right-dilation map {path!r}; set '
-            f'model.data_preprocessor.size=[{h},{w}] (--cfg-options)')
+            f'{h}x{w} (the data preprocessor pads it, see its test_cfg): the '
+            f'PAD layers\' maps would not line up with the right-dilation map'
+            f' {path!r}; remove the padding or use images of the padded size')
     return truth
 
 
