@@ -19,6 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from mmengine.visualization import Visualizer
 
+from pad_mm.evaluation.evidence import truth_on_grid
 from pad_mm.registry import FUNCTIONS
 
 __all__ = [
@@ -101,40 +102,70 @@ def _title(ax, text: str) -> None:
 
 def render_dilation_maps(image: np.ndarray,
                          layers: Sequence[dict],
-                         title: str | None = None) -> np.ndarray:
+                         title: str | None = None,
+                         truth: np.ndarray | None = None) -> np.ndarray:
     """Fig. 4 style: per PAD layer the expected dilation per pixel (top
     row) and the chosen (argmax) dilation (bottom row), next to the image,
     with one colour scale for all panels and a colour bar.
+
+    With ``truth``, a "right dilation" column follows the image: top, the
+    truth at the image's resolution; bottom, the truth at the centres of
+    the first PAD layer's grid (what the chosen maps are compared with,
+    :func:`pad_mm.evaluation.truth_on_grid`). Same colour scale as the
+    chosen-dilation panels. A layer dict with ``agreement`` (the output of
+    :func:`pad_mm.evaluation.summarize_agreement`) gets its overall
+    agreement and the best constant choice's in the bottom panel's title.
 
     Args:
         image: [H, W, 3] uint8 RGB as the model saw it.
         layers: dicts with ``name``, ``expected`` [h, w] float,
             ``chosen`` [h, w] and ``dilations`` (absolute options).
         title: optional text in the image panel's title.
+        truth: optional [H, W] right dilation per image pixel.
 
     Returns:
-        RGB array of size :func:`grid_size` (2, 1 + len(layers)).
+        RGB array of size :func:`grid_size` (2, 1 + len(layers)), one
+        column more with ``truth``.
     """
     if not layers:
         raise ValueError('render_dilation_maps needs at least one layer')
-    opts = sorted({d for lay in layers for d in lay['dilations']})
+    h, w = image.shape[:2]
+    opts = {d for lay in layers for d in lay['dilations']}
+    if truth is not None:
+        truth = np.asarray(truth)
+        if truth.shape != (h, w):
+            raise ValueError(f'render_dilation_maps: the truth is '
+                             f'{truth.shape[0]}x{truth.shape[1]}, the image '
+                             f'{h}x{w}')
+        opts |= {int(t) for t in np.unique(truth)}
+    opts = sorted(opts)
     vmin, vmax = min(opts), max(opts)
     if vmin == vmax:
         vmin, vmax = vmin - 0.5, vmax + 0.5
-    h, w = image.shape[:2]
-    fig, axes, cax = _grid(2, 1 + len(layers), True)
+    first = 1 if truth is None else 2
+    fig, axes, cax = _grid(2, first + len(layers), True)
     axes[0, 0].imshow(image)
     _title(axes[0, 0], title or 'image')
     axes[1, 0].imshow(image)
     _title(axes[1, 0], 'top: E[d]  bottom: argmax')
+    style = dict(cmap=DILATION_CMAP, vmin=vmin, vmax=vmax,
+                 interpolation='nearest', extent=(0, w, h, 0))
+    if truth is not None:
+        grid = np.asarray(layers[0]['chosen']).shape
+        axes[0, 1].imshow(truth.astype(float), **style)
+        _title(axes[0, 1], 'right dilation')
+        axes[1, 1].imshow(truth_on_grid(truth, grid).astype(float), **style)
+        _title(axes[1, 1], f'right d, {grid[0]}x{grid[1]} grid')
     im = None
-    for c, lay in enumerate(layers, start=1):
+    for c, lay in enumerate(layers, start=first):
         for r, key in ((0, 'expected'), (1, 'chosen')):
-            im = axes[r, c].imshow(
-                np.asarray(lay[key], dtype=float), cmap=DILATION_CMAP,
-                vmin=vmin, vmax=vmax, interpolation='nearest',
-                extent=(0, w, h, 0))
+            im = axes[r, c].imshow(np.asarray(lay[key], dtype=float),
+                                   **style)
             _title(axes[r, c], _short(lay['name']))
+        agree = lay.get('agreement')
+        if agree:
+            _title(axes[1, c], f'agree {agree["agree"]:.0%}, const '
+                   f'{agree["agree_const"]:.0%}')
     cb = fig.colorbar(im, cax=cax, ticks=opts)
     cb.set_label('dilation', fontsize=7)
     cb.ax.tick_params(labelsize=7)
