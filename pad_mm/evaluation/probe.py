@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from pad_mm.models import PADConv2d
+from pad_mm.models.backbones import box_mean
 
 from .evidence import truth_on_grid
 
@@ -104,13 +105,6 @@ def capture_pad_inputs(model: nn.Module, inputs: Tensor, forward,
     return seen
 
 
-def _pool(x: Tensor, radius: int) -> Tensor:
-    if radius == 0:
-        return x
-    return F.avg_pool2d(x, 2 * radius + 1, 1, radius,
-                        count_include_pad=False)
-
-
 def probe_pad_layers(features: dict[str, Tensor], truths: np.ndarray,
                      options: Sequence[int], pool: int = 0,
                      steps: int = 200, num_fit: int | None = None
@@ -126,8 +120,9 @@ def probe_pad_layers(features: dict[str, Tensor], truths: np.ndarray,
             window (0: not).
 
     The first ``num_fit`` images (default: half of the N) train the
-    probe, the others test it. Returns ``{layer: {'probe': acc, 'probe_pool<r>': acc (pool > 0),
-    'const': acc of the most frequent training class}}``.
+    probe, the others test it. Returns ``{layer: {'probe': acc,
+    'probe_pool<r>': acc (pool > 0), 'const': acc of the most frequent
+    training class}}``.
     """
     n = len(truths)
     if n < 2:
@@ -152,7 +147,7 @@ def probe_pad_layers(features: dict[str, Tensor], truths: np.ndarray,
         y = torch.as_tensor(np.vectorize(index.get)(grid), dtype=torch.long)
         row = {}
         for key, feats in (('probe', x), (f'probe_pool{pool}',
-                                          _pool(x, pool)))[:2 if pool else 1]:
+                                          box_mean(x, pool)))[:2 if pool else 1]:
             flat = feats.permute(0, 2, 3, 1).reshape(n, -1, feats.shape[1])
             row[key] = fit_linear_probe(
                 flat[:half].reshape(-1, feats.shape[1]),
