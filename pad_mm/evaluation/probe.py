@@ -146,8 +146,10 @@ def probe_pad_layers(features: dict[str, Tensor], truths: np.ndarray,
                              f'{list(options)}')
         y = torch.as_tensor(np.vectorize(index.get)(grid), dtype=torch.long)
         row = {}
-        for key, feats in (('probe', x), (f'probe_pool{pool}',
-                                          box_mean(x, pool)))[:2 if pool else 1]:
+        variants = [('probe', x)]
+        if pool:
+            variants.append((f'probe_pool{pool}', box_mean(x, pool)))
+        for key, feats in variants:
             flat = feats.permute(0, 2, 3, 1).reshape(n, -1, feats.shape[1])
             row[key] = fit_linear_probe(
                 flat[:half].reshape(-1, feats.shape[1]),

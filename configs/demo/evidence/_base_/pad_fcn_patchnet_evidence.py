@@ -1,6 +1,7 @@
 # PAD model of the evidence setting: the three 3x3 convs
-# (convs.{0,1,2}.conv) of ./fcn_patchnet_evidence.py become PAD layers with dilation options (1, 2, 4)
-# (Markov aggregation, every prior setting at its default); tau is annealed.
+# (convs.{0,1,2}.conv) of ./fcn_patchnet_evidence.py become PAD layers
+# with dilation options (1, 2, 4) (Markov aggregation, every prior
+# setting at its default); tau is annealed.
 # The agreement of each layer's hard choice with the right dilation is
 # reported at validation (pad/<layer>/agree, against agree_const).
 _base_ = ['./fcn_patchnet_evidence.py']

@@ -1,7 +1,7 @@
 # Control 4: "several dilations, not chosen per pixel": the backbone's
 # three 3x3 convs mix dilations (1, 2, 4) with probabilities learned per
-# layer, the same at every pixel (aggregation='static'); same tau schedule and hard
-# evaluation (argmax of the learned bias) as the PAD configs.
+# layer, the same at every pixel (aggregation='static'); same tau schedule
+# and hard evaluation (argmax of the learned bias) as the PAD configs.
 #
 # Fair only if its probabilities can move: with Adam a parameter moves by
 # at most about lr per step, so over this schedule (2000 poly-decayed steps
