@@ -23,9 +23,8 @@ CASES = {
     'environment': ['versions', 'device', 'flags', 'imports'],
     'compile': ['warm_compile', 'auto_first_call/soft_fwd_bwd',
                 'auto_first_call/hard', 'triton_first_call/soft_fwd_bwd'],
-    'quick_correctness': [f'{m}/{d}' for m in ('soft', 'hard')
-                          for d in ('float32', 'float16', 'bfloat16')],
-    'speed': ['tiny/bf16/channels_last', 'tiny/fp32_tf32/nchw'],
+    'quick_correctness': ['soft/float32', 'soft/bfloat16', 'hard/float16'],
+    'speed': ['tiny/bf16/channels_last'],
     'model': ['deeplabv3plus_r101/vanilla', 'deeplabv3plus_r101/pad',
               'deeplabv3plus_r101/pad_vs_vanilla'],
     'memory': ['tiny/bf16/channels_last'],
@@ -45,7 +44,7 @@ def _run(repo_root, out, *extra):
     proc = subprocess.run(
         [sys.executable, 'tools/analysis_tools/gpu_check.py', '--smoke',
          '--out', str(out), *extra], capture_output=True, text=True,
-        env=env, cwd=repo_root, timeout=2400)
+        env=env, cwd=repo_root, timeout=3600)
     return proc, json.loads(out.read_text())
 
 
@@ -75,10 +74,12 @@ def test_smoke_runs_all_eight_sections(smoke):
         assert f'| {i + 1} | {name} | passed |' in table
     skipped = [(n, c['name']) for n, s in sections.items()
                for c in s['cases'] if c['status'] != 'passed']
-    # only what needs a GPU
-    assert skipped == [('graphs', c) for c in CASES['graphs'][:4]]
-    assert all(c['reason'] == 'needs CUDA'
-               for c in sections['graphs']['cases'][:4])
+    # only what needs a GPU: CUDA graphs, torch.compile of forced Triton
+    # (in the interpreter dynamo would trace the interpreter itself)
+    assert skipped == [('graphs', c) for c in CASES['graphs'][:4]] + [
+        ('graphs', 'torch_compile/triton/soft')]
+    assert all(c['reason'] == 'needs CUDA' for c in sections['graphs'][
+        'cases'] if c['status'] == 'skipped')
 
 
 def test_smoke_sections_check_values_and_report_figures(smoke):
@@ -118,6 +119,12 @@ def test_smoke_sections_check_values_and_report_figures(smoke):
             assert set(ms) == {'cudnn', 'triton', 'reference', 'auto'}
             assert c[m]['ratio_to_cudnn']['triton'] == pytest.approx(
                 ms['triton'] / ms['cudnn'])
+        for m in ('fwd_bwd', 'hard_inference'):  # relaunched, timed alone
+            kernels = c['per_kernel'][m]['kernels']
+            assert kernels and all(k['us'] > 0 and k['launches'] >= 1
+                                   for k in kernels.values()), kernels
+        assert len(c['per_kernel']['fwd_bwd']['kernels']) > len(
+            c['per_kernel']['hard_inference']['kernels'])
     assert set(s['speed']['tiny/bf16/channels_last']['targets']) == {
         'fwd_bwd <= 1.5x cuDNN', 'hard_inference <= 1.1x cuDNN'}
     model = s['model']
@@ -128,7 +135,7 @@ def test_smoke_sections_check_values_and_report_figures(smoke):
     mem = s['memory']['tiny/bf16/channels_last']
     assert mem['fwd_bwd']['peak_mib']['triton'] is None  # no CUDA stats
     for name, c in s['graphs'].items():
-        if name.startswith('torch_compile'):
+        if name.startswith('torch_compile') and c['status'] == 'passed':
             assert c['backend'] == 'aot_eager'
             assert max(c['errors']) <= c['tolerance'], name
 

@@ -3,7 +3,9 @@ launches of the PAD calls it is given (``'meta'`` tensors, nothing runs)
 and compiles each distinct one with ``triton.compile`` for the given
 CUDA target, which fills Triton's on-disk cache. Runs as
 ``python -m pad_mm.ops.gpu_check.compile_worker CAP JSON`` (Triton's
-interpreter off: compiling needs no GPU) and prints one JSON line."""
+interpreter off: compiling needs no GPU) and prints one JSON line per
+variant compiled, as soon as it is (a worker killed at its deadline
+keeps what it printed)."""
 from __future__ import annotations
 
 import json
@@ -47,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     from ..kernel_report import specialise
     argv = sys.argv[1:] if argv is None else argv
     cap, specs = int(argv[0]), json.loads(argv[1])
-    seen, results = set(), []
+    seen = set()
     for raw in specs:
         raw['size'], raw['dil'] = tuple(raw['size']), tuple(raw['dil'])
         for launch in call_launches(CallSpec(**raw)):
@@ -58,10 +60,10 @@ def main(argv: list[str] | None = None) -> None:
             seen.add(key)
             t = time.time()
             triton.compile(src, target=GPUTarget('cuda', cap, 32))
-            results.append(dict(kernel=launch.kernel.fn.__name__,
-                                variant=key[:12],
-                                seconds=round(time.time() - t, 3)))
-    print(json.dumps(results))
+            print(json.dumps(dict(kernel=launch.kernel.fn.__name__,
+                                  variant=key[:12],
+                                  seconds=round(time.time() - t, 3))),
+                  flush=True)
 
 
 if __name__ == '__main__':

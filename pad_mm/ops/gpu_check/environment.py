@@ -110,11 +110,11 @@ def _compile_in_workers(specs: list[CallSpec], cap: int, workers: int,
             proc.kill()
             out, err = proc.communicate()
             errors.append('a worker ran out of time')
-            continue
-        if proc.returncode:
-            errors.append(err[-1500:])
-            continue
-        compiled += json.loads(out.strip().splitlines()[-1])
+        else:
+            if proc.returncode:
+                errors.append(err[-1500:])
+        compiled += [json.loads(line) for line in out.splitlines()
+                     if line.startswith('{')]
     wall = time.time() - t
     return dict(target=f'sm_{cap}', calls=len(specs), workers=len(procs),
                 variants=len(compiled),

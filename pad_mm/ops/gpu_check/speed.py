@@ -1,7 +1,8 @@
 """Section 4 (speed): cuDNN, forced Triton, the reference and ``auto``,
 for the forward (soft inference), forward + backward and hard inference
 (10% of the pixels off the dominant dilation), CUDA events, values
-checked at every shape, per-kernel times from the profiler."""
+checked at every shape, per-kernel CUDA-event times with TFLOP/s and
+GB/s."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .. import pad_conv2d, pad_conv2d_hard, select_impl
+from .. import pad_conv2d, pad_conv2d_hard, select_impl, triton_pad
 from .cases import DTYPES, CallSpec, rel_err, tf32, time_ms
 from .child import CaseIter, Context
 
@@ -34,9 +35,7 @@ SPEED_SHAPES: dict[str, CallSpec] = {
         **_L4_OS8, dtype='float32', tf32='conv'),
 }
 SMOKE_SHAPES: dict[str, CallSpec] = {
-    'tiny/bf16/channels_last': CallSpec(1, 8, 8, (6, 10), bias=False),
-    'tiny/fp32_tf32/nchw': CallSpec(1, 8, 8, (6, 10), 'float32', 'nchw',
-                                    tf32='conv', bias=False)}
+    'tiny/bf16/channels_last': CallSpec(1, 8, 8, (6, 10), bias=False)}
 #: issue 27's targets: ratio to cuDNN of the same shape (bf16,
 #: channels_last)
 TARGETS = {'fwd_bwd': 1.5, 'hard_inference': 1.1}
@@ -147,25 +146,28 @@ def _as_list(v) -> list[Tensor]:
         [v.float()]
 
 
-def kernel_times(fn: Callable[[], object], device: torch.device
-                 ) -> dict[str, dict]:
-    """Device time per kernel name of one ``fn()`` (torch.profiler; empty
-    off CUDA)."""
-    if device.type != 'cuda':
-        return {}
-    from torch.profiler import ProfilerActivity, profile
-    fn()
-    torch.cuda.synchronize(device)
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        fn()
-        torch.cuda.synchronize(device)
-    out = {}
-    for e in prof.key_averages():
-        us = getattr(e, 'self_device_time_total', None)
-        if us is None:
-            us = getattr(e, 'self_cuda_time_total', 0)
-        if us:
-            out[e.key] = dict(us=round(us, 1), count=e.count)
+def kernel_times(spec: CallSpec, t: dict, hard: bool,
+                 device: torch.device, repeats: int,
+                 warmup: int = 1) -> dict[str, dict]:
+    """CUDA-event time of each Triton kernel of one call (soft: forward
+    and backward; hard: inference): the call's launches are recorded
+    (:func:`~pad_mm.ops.impls.triton_pad.record_launches`, with this
+    call's tensors) and each is relaunched alone, median of ``repeats``;
+    summed per kernel name (a chunked backward launches some kernels
+    once per chunk)."""
+    sel = t['index'] if hard else t['probs']
+    launches = triton_pad.record_launches(
+        t['x'], t['w'], None, sel, spec.dil, spec.stride, spec.groups,
+        hard=hard, backward=not hard)
+    out: dict[str, dict] = {}
+    for launch in launches:
+        def run(launch=launch):
+            launch.kernel[launch.grid](*launch.args, **launch.meta)
+        us = time_ms(run, device, repeats, warmup) * 1e3
+        row = out.setdefault(launch.kernel.fn.__name__,
+                             dict(us=0.0, launches=0))
+        row['us'] = round(row['us'] + us, 1)
+        row['launches'] += 1
     return out
 
 
@@ -182,7 +184,7 @@ def _with_roofline(times: dict, spec: CallSpec, family: str) -> dict:
     for name, row in times.items():
         for key, r in roof.items():
             base = key.split(' ')[0]
-            if not name.startswith(base + '_kernel'):
+            if name != base + '_kernel':
                 continue
             if key.startswith('fwd') and family not in key:
                 continue
@@ -211,11 +213,12 @@ def speed_case(spec: CallSpec, ctx: Context) -> dict:
             hard_inference=select_impl(t['x'], t['w'], t['index'],
                                        spec.dil, 1, 1, hard=True))
         res.update(_values(t, spec, fns))
-        res['per_kernel'] = dict(
-            fwd_bwd=_with_roofline(kernel_times(
-                fns['fwd_bwd']['triton'], ctx.device), spec, 'soft'),
-            hard_inference=_with_roofline(kernel_times(
-                fns['hard_inference']['triton'], ctx.device), spec, 'hard'))
+        res['per_kernel'] = {
+            m: _with_roofline(kernel_times(spec, t, m != 'fwd_bwd',
+                                           ctx.device, ctx.repeats,
+                                           ctx.warmup),
+                              spec, 'soft' if m == 'fwd_bwd' else 'hard')
+            for m in ('fwd_bwd', 'hard_inference')}
     if spec.dtype == 'bfloat16' and spec.layout == 'channels_last':
         res['targets'] = {
             f'{m} <= {lim}x cuDNN': res[m]['ratio_to_cudnn']['triton'] <= lim
