@@ -121,6 +121,15 @@ def run_check(out: str, sections: Sequence[str] | None = None,
     return data
 
 
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Kill the section's process and any worker it started (its own
+    process group)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def _run_section(out: str, name: str, budget: float, smoke: bool,
                  repeats: int, inject: str | None
                  ) -> tuple[int | None, bool, str, float]:
@@ -142,10 +151,10 @@ def _run_section(out: str, name: str, budget: float, smoke: bool,
             code = proc.wait(timeout=budget)
         except subprocess.TimeoutExpired:
             timed_out = True
-            try:  # the section's process and any worker it started
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            _kill_group(proc)
             code = proc.wait()
+        except BaseException:  # Ctrl-C: leave no section running
+            _kill_group(proc)
+            raise
         log.flush()
         return code, timed_out, _tail(log.name), time.time() - t
