@@ -93,7 +93,14 @@ def planned_calls(smoke: bool) -> list[CallSpec]:
 
 def _compile_in_workers(specs: list[CallSpec], cap: int, workers: int,
                         timeout: float) -> dict:
-    parts = [specs[i::workers] for i in range(workers)]
+    # calls that share kernel variants go to the same worker (it compiles
+    # each variant once): sorted by what selects a variant, then cut in
+    # contiguous parts
+    specs = sorted(specs, key=lambda s: (
+        s.autocast or s.dtype, s.tf32 or '', s.mode == 'hard', s.k,
+        len(s.dil), s.stride, s.layout))
+    size = -(-len(specs) // workers)
+    parts = [specs[i:i + size] for i in range(0, len(specs), size)]
     env = child_env(smoke=False)  # compiling needs the real Triton
     t = time.time()
     procs = [subprocess.Popen(
@@ -186,7 +193,7 @@ def warm_compile(ctx: Context) -> CaseIter:
     if ctx.smoke:
         specs = specs[:1]
     yield 'warm_compile', lambda: _compile_in_workers(
-        specs, cap, workers, 0.6 * ctx.time_left())
+        specs, cap, workers, 0.7 * ctx.time_left())
     layer = CallSpec(1, 8, 8, (6, 10), 'float32', dil=(2, 4, 8),
                      autocast='bfloat16') if ctx.smoke else CallSpec(
         2, 512, 512, (32, 64), 'float32', dil=(2, 4, 8),

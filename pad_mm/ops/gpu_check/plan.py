@@ -21,13 +21,13 @@ class Section(NamedTuple):
 SECTIONS: tuple[Section, ...] = (
     Section('environment', 'versions, device, flags, imports', 10, 300),
     Section('compile', 'parallel warm compile at production '
-            "specialisations; cold first-call latency of 'auto'", 45, 600),
+            "specialisations; cold first-call latency of 'auto'", 55, 600),
     Section('quick_correctness', 'one case per kernel family and dtype, '
             'NaN-filled outputs', 20, 900),
     Section('speed', "cuDNN, forced Triton, reference and 'auto': fwd, "
-            'fwd+bwd, hard inference; per-kernel times', 70, 900),
+            'fwd+bwd, hard inference; per-kernel times', 65, 900),
     Section('model', 'DeepLabV3+ ResNet-101 training step, PAD vs vanilla',
-            50, 600),
+            45, 600),
     Section('memory', 'peak memory of a layer, fwd+bwd and hard inference',
             20, 600),
     Section('correctness_matrix', 'dtypes, TF32 flags, AMP, layouts, modes, '
