@@ -14,9 +14,10 @@ weights as under AMP, channels_last), :func:`build_report`:
    (``ptxas -v`` of Triton's bundled ``ptxas``), and the widths of the
    global loads and stores counted in the PTX;
 4. adds an analytic roofline per kernel (FLOPs and ideal HBM bytes at the
-   shape, time at the H100 SXM peaks of :data:`H100`) against a cuDNN
-   roofline of the same conv (the same FLOPs on tensor cores, each tensor
-   read or written once).
+   shape, time at the H100 SXM peaks of :data:`H100`, following the
+   kernels' algorithm and tile sizes) against a cuDNN roofline of the same
+   conv (the same FLOPs on tensor cores, each tensor read or written
+   once).
 
 The roofline is a lower bound for both sides: it assumes every byte is
 read from HBM once (perfect reuse in L2/SMEM) and peak throughput. It
@@ -101,13 +102,22 @@ def specialise(launch: Any, cap: int = 90) -> Any:
 
 
 _MEM = re.compile(r'\b(ld|st)\.global((?:\.[A-Za-z0-9_:]+)+)')
+# asynchronous global -> shared copies (the software pipeline's loads):
+# cp.async.{ca,cg}.shared.global [dst], [src], cp-size (bytes)[, ...]
+_CP_ASYNC = re.compile(r'\bcp\.async\.c[ag]\.shared\.global[.\w:]*\s*'
+                       r'\[[^\]]*\]\s*,\s*\[[^\]]*\]\s*,\s*'
+                       r'(0x[0-9a-fA-F]+|\d+)')
 
 
 def ptx_memory_ops(ptx: str) -> dict[str, dict[int, int]]:
     """Global load and store instructions in the PTX (static count) by
-    access width in bits (vector width times element bits):
-    ``{'ld': {16: n, 128: m}, 'st': {...}}``."""
+    access width in bits (vector width times element bits; for the
+    asynchronous global -> shared copies ``cp.async``, which Triton's
+    software pipeline uses for loads, the copy size), counted with the
+    loads: ``{'ld': {16: n, 128: m}, 'st': {...}}``."""
     counts: dict[str, Counter] = {'ld': Counter(), 'st': Counter()}
+    for size in _CP_ASYNC.findall(ptx):
+        counts['ld'][int(size, 0) * 8] += 1
     for op, suffix in _MEM.findall(ptx):
         parts = suffix.split('.')[1:]
         vec = next((int(t[1:]) for t in parts if re.fullmatch(r'v\d', t)), 1)
@@ -169,9 +179,16 @@ def roofline(shape: tuple, elt: int = 2) -> dict:
     pin, kk, f32 = n * h * w, 9, 4
     gemm = 2.0 * p * co * c * kk
     x_b, out_b, w_b = pin * c * elt, p * co * elt, co * c * kk * elt
-    buf = p * kk * c * f32  # the backward's fp32 [pixels, k*k, C] buffer
-    probs = p * d * f32
-    mix = 2.0 * p * c * (8 * d + 1)  # mixed input, per output-tile pass
+    # the backward's [pixels, k*k, C] buffer, in the compute dtype
+    buf = p * kk * c * elt
+    probs, psum = p * d * f32, p * f32
+    # the mixed input of a [pixels, channels] tile over the taps (8 taps x
+    # D dilations, a multiply and an add each, and the centre tap once);
+    # the same count for bwd_cols' epilogue (one product with the
+    # gathered x per tap and dilation) and bwd_input's weighted gather
+    mix = 2.0 * p * c * (8 * d + 1)
+    # grad_probs' partial sums: one row per input-channel tile of bwd_cols
+    part = -(-c // BLOCKS['cols']['BN']) * d * p * f32
 
     def t(tensor=0.0, cuda=0.0, nbytes=0.0):
         us = max(tensor / H100['bf16_tensor_flops'] + cuda /
@@ -179,28 +196,36 @@ def roofline(shape: tuple, elt: int = 2) -> dict:
         return dict(tensor_flops=tensor, cuda_core_flops=cuda,
                     hbm_bytes=nbytes, us=us)
 
-    tiles = -(-co // BLOCKS['BN'])
     kernels = {
-        'fwd (soft)': t(gemm, mix * tiles, x_b + w_b + out_b + probs),
+        # the mixing is redone for every output-channel tile
+        'fwd (soft)': t(gemm, mix * -(-co // BLOCKS['fwd']['BN']),
+                        x_b + w_b + out_b + probs + psum),
         'fwd (hard)': t(gemm, 0.0, x_b + w_b + out_b + p * 8),
-        'bwd_cols': t(gemm, 0.0, out_b + w_b + buf),
-        'bwd_input': t(0.0, 2.0 * pin * c * (8 * d + 1), buf + probs + x_b),
-        'bwd_probs': t(0.0, 2.0 * p * kk * c * d, d * buf + x_b + probs),
-        'bwd_weight': t(gemm, mix * -(-co // BLOCKS['BM']),
+        # the packed weight to the backward-columns layout (a torch copy)
+        'bwd repack': t(0.0, 0.0, 2 * w_b),
+        # GEMM + grad_probs epilogue: writes the buffer once, reads x
+        'bwd_cols': t(gemm, mix, out_b + w_b + buf + x_b + part),
+        'bwd_probs': t(0.0, part / f32, part + probs),
+        'bwd_input': t(0.0, 2.0 * pin * c * (8 * d + 1),
+                       buf + probs + psum + x_b),
+        'bwd_weight': t(gemm, mix * -(-co // BLOCKS['weight']['BM']),
                         out_b + x_b + probs + co * c * kk * f32),
     }
     cudnn = dict(fwd=t(gemm, 0.0, x_b + w_b + out_b),
                  bwd=t(2 * gemm, 0.0, 2 * out_b + 2 * x_b + 2 * w_b))
     soft = kernels['fwd (soft)']['us'] + sum(
-        kernels[k]['us'] for k in ('bwd_cols', 'bwd_input', 'bwd_probs',
-                                   'bwd_weight'))
+        kernels[k]['us'] for k in ('bwd repack', 'bwd_cols', 'bwd_probs',
+                                   'bwd_input', 'bwd_weight'))
     cudnn_fb = cudnn['fwd']['us'] + cudnn['bwd']['us']
     return dict(kernels=kernels, cudnn=cudnn, pad_fwd_bwd_us=soft,
                 cudnn_fwd_bwd_us=cudnn_fb, fwd_bwd_ratio=soft / cudnn_fb,
                 hard_ratio=kernels['fwd (hard)']['us'] / cudnn['fwd']['us'],
-                assumptions='each tensor moved through HBM once, peak '
-                'throughput, tensor-core and CUDA-core time added; mixing '
-                'redone per output-channel tile as the kernels do')
+                assumptions='each tensor moved through HBM once (the '
+                'gathers of x and of the buffer reuse it through L2/SMEM), '
+                'peak throughput, tensor-core and CUDA-core time added; '
+                'mixing redone per output-channel tile as the kernels do; '
+                'the backward buffer in the compute dtype, written once and '
+                'read once; grad_probs from the columns GEMM epilogue')
 
 
 def build_report(shapes: dict[str, tuple] | None = None,

@@ -561,3 +561,75 @@ def test_triton_kernels_in_interpreter(repo_root):
                          cwd=repo_root, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1] == 'ok 4'
+
+
+_BACKWARD_PATHS_SCRIPT = textwrap.dedent('''
+    import torch, torch.nn.functional as F
+    from pad_mm.ops import (pad_conv2d, pad_conv2d_hard, pad_conv2d_reference,
+                            triton_pad)
+    dil = (1, 2, 3)
+
+    def check(got, exp, what):
+        for i, (a, e) in enumerate(zip(got, exp)):
+            err = ((a.double() - e).abs().max() / e.abs().max()).item()
+            assert err < 1e-4, (what, i, err)
+
+    # which gradients are needed picks the backward-columns variant (buffer
+    # for grad_input, grad_probs' partial sums, or both); groups and
+    # several input-channel tiles per group (interpreter tiles: 16); one
+    # image per chunk; NCHW and channels_last
+    cases = [  # c_in, c_out, groups, stride, channels_last, needs, chunked
+        (20, 6, 1, 1, False, (True, True, True, False), False),
+        (20, 6, 1, 2, True, (False, True, False, True), False),
+        (32, 8, 2, 1, False, (True, True, True, True), True),
+    ]
+    for i, (ci, co, g, s, cl, needs, chunked) in enumerate(cases):
+        gen = torch.Generator().manual_seed(i)
+        x = torch.randn(2, ci, 5, 4, generator=gen)
+        w = torch.randn(co, ci // g, 3, 3, generator=gen) / 3
+        b = torch.randn(co, generator=gen)
+        ho, wo = (5 - 1) // s + 1, (4 - 1) // s + 1
+        p = torch.softmax(torch.randn(2, 3, ho, wo, generator=gen), 1)
+        if cl:
+            x = x.to(memory_format=torch.channels_last)
+        leaves = [t.clone().requires_grad_(r)
+                  for t, r in zip((x, w, b, p), needs)]
+        with triton_pad.bwd_buffer_limit(1 if chunked else 128 << 20):
+            out = pad_conv2d(*leaves, dil, s, g, impl='triton')
+            fmt = torch.channels_last if cl else torch.contiguous_format
+            assert out.is_contiguous(memory_format=fmt)
+            ref_leaves = [t.detach().double().requires_grad_(r)
+                          for t, r in zip((x, w, b, p), needs)]
+            ref = pad_conv2d_reference(*ref_leaves, dil, s, g)
+            go = torch.randn(ref.shape, generator=gen, dtype=torch.float64)
+            got = torch.autograd.grad(
+                out, [t for t in leaves if t.requires_grad], go.float())
+        exp = torch.autograd.grad(
+            ref, [t for t in ref_leaves if t.requires_grad], go)
+        if needs[0]:
+            assert got[0].is_contiguous(memory_format=fmt)
+        check([out, *got], [ref, *exp], i)
+    # the hard op's gradients (the soft ones at one-hot probabilities)
+    gen = torch.Generator().manual_seed(9)
+    x = torch.randn(1, 20, 5, 4, generator=gen).requires_grad_()
+    w = (torch.randn(6, 20, 3, 3, generator=gen) / 3).requires_grad_()
+    idx = torch.randint(0, 3, (1, 5, 4), generator=gen)
+    out = pad_conv2d_hard(x, w, None, idx, dil, impl='triton')
+    oh = F.one_hot(idx, 3).permute(0, 3, 1, 2).double()
+    xr, wr = (t.detach().double().requires_grad_() for t in (x, w))
+    ref = pad_conv2d_reference(xr, wr, None, oh, dil)
+    go = torch.randn(ref.shape, generator=gen, dtype=torch.float64)
+    check([out, *torch.autograd.grad(out, (x, w), go.float())],
+          [ref, *torch.autograd.grad(ref, (xr, wr), go)], 'hard')
+    print('ok', len(cases) + 1)
+''')
+
+
+@pytest.mark.skipif(not HAS_TRITON, reason='triton is not installed')
+def test_triton_backward_paths_in_interpreter(repo_root):
+    env = dict(os.environ, TRITON_INTERPRET='1', PYTHONPATH=repo_root)
+    out = subprocess.run([sys.executable, '-c', _BACKWARD_PATHS_SCRIPT],
+                         capture_output=True, text=True, env=env,
+                         cwd=repo_root, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == 'ok 4'

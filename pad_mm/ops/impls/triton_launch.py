@@ -15,7 +15,8 @@ from .triton_kernels import (BLOCKS, HAS_TRITON, bwd_cols_kernel,
 
 __all__ = [
     'KernelVariant', 'launch_variants', 'fwd_meta', 'cols_meta',
-    'gather_meta', 'weight_meta', 'Launch', 'launch', 'recording'
+    'gather_meta', 'probs_meta', 'weight_meta', 'Launch', 'launch',
+    'recording'
 ]
 
 
@@ -63,13 +64,23 @@ def fwd_meta(cast: bool, prec: str, hard: bool, stride: int, k: int,
                 **blocks)
 
 
-def cols_meta(cast: bool, prec: str, k: int, blocks: dict) -> dict:
-    return dict(K=k, CAST=cast, PREC=prec, **blocks)
+def cols_meta(cast: bool, prec: str, stride: int, k: int, d: int,
+              cols: bool, probs: bool, blocks: dict) -> dict:
+    # cols: store the grad_cols buffer; probs: grad_probs' partial sums
+    # (DP: D rounded up to a power of two, the partial sums' tile width)
+    return dict(STRIDE=stride, K=k, D=d, DP=1 << max(d - 1, 0).bit_length(),
+                COLS=bool(cols), PROBS=bool(probs), CAST=cast, PREC=prec,
+                **blocks)
 
 
 def gather_meta(stride: int, k: int, d: int, blocks: dict) -> dict:
-    # bwd_input_kernel and bwd_probs_kernel
+    # bwd_input_kernel
     return dict(STRIDE=stride, K=k, D=d, BM=blocks['BM'], BN=blocks['BN'])
+
+
+def probs_meta(blocks: dict) -> dict:
+    # bwd_probs_kernel
+    return dict(BLOCK=blocks['BLOCK'])
 
 
 def weight_meta(cast: bool, prec: str, stride: int, k: int, d: int,
@@ -92,12 +103,18 @@ def launch_variants(k: int = 3, num_dilations: int = 3,
     """Every kernel variant the launches of this module can compile for a
     ``k`` x ``k`` kernel and ``num_dilations`` dilations on a GPU: each
     compute dtype (fp32 with TF32 on/off, fp16, bf16), soft/hard (the
-    straight-through probabilities take the soft kernels), stride 1/2.
-    Integer arguments are typed ``i32`` (:func:`supports` keeps every
-    tensor below 2**31 elements). Used by the compile test in CI."""
+    straight-through probabilities take the soft kernels), stride 1/2, and
+    for the backward columns which of grad_input/grad_probs is needed
+    (``bwd_cols-<dtype>-s<stride>-cols|-probs``; ``bwd_cols-<dtype>`` and
+    ``-s2`` without a suffix: both).
+    ``bwd_probs`` (a sum of fp32 partials) is the same code for every
+    dtype and stride, listed under each name. Integer arguments are typed
+    ``i32`` (:func:`supports` keeps every tensor below 2**31 elements).
+    Used by the compile test in CI."""
     if not HAS_TRITON:
         raise RuntimeError('launch_variants needs the triton package')
-    blocks = dict(BLOCKS if blocks is None else blocks)
+    src = BLOCKS if blocks is None else blocks
+    blocks = {name: dict(b) for name, b in src.items()}
     modes = [(torch.float32, False, 'ieee'), (torch.float32, False, 'tf32'),
              (torch.float16, True, 'ieee'), (torch.bfloat16, True, 'ieee')]
 
@@ -115,35 +132,42 @@ def launch_variants(k: int = 3, num_dilations: int = 3,
         for stride in (1, 2):
             for hard in (False, True):
                 const = fwd_meta(cast, prec, hard, stride, k, num_dilations,
-                                  blocks)
+                                 blocks['fwd'])
                 ptrs = dict(x_ptr=xt, w_ptr=xt, b_ptr='*fp32',
                             p_ptr='*i64' if hard else '*fp32',
                             psum_ptr='*fp32', dil_ptr='*i32', out_ptr=xt)
                 variants.append(KernelVariant(
                     f'fwd-{tag}-s{stride}-{"hard" if hard else "soft"}',
                     fwd_kernel, sig(fwd_kernel, ptrs, const), const))
-            const = weight_meta(cast, prec, stride, k, num_dilations, blocks)
+            const = weight_meta(cast, prec, stride, k, num_dilations,
+                                blocks['weight'])
             ptrs = dict(go_ptr=xt, x_ptr=xt, p_ptr='*fp32', dil_ptr='*i32',
                         gw_ptr='*fp32')
             variants.append(KernelVariant(
                 f'bwd_weight-{tag}-s{stride}', bwd_weight_kernel,
                 sig(bwd_weight_kernel, ptrs, const), const))
+            for cols, probs, suffix in ((True, True, ''),
+                                        (True, False, '-cols'),
+                                        (False, True, '-probs')):
+                const = cols_meta(cast, prec, stride, k, num_dilations, cols,
+                                  probs, blocks['cols'])
+                ptrs = dict(go_ptr=xt, w_ptr=xt, x_ptr=xt, dil_ptr='*i32',
+                            g_ptr=xt, part_ptr='*fp32')
+                s_tag = '' if stride == 1 and not suffix else f'-s{stride}'
+                variants.append(KernelVariant(
+                    f'bwd_cols-{tag}{s_tag}{suffix}', bwd_cols_kernel,
+                    sig(bwd_cols_kernel, ptrs, const), const))
             if prec == 'ieee':  # no tl.dot: one variant per dtype
-                const = gather_meta(stride, k, num_dilations, blocks)
-                ptrs = dict(gc_ptr='*fp32', p_ptr='*fp32', psum_ptr='*fp32',
+                const = gather_meta(stride, k, num_dilations,
+                                    blocks['input'])
+                ptrs = dict(gc_ptr=xt, p_ptr='*fp32', psum_ptr='*fp32',
                             dil_ptr='*i32', gx_ptr=xt)
                 variants.append(KernelVariant(
                     f'bwd_input-{_TT[dtype]}-s{stride}', bwd_input_kernel,
                     sig(bwd_input_kernel, ptrs, const), const))
-                ptrs = dict(gc_ptr='*fp32', x_ptr=xt, dil_ptr='*i32',
-                            gp_ptr='*fp32')
+                const = probs_meta(blocks['probs'])
+                ptrs = dict(part_ptr='*fp32', gp_ptr='*fp32')
                 variants.append(KernelVariant(
                     f'bwd_probs-{_TT[dtype]}-s{stride}', bwd_probs_kernel,
                     sig(bwd_probs_kernel, ptrs, const), const))
-        const = cols_meta(cast, prec, k, blocks)
-        ptrs = dict(go_ptr=xt, w_ptr=xt, g_ptr='*fp32')
-        variants.append(KernelVariant(f'bwd_cols-{tag}', bwd_cols_kernel,
-                                      sig(bwd_cols_kernel, ptrs, const),
-                                      const))
     return variants
-

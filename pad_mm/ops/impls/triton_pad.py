@@ -12,8 +12,12 @@ their GPU correctness, speed and memory are measured by
 only picks them after a self-check in the running process (see
 :mod:`pad_mm.ops.dispatch`).
 
-The kernels are in :mod:`.triton_kernels`. The backward processes the
-batch in chunks of images whose fp32 [pixels, k*k, C_in] buffer fits in
+The kernels are in :mod:`.triton_kernels`. Inside the op, the input and
+``grad_out`` are made channels_last (a copy only if they are not) and the
+weight is repacked once per call (:func:`pack_weight`); the output and
+``grad_input`` are in the input's memory format. The backward processes
+the batch in chunks of images whose [pixels, k*k, C_in] buffer (compute
+dtype) and fp32 ``grad_probs`` partial sums fit in
 :func:`bwd_buffer_bytes` (at least one image at a time); ``grad_bias`` is
 a torch sum.
 
@@ -52,23 +56,24 @@ from .triton_kernels import (bwd_cols_kernel, bwd_input_kernel,
                              bwd_probs_kernel, bwd_weight_kernel,
                              fwd_kernel)
 from .triton_launch import (KernelVariant, Launch, cols_meta, fwd_meta,
-                            gather_meta, launch, launch_variants, recording,
-                            weight_meta)
+                            gather_meta, launch, launch_variants, probs_meta,
+                            recording, weight_meta)
 
 __all__ = [
     'HAS_TRITON', 'pad_conv2d_triton', 'pad_conv2d_hard_triton', 'supports',
     'supports_hard', 'prefer', 'compute_dtype', 'launch_variants',
     'KernelVariant', 'BWD_BUFFER_BYTES', 'bwd_buffer_bytes',
     'bwd_buffer_limit', 'tf32_enabled', 'dil_tensor', 'Launch',
-    'record_launches'
+    'record_launches', 'pack_weight'
 ]
 
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 _MAX_NUMEL = 2**31 - 1  # int32 offsets inside the kernels
 _MAX_GRID_YZ = 65535
-#: upper bound of the backward's fp32 [pixels, k*k, C_in] buffer: the batch
+#: upper bound of the backward's buffers (the [pixels, k*k, C_in] columns
+#: in the compute dtype and the fp32 partial sums of grad_probs): the batch
 #: is processed in chunks of images that fit (at least one image at a time)
-BWD_BUFFER_BYTES = 256 << 20
+BWD_BUFFER_BYTES = 128 << 20
 _BUFFER_LIMIT = ScopedLimit(lambda: BWD_BUFFER_BYTES)
 
 
@@ -79,7 +84,7 @@ def bwd_buffer_bytes() -> int:
 
 
 def bwd_buffer_limit(nbytes: int) -> AbstractContextManager[None]:
-    """Within the block (this thread), the backward's fp32 buffer is at
+    """Within the block (this thread), the backward's buffers are at
     most ``nbytes`` (``1``: one image per chunk, to check the multi-chunk
     path)."""
     return _BUFFER_LIMIT.scope(nbytes)
@@ -251,25 +256,52 @@ def record_launches(input: Tensor, weight: Tensor, bias: Tensor | None,
     return rec
 
 
-def _like_input(x: Tensor, shape: tuple[int, ...],
-                dtype: torch.dtype) -> Tensor:
-    """Empty tensor in the memory format of ``x`` (channels_last or not)."""
+def _memory_format(x: Tensor) -> torch.memory_format:
+    """channels_last if ``x`` is (and not also contiguous), else
+    contiguous."""
     cl = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(
         memory_format=torch.channels_last)
-    fmt = torch.channels_last if cl else torch.contiguous_format
-    return torch.empty(shape, dtype=dtype, device=x.device,
-                       memory_format=fmt)
+    return torch.channels_last if cl else torch.contiguous_format
 
 
-def _forward(x: Tensor, weight: Tensor, bias: Tensor, sel: Tensor,
-             dil: Tensor, stride: int, groups: int, hard: bool) -> Tensor:
-    """x [N, C, H, W] and weight in the compute dtype, bias fp32 [C_out],
-    sel: fp32 probs [N, D, H_out, W_out] or int64 index [N, H_out, W_out]."""
-    n, c, h, w = x.shape
+def _channels_last(x: Tensor) -> Tensor:
+    """``x`` in channels_last (no copy if it is already): the kernels'
+    gathers then read channels with vector loads."""
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def pack_weight(weight: Tensor, groups: int, dtype: torch.dtype) -> Tensor:
+    """The forward's weight layout: [C_out, C_in/G, k, k] -> [G, k*k,
+    C_in/G, C_out/G] in ``dtype`` (one copy), output channels innermost so
+    a [channels, output channels] tile is read with vector loads."""
     c_out, cg, k, _ = weight.shape
+    src = weight.reshape(groups, c_out // groups, cg, k * k).permute(
+        0, 3, 2, 1)
+    return torch.empty(src.shape, dtype=dtype,
+                       device=weight.device).copy_(src)
+
+
+def _cols_weight(wf: Tensor) -> Tensor:
+    """The backward-columns layout [G, C_out/G, k*k, C_in/G] of a
+    :func:`pack_weight` result, input channels innermost."""
+    return wf.permute(0, 3, 1, 2).contiguous()
+
+
+def _forward(x: Tensor, wf: Tensor, bias: Tensor, sel: Tensor,
+             dil: Tensor, stride: int, groups: int, hard: bool,
+             fmt: torch.memory_format) -> Tensor:
+    """x [N, C, H, W] (channels_last) and the packed weight ``wf``
+    (:func:`pack_weight`) in the compute dtype, bias fp32 [C_out], sel:
+    fp32 probs [N, D, H_out, W_out] or int64 index [N, H_out, W_out]; the
+    output in memory format ``fmt``."""
+    n, c, h, w = x.shape
+    g, kk, cg, cog = wf.shape
+    k = int(round(kk**0.5))
+    c_out = g * cog
     h_out, w_out = sel.shape[-2:]
     npix = n * h_out * w_out
-    out = _like_input(x, (n, c_out, h_out, w_out), x.dtype)
+    out = torch.empty((n, c_out, h_out, w_out), dtype=x.dtype,
+                      device=x.device, memory_format=fmt)
     if hard:
         psum = bias  # unused
         sp = (sel.stride(0), 0, sel.stride(1), sel.stride(2))
@@ -277,73 +309,86 @@ def _forward(x: Tensor, weight: Tensor, bias: Tensor, sel: Tensor,
         psum = sel.sum(1).contiguous()
         sp = sel.stride()
     cast, prec = _dot_mode(x.dtype)
-    blk = blocks()
-    grid = (triton.cdiv(npix, blk['BM']),
-            triton.cdiv(c_out // groups, blk['BN']), groups)
-    launch(fwd_kernel, grid, x, weight, bias, sel, psum, dil, out, npix, h,
-           w, h_out, w_out, c_out // groups, cg, *x.stride(), *sp,
-           *out.stride(),
+    blk = blocks()['fwd']
+    grid = (triton.cdiv(npix, blk['BM']), triton.cdiv(cog, blk['BN']),
+            groups)
+    launch(fwd_kernel, grid, x, wf, bias, sel, psum, dil, out, npix, h,
+           w, h_out, w_out, cog, cg, *x.stride(), *sp, *out.stride(),
            **fwd_meta(cast, prec, hard, stride, k, dil.numel(), blk))
     return out
 
 
 def _backward(need_x: bool, need_w: bool, need_p: bool, grad_out: Tensor,
-              x: Tensor, weight: Tensor, probs: Tensor, dil: Tensor,
-              stride: int, groups: int):
-    """grad_input (x dtype), grad_weight (fp32), grad_probs (fp32)."""
+              x: Tensor, wf: Tensor, probs: Tensor, dil: Tensor,
+              stride: int, groups: int, fmt: torch.memory_format):
+    """grad_input (x dtype, memory format ``fmt``), grad_weight (fp32,
+    [C_out, C_in/G, k, k]), grad_probs (fp32); x and grad_out in
+    channels_last, ``wf`` from :func:`pack_weight`."""
     n, c, h, w = x.shape
-    c_out, cg, k, _ = weight.shape
+    g, kk, cg, cog = wf.shape
+    k = int(round(kk**0.5))
+    c_out = g * cog
     d_count = probs.shape[1]
     h_out, w_out = probs.shape[-2:]
-    kk = k * k
     cast, prec = _dot_mode(x.dtype)
     blk = blocks()
     gx = gw = gp = None
     if need_x or need_p:
-        # the fp32 [pixels, k*k, C] buffer, a chunk of images at a time
-        per_image = h_out * w_out * kk * c * 4
+        bc = blk['cols']
+        tiles = groups * triton.cdiv(cg, bc['BN'])  # partial sums per pixel
+        # per image: the [pixels, k*k, C] buffer in the compute dtype (for
+        # grad_input) and the fp32 partial sums of grad_probs
+        per_image = (h_out * w_out * kk * c * x.element_size() * need_x +
+                     tiles * d_count * h_out * w_out * 4 * need_p)
         chunk = max(1, min(n, bwd_buffer_bytes() // max(per_image, 1)))
-        gcols = torch.empty(chunk * h_out * w_out, kk * c,
-                            dtype=torch.float32, device=x.device)
+        rows = chunk * h_out * w_out
+        gcols = torch.empty(rows if need_x else 0, kk * c, dtype=x.dtype,
+                            device=x.device)
+        part = torch.empty(tiles if need_p else 0, chunk * d_count * h_out *
+                           w_out, dtype=torch.float32, device=x.device)
+        wc = _cols_weight(wf)
         if need_x:
-            gx = _like_input(x, tuple(x.shape), x.dtype)
+            gx = torch.empty(x.shape, dtype=x.dtype, device=x.device,
+                             memory_format=fmt)
             psum = probs.sum(1).contiguous()
         if need_p:
             gp = torch.empty(n, d_count, h_out, w_out, dtype=torch.float32,
                              device=x.device)
         for n0 in range(0, n, chunk):
             n1 = min(n, n0 + chunk)
-            go_c = grad_out[n0:n1]
+            go_c, x_c = grad_out[n0:n1], x[n0:n1]
             npix = (n1 - n0) * h_out * w_out
-            grid = (triton.cdiv(npix, blk['BM']),
-                    triton.cdiv(cg * kk, blk['BN']), groups)
-            launch(bwd_cols_kernel, grid, go_c, weight, gcols, npix, h_out,
-                   w_out, c_out // groups, cg, c, *go_c.stride(),
-                   **cols_meta(cast, prec, k, blk))
-            gmeta = gather_meta(stride, k, d_count, blk)
+            e = npix * d_count
+            grid = (triton.cdiv(npix, bc['BM']), triton.cdiv(cg, bc['BN']),
+                    groups)
+            launch(bwd_cols_kernel, grid, go_c, wc, x_c, dil, gcols, part,
+                   npix, h, w, h_out, w_out, cog, cg, c, e, *go_c.stride(),
+                   *x_c.stride(), **cols_meta(cast, prec, stride, k, d_count,
+                                              need_x, need_p, bc))
+            if need_p:
+                bp = blk['probs']
+                launch(bwd_probs_kernel, (triton.cdiv(e, bp['BLOCK']), ),
+                       part, gp[n0:n1], e, tiles, **probs_meta(bp))
             if need_x:
                 gx_c, p_c = gx[n0:n1], probs[n0:n1]
                 ninp = (n1 - n0) * h * w
-                grid = (triton.cdiv(ninp, blk['BM']),
-                        triton.cdiv(c, blk['BN']))
+                bi = blk['input']
+                grid = (triton.cdiv(ninp, bi['BM']), triton.cdiv(c, bi['BN']))
                 launch(bwd_input_kernel, grid, gcols, p_c, psum[n0:n1], dil,
                        gx_c, ninp, c, h, w, h_out, w_out, *p_c.stride(),
-                       *gx_c.stride(), **gmeta)
-            if need_p:
-                x_c = x[n0:n1]
-                grid = (triton.cdiv(npix, blk['BM']), )
-                launch(bwd_probs_kernel, grid, gcols, x_c, dil, gp[n0:n1],
-                       npix, c, h, w, h_out, w_out, *x_c.stride(), **gmeta)
-        del gcols
+                       *gx_c.stride(), **gather_meta(stride, k, d_count, bi))
+        del gcols, part
     if need_w:
         npix = n * h_out * w_out
-        gw = torch.empty(weight.shape, dtype=torch.float32, device=x.device)
-        grid = (triton.cdiv(c_out // groups, blk['BM']),
-                triton.cdiv(cg, blk['BN']), kk * groups)
+        bw = blk['weight']
+        gw = torch.empty((c_out, cg, k, k), dtype=torch.float32,
+                         device=x.device)
+        grid = (triton.cdiv(cog, bw['BM']), triton.cdiv(cg, bw['BN']),
+                kk * groups)
         launch(bwd_weight_kernel, grid, grad_out, x, probs, dil, gw, npix, h,
-               w, h_out, w_out, c_out // groups, cg, *grad_out.stride(),
-               *x.stride(), *probs.stride(),
-               **weight_meta(cast, prec, stride, k, d_count, blk))
+               w, h_out, w_out, cog, cg, *grad_out.stride(), *x.stride(),
+               *probs.stride(),
+               **weight_meta(cast, prec, stride, k, d_count, bw))
     return gx, gw, gp
 
 
@@ -354,23 +399,26 @@ class _PADTriton(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, sel, dilations, stride, groups, hard):
+        fmt = _memory_format(x)
         with _on_device(x):
-            w = weight.to(x.dtype).contiguous()
+            xc = _channels_last(x)
+            wf = pack_weight(weight, groups, x.dtype)
             b = (bias.float().contiguous() if bias is not None else
                  _zero_bias(x.device, weight.shape[0]))
             s = sel.long() if hard else sel.float()
             dil = dil_tensor(dilations, x.device)
-            out = _forward(x, w, b, s, dil, stride, groups, hard)
-        ctx.save_for_backward(x, w, s)
+            out = _forward(xc, wf, b, s, dil, stride, groups, hard, fmt)
+        ctx.save_for_backward(xc, wf, s)
         ctx.conf = (dilations, stride, groups, hard, weight.dtype,
-                    None if bias is None else bias.dtype, sel.dtype)
+                    None if bias is None else bias.dtype, sel.dtype, fmt)
         return out
 
     @staticmethod
     @first_order_only  # no graph of the gradients: no double backward
     def backward(ctx, grad_out):
-        x, w, s = ctx.saved_tensors
-        dilations, stride, groups, hard, w_dtype, b_dtype, p_dtype = ctx.conf
+        x, wf, s = ctx.saved_tensors
+        (dilations, stride, groups, hard, w_dtype, b_dtype, p_dtype,
+         fmt) = ctx.conf
         need_x, need_w, need_b, need_p = ctx.needs_input_grad[:4]
         need_p = need_p and not hard
         gx = gw = gb = gp = None
@@ -380,10 +428,11 @@ class _PADTriton(torch.autograd.Function):
             probs = F.one_hot(s, len(dilations)).permute(0, 3, 1, 2).float() \
                 if hard else s
             if need_x or need_w or need_p:
-                gx, gw, gp = _backward(need_x, need_w, need_p, grad_out, x,
-                                       w, probs, dil, stride, groups)
+                gx, gw, gp = _backward(need_x, need_w, need_p,
+                                       _channels_last(grad_out), x, wf,
+                                       probs, dil, stride, groups, fmt)
             if need_b and b_dtype is not None:
-                gb = grad_out.float().sum((0, 2, 3)).to(b_dtype)
+                gb = grad_out.sum((0, 2, 3), dtype=torch.float32).to(b_dtype)
         gw = None if gw is None else gw.to(w_dtype)
         gp = None if gp is None else gp.to(p_dtype)
         return gx, gw, gb, gp, None, None, None, None
