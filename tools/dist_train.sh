@@ -1,20 +1,9 @@
 #!/usr/bin/env bash
 # usage: tools/dist_train.sh CONFIG NUM_PROCS [train.py flags]
 # Without CUDA the processes run on the CPU with the gloo backend.
+# NNODES, NODE_RANK, PORT, MASTER_ADDR: see dist_env.sh.
 CONFIG=$1
 GPUS=$2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
+source "$(dirname "$0")/dist_env.sh"
 
-PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
-python -m torch.distributed.run \
-    --nnodes=$NNODES \
-    --node_rank=$NODE_RANK \
-    --master_addr=$MASTER_ADDR \
-    --nproc_per_node=$GPUS \
-    --master_port=$PORT \
-    "$(dirname "$0")/train.py" \
-    "$CONFIG" \
-    --launcher pytorch "${@:3}"
+dist_run "$GPUS" train.py "$CONFIG" --launcher pytorch "${@:3}"

@@ -7,16 +7,14 @@ _ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..'))
 if osp.isdir(osp.join(_ROOT, 'pad_mm')):  # a source checkout, not .mim/
     sys.path.insert(0, _ROOT)
 
-from pad_mm.apis import load_config  # noqa: E402
 from pad_mm.apis.pad_match import (check_pad_match,  # noqa: E402
                                    checkpoint_state, config_is_pad)
 from pad_mm.apis.runner import (add_default_pad_hooks,  # noqa: E402
-                                add_launch_args,
-                                apply_cpu_distributed, build_runner,
-                                cpu_amp_cfg, parse_launch_args, set_work_dir)
+                                add_launch_args, apply_cpu_distributed,
+                                build_runner, cpu_amp_cfg, parse_launch_args)
+from pad_mm.apis.tool_config import load_tool_config  # noqa: E402
 from pad_mm.apis.validate import (PADConfigError,  # noqa: E402
-                                  PADConfigFileError, validate_cfg_options,
-                                  validate_config, validate_work_dir)
+                                  PADConfigFileError, validate_config)
 from pad_mm.registry import task_of  # noqa: E402
 from pad_mm.utils import run_tool  # noqa: E402
 
@@ -58,14 +56,7 @@ def main(argv=None):
         if not osp.isfile(path):
             raise PADConfigFileError(name, path, 'an existing file',
                                      'no such file')
-    cfg = load_config(args.config)  # pad_mm registered for its task
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        validate_cfg_options(cfg, args.cfg_options)
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        validate_work_dir(args.work_dir, '--work-dir')
-    set_work_dir(cfg, args.config, args.work_dir)
+    cfg = load_tool_config(args)  # pad_mm registered for its task
     cpu_amp_cfg(cfg)
     cfg.load_from = args.checkpoint
     task = task_of(cfg)

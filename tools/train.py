@@ -13,13 +13,12 @@ if osp.isdir(osp.join(_ROOT, 'pad_mm')):  # a source checkout, not .mim/
 
 from mmengine.config import Config  # noqa: E402
 
-from pad_mm.apis import load_config  # noqa: E402
 from pad_mm.apis.runner import (  # noqa: E402
     add_default_pad_hooks, add_launch_args, apply_amp, apply_cpu_distributed,
-    build_runner, cpu_amp_cfg, parse_launch_args, set_work_dir)
+    build_runner, cpu_amp_cfg, parse_launch_args)
+from pad_mm.apis.tool_config import load_tool_config  # noqa: E402
 from pad_mm.apis.validate import (PADConfigFileError,  # noqa: E402
-                                  validate_cfg_options, validate_config,
-                                  validate_work_dir)
+                                  validate_config)
 from pad_mm.runtime.checkpoint import CheckpointError  # noqa: E402
 from pad_mm.utils import run_tool  # noqa: E402
 
@@ -60,14 +59,7 @@ def prepare_cfg(args) -> Config:
         raise PADConfigFileError('config', args.config, 'an existing file',
                                  'no such file')
     # pad_mm registered for the config's task (pad_mm:: bases resolve)
-    cfg = load_config(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        validate_cfg_options(cfg, args.cfg_options)
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        validate_work_dir(args.work_dir, '--work-dir')
-    set_work_dir(cfg, args.config, args.work_dir)
+    cfg = load_tool_config(args)
     if args.amp:
         apply_amp(cfg, args.amp_dtype)
     cpu_amp_cfg(cfg)

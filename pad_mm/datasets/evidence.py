@@ -26,9 +26,9 @@ Design (written before any PAD run on it)
   scale are drawn independently per region; fore- and background colours,
   offsets and pixel noise are random, so colour and brightness say
   nothing.
-* **Textures** (``texture``; the evidence configs use ``'dimers'``; the
-  others are kept because the controls rejected them, see the evidence
-  configs' README):
+* **Textures** (``texture``; the evidence configs use ``'pairs'`` with
+  aligned cells; the others are kept because the controls rejected them,
+  see the evidence configs' README):
 
   - ``'dimers'``: pairs of square blobs of side ``stride * d / 2``, the
     two centres ``stride * d`` pixels apart along the class direction,
@@ -45,8 +45,15 @@ Design (written before any PAD run on it)
   - ``'pairs'``: random binary cells of ``stride`` pixels in which every
     other run of d cells along the class direction copies the run before
     it (equal with probability 3/4 at lag d, 1/2 at any other lag, 2d
-    included). Rejected: no local cue at all, but too hard to learn
-    (near chance beyond the finest scale even at the right dilation).
+    included). With ``align_cells=True`` the cells lie on the grid of
+    ``stride`` x ``stride`` patches, so that a patch stem sees exactly one
+    cell per map pixel. No local cue at all, and no structure at any lag
+    but d along the class direction: a 3x3 conv of dilation d compares a
+    pixel with its partners (6 pairs of taps at lag d), one of dilation
+    d/2 only with its outer taps (3 pairs), any other none. Rejected with
+    a ResNet stem and unaligned cells (near chance beyond the finest
+    scale); chosen with aligned cells and a patch stem (see the evidence
+    configs' README, step 6).
 * **Several scales in one image** (``layout='voronoi'``): a Voronoi
   partition into ``min_regions``..``max_regions`` regions; the first three
   get the three scales in random order, the others a random scale, so an
@@ -58,13 +65,14 @@ Design (written before any PAD run on it)
   values 1, 2, 4). It is exact inside a region; within about a receptive
   field of a region boundary no single dilation is "right" for a conv
   that straddles two regions, which limits any agreement below 1.
-* **What the stem sees.** Any conv stack before the PAD layers has a
+* **What the stem sees.** A conv stack before the PAD layers with a
   receptive field of a few map pixels (15 input pixels for a ResNet V1c
-  stem at stride 4), so structure at lag 1 map pixel (scale d = 1) is
-  visible before the first PAD layer, whatever its dilation; the larger
-  scales (lags of 8 and 16 input pixels, blobs 8 px apart at d = 4) are
-  not. A fixed small dilation can therefore not be expected to beat a
-  larger one on the finest scale by much, except near region boundaries.
+  stem at stride 4) already sees structure at a lag of one or two map
+  pixels, whatever the dilation of the conv after it; with the first
+  textures the controls could therefore not separate the scales. The
+  evidence configs use ``'pairs'`` with ``align_cells=True`` and a patch
+  stem (one 4x4 stride-4 conv, ``PatchConvNet``): a map pixel sees one
+  cell, and only the convs under test see across cells.
 * **What the controls must show first.** Fixed dilations d = 1, 2, 4 (no
   choice) are trained before any PAD run, and their pixel accuracy is
   reported per true scale. The setting can answer "does a per-pixel choice
@@ -89,16 +97,12 @@ of the default size (400 + 100 images of 128x128) takes about 15 seconds.
 from __future__ import annotations
 
 import json
-import os
 import os.path as osp
-import shutil
-import tempfile
 from collections.abc import Sequence
 
 import numpy as np
-from PIL import Image
 
-from .generated import locked
+from .generated import locked, write_generated_set
 
 __all__ = [
     'EVIDENCE_CLASSES', 'EVIDENCE_DILATIONS', 'evidence_period',
@@ -114,7 +118,7 @@ LAYOUTS = ('voronoi', 'objects')
 DEFAULTS = dict(seed=0, num_train=400, num_val=100, size=128, stride=4,
                 dilations=list(EVIDENCE_DILATIONS), min_regions=3,
                 max_regions=4, noise=0.1, texture='dimers',
-                layout='voronoi')
+                layout='voronoi', align_cells=False)
 
 
 def evidence_period(dilation: int, stride: int) -> int:
@@ -128,7 +132,7 @@ PAIR_DIRECTIONS = ((0, 1), (1, 0), (1, 1), (1, -1))
 
 
 def _pairs(cls: int, lag: int, cell: int, size: int,
-           rng: np.random.Generator) -> np.ndarray:
+           rng: np.random.Generator, aligned: bool = False) -> np.ndarray:
     """Binary texture (float 0/1) of random cells of ``cell`` pixels in
     which, along the class's direction, every other run of ``lag`` cells
     repeats the run ``lag`` cells before it: two cells ``lag`` apart along
@@ -147,7 +151,9 @@ def _pairs(cls: int, lag: int, cell: int, size: int,
         si, sj = i - dy * lag, j - dx * lag
         if 0 <= si < n and 0 <= sj < n:
             grid[i, j] = grid[si, sj]
-    oy, ox = rng.integers(0, cell, size=2)
+    oy, ox = rng.integers(0, cell, size=2)  # drawn either way: same stream
+    if aligned:
+        oy = ox = 0
     return np.repeat(np.repeat(grid, cell, 0), cell, 1)[oy:oy + size,
                                                         ox:ox + size]
 
@@ -263,25 +269,35 @@ def render_evidence_sample(rng: np.random.Generator,
                            max_regions: int = 4,
                            noise: float = 0.1,
                            texture: str = 'dimers',
-                           layout: str = 'voronoi'
+                           layout: str = 'voronoi',
+                           align_cells: bool = False
                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One sample: image [size, size, 3] uint8, label map [size, size]
     uint8 (class ids), right-dilation map [size, size] uint8 (values of
-    ``dilations``)."""
+    ``dilations``). ``align_cells`` (``'pairs'`` only): cells on the
+    ``stride`` grid."""
     _check_params(size, stride, dilations, min_regions, max_regions, noise)
-    if texture not in TEXTURES:
-        raise ValueError(f'texture must be one of {list(TEXTURES)}, got '
-                         f'{texture!r}')
-    if layout not in LAYOUTS:
-        raise ValueError(f'layout must be one of {list(LAYOUTS)}, got '
-                         f'{layout!r}')
+    for name, value, options in (('texture', texture, TEXTURES),
+                                 ('layout', layout, LAYOUTS)):
+        if value not in options:
+            raise ValueError(f'{name} must be one of {list(options)}, got '
+                             f'{value!r}')
+    if not isinstance(align_cells, bool):
+        raise ValueError(f'align_cells must be a bool, got {align_cells!r}')
+    if align_cells and texture != 'pairs':
+        raise ValueError(f"align_cells=True applies to texture='pairs' "
+                         f'only, got texture={texture!r}')
     ncls = len(EVIDENCE_CLASSES)
     yy, xx = np.mgrid[0:size, 0:size]
     if layout == 'voronoi':
         n = int(rng.integers(min_regions, max_regions + 1))
         seeds = rng.uniform(0, size, size=(n, 2))
-        dist = (yy[None] - seeds[:, 0, None, None])**2 + \
-            (xx[None] - seeds[:, 1, None, None])**2
+        # aligned cells: regions are unions of cells too (cell centres)
+        cy, cx = ((yy // stride) * stride + (stride - 1) / 2,
+                  (xx // stride) * stride + (stride - 1) / 2) \
+            if align_cells else (yy, xx)
+        dist = (cy[None] - seeds[:, 0, None, None])**2 + \
+            (cx[None] - seeds[:, 1, None, None])**2
         region = dist.argmin(0)
         scales = list(rng.permutation(len(dilations)))[:n]
         scales += list(rng.integers(0, len(dilations), size=n - len(scales)))
@@ -299,7 +315,8 @@ def render_evidence_sample(rng: np.random.Generator,
         if np.abs(fg - bg).sum() < 0.6:  # keep the pattern visible
             bg = 1.0 - fg
         if texture == 'pairs':
-            pat = _pairs(cls, d, stride, size, rng)[..., None]
+            pat = _pairs(cls, d, stride, size, rng,
+                         aligned=align_cells)[..., None]
         elif texture == 'dimers':
             pat = _dimers(cls, d, stride, size, rng)[..., None].astype(
                 np.float32)
@@ -332,38 +349,14 @@ def make_evidence_dataset(root: str, **params) -> str:
             raise ValueError(f'{name} must be a positive int, got {value!r}')
     render = {k: p[k] for k in ('size', 'stride', 'dilations', 'min_regions',
                                 'max_regions', 'noise', 'texture',
-                                'layout')}
+                                'layout', 'align_cells')}
     _check_params(**{k: v for k, v in render.items()
-                     if k not in ('texture', 'layout')})
-    parent = osp.dirname(osp.abspath(root))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix='.evidence-', dir=parent)
-    try:
-        for split, count, split_seed in (
-                ('train', p['num_train'], p['seed']),
-                ('val', p['num_val'], p['seed'] + 1_000_003)):
-            rng = np.random.default_rng(split_seed)
-            dirs = {}
-            for kind in ('images', 'annotations', 'dilations'):
-                dirs[kind] = osp.join(tmp, kind, split)
-                os.makedirs(dirs[kind])
-            for i in range(count):
-                img, label, dil = render_evidence_sample(rng, **render)
-                name = f'{i:06d}.png'
-                Image.fromarray(img).save(osp.join(dirs['images'], name))
-                Image.fromarray(label).save(
-                    osp.join(dirs['annotations'], name))
-                Image.fromarray(dil).save(osp.join(dirs['dilations'], name))
-        with open(osp.join(tmp, 'meta.json'), 'w') as f:
-            json.dump(dict(version=FORMAT_VERSION,
-                           classes=list(EVIDENCE_CLASSES), **p), f)
-        if osp.exists(root):
-            shutil.rmtree(root)
-        os.replace(tmp, root)
-    finally:
-        if osp.exists(tmp):
-            shutil.rmtree(tmp)
-    return root
+                     if k not in ('texture', 'layout', 'align_cells')})
+    meta = dict(version=FORMAT_VERSION, classes=list(EVIDENCE_CLASSES), **p)
+    return write_generated_set(
+        root, 'evidence', ('images', 'annotations', 'dilations'),
+        lambda rng: render_evidence_sample(rng, **render), p['seed'],
+        p['num_train'], p['num_val'], meta)
 
 
 def ensure_evidence_dataset(root: str, **params) -> bool:

@@ -3,18 +3,16 @@ from __future__ import annotations
 
 import os.path as osp
 
-from mmseg.datasets import BaseSegDataset
-
 from pad_mm.registry import DATASETS
 
 from .evidence import EVIDENCE_CLASSES, ensure_evidence_dataset
-from .generated import generate_on_first_use
+from .generated_dataset import GeneratedSegDataset
 
 __all__ = ['PADEvidenceDataset']
 
 
 @DATASETS.register_module(task='seg')
-class PADEvidenceDataset(BaseSegDataset):
+class PADEvidenceDataset(GeneratedSegDataset):
     """PAD-Evidence (see :mod:`pad_mm.datasets.evidence`): textures whose
     right dilation is known per pixel.
 
@@ -38,24 +36,15 @@ class PADEvidenceDataset(BaseSegDataset):
         palette=[[230, 25, 75], [60, 180, 75], [255, 225, 25],
                  [0, 130, 200]])
 
-    def __init__(self,
-                 img_suffix: str = '.png',
-                 seg_map_suffix: str = '.png',
-                 generate: dict | None = None,
-                 **kwargs) -> None:
-        generate_on_first_use('PADEvidenceDataset', kwargs.get('data_root'),
-                              generate, ensure_evidence_dataset)
-        prefix = kwargs.get('data_prefix') or {}
+    generator = staticmethod(ensure_evidence_dataset)
+
+    def check_data_prefix(self, prefix: dict) -> None:
+        """``data_prefix`` must name ``dil_map_path``."""
         if 'dil_map_path' not in prefix:
             raise ValueError(
                 'PADEvidenceDataset.data_prefix needs dil_map_path (the '
                 "folder of the right-dilation PNGs, e.g. 'dilations/val'), "
                 f'got {dict(prefix)!r}')
-        super().__init__(
-            img_suffix=img_suffix,
-            seg_map_suffix=seg_map_suffix,
-            reduce_zero_label=False,
-            **kwargs)
 
     def load_data_list(self) -> list[dict]:
         data_list = super().load_data_list()

@@ -1,19 +1,70 @@
-"""What the generated data sets (PAD-Textures, PAD-Evidence) share: one
+"""What the generated data sets (PAD-Textures, PAD-Evidence) share: how a
+set is written (PNG folders per split, ``meta.json``, swapped in whole), one
 process at a time writes a set (a file lock beside it), and a dataset class
 writes its set on first use, on rank 0, before any rank reads it."""
 from __future__ import annotations
 
+import json
 import os
 import os.path as osp
-from collections.abc import Callable, Iterator
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+
+import numpy as np
+from PIL import Image
 
 try:
     import fcntl
 except ImportError:  # non-POSIX: no lock (one process per data_root)
     fcntl = None
 
-__all__ = ['locked', 'generate_on_first_use']
+__all__ = ['locked', 'generate_on_first_use', 'write_generated_set',
+           'VAL_SEED_OFFSET']
+
+#: the val split's generator seed is the set's seed plus this
+VAL_SEED_OFFSET = 1_000_003
+
+
+def write_generated_set(
+        root: str, name: str, folders: Sequence[str],
+        sample: Callable[[np.random.Generator], Sequence[np.ndarray]],
+        seed: int, num_train: int, num_val: int, meta: dict) -> str:
+    """Write the generated set ``name`` under ``root``, replacing any there.
+
+    Split ``train`` (``num_train`` samples, generator seed ``seed``) and
+    ``val`` (``num_val``, ``seed +`` :data:`VAL_SEED_OFFSET`): sample ``i``
+    is ``sample(rng)``, one uint8 array per entry of ``folders``, saved as
+    ``<folder>/<split>/<i:06d>.png``. ``meta`` is written to
+    ``meta.json``. The set is written in a temporary folder beside ``root``
+    (``.<name>-*``) and then moved there, so ``root`` never holds half a
+    set.
+    """
+    parent = osp.dirname(osp.abspath(root))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f'.{name}-', dir=parent)
+    try:
+        for split, count, split_seed in (('train', num_train, seed),
+                                         ('val', num_val,
+                                          seed + VAL_SEED_OFFSET)):
+            rng = np.random.default_rng(split_seed)
+            dirs = [osp.join(tmp, folder, split) for folder in folders]
+            for folder in dirs:
+                os.makedirs(folder)
+            for i in range(count):
+                for folder, array in zip(dirs, sample(rng), strict=True):
+                    Image.fromarray(array).save(
+                        osp.join(folder, f'{i:06d}.png'))
+        with open(osp.join(tmp, 'meta.json'), 'w') as f:
+            json.dump(meta, f)
+        if osp.exists(root):
+            shutil.rmtree(root)
+        os.replace(tmp, root)
+    finally:
+        if osp.exists(tmp):
+            shutil.rmtree(tmp)
+    return root
 
 
 @contextmanager

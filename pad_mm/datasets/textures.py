@@ -20,15 +20,11 @@ The set is a pure function of its parameters (seed included).
 from __future__ import annotations
 
 import json
-import os
 import os.path as osp
-import shutil
-import tempfile
 
 import numpy as np
-from PIL import Image
 
-from .generated import locked
+from .generated import locked, write_generated_set
 
 __all__ = [
     'TEXTURE_CLASSES', 'TEXTURE_PERIODS', 'render_textures_sample',
@@ -102,38 +98,11 @@ def make_textures_dataset(root: str,
             raise ValueError(f'{name} must be a positive int, got {value!r}')
     if size < 16:
         raise ValueError(f'size must be >= 16, got {size}')
-    parent = osp.dirname(osp.abspath(root))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix='.textures-', dir=parent)
-    try:
-        for split, count, split_seed in (('train', num_train, seed),
-                                         ('val', num_val, seed + 1_000_003)):
-            rng = np.random.default_rng(split_seed)
-            img_dir = osp.join(tmp, 'images', split)
-            ann_dir = osp.join(tmp, 'annotations', split)
-            os.makedirs(img_dir)
-            os.makedirs(ann_dir)
-            for i in range(count):
-                img, label = render_textures_sample(rng, size)
-                Image.fromarray(img).save(osp.join(img_dir, f'{i:06d}.png'))
-                Image.fromarray(label).save(
-                    osp.join(ann_dir, f'{i:06d}.png'))
-        with open(osp.join(tmp, 'meta.json'), 'w') as f:
-            json.dump(
-                dict(
-                    version=FORMAT_VERSION,
-                    seed=seed,
-                    num_train=num_train,
-                    num_val=num_val,
-                    size=size,
-                    classes=list(TEXTURE_CLASSES)), f)
-        if osp.exists(root):
-            shutil.rmtree(root)
-        os.replace(tmp, root)
-    finally:
-        if osp.exists(tmp):
-            shutil.rmtree(tmp)
-    return root
+    meta = dict(version=FORMAT_VERSION, seed=seed, num_train=num_train,
+                num_val=num_val, size=size, classes=list(TEXTURE_CLASSES))
+    return write_generated_set(root, 'textures', ('images', 'annotations'),
+                               lambda rng: render_textures_sample(rng, size),
+                               seed, num_train, num_val, meta)
 
 
 def ensure_textures_dataset(root: str, **params) -> bool:

@@ -34,7 +34,7 @@ import tempfile
 import numpy as np
 from PIL import Image
 
-from .generated import locked
+from .generated import VAL_SEED_OFFSET, locked
 from .textures import TEXTURE_CLASSES, render_textures_sample
 
 __all__ = [
@@ -108,7 +108,8 @@ def make_textures_cls_dataset(root: str,
     counts = {}
     try:
         for split, count, split_seed in (('train', num_train, seed),
-                                         ('val', num_val, seed + 1_000_003)):
+                                         ('val', num_val,
+                                          seed + VAL_SEED_OFFSET)):
             rng = np.random.default_rng(split_seed)
             for name in TEXTURE_CLS_CLASSES:
                 os.makedirs(osp.join(tmp, split, name))

@@ -1,18 +1,16 @@
 """mmseg dataset class for the generated PAD-Textures set."""
 from __future__ import annotations
 
-from mmseg.datasets import BaseSegDataset
-
 from pad_mm.registry import DATASETS
 
-from .generated import generate_on_first_use
+from .generated_dataset import GeneratedSegDataset
 from .textures import TEXTURE_CLASSES, ensure_textures_dataset
 
 __all__ = ['PADTexturesDataset']
 
 
 @DATASETS.register_module(task='seg')
-class PADTexturesDataset(BaseSegDataset):
+class PADTexturesDataset(GeneratedSegDataset):
     """PAD-Textures (see :mod:`pad_mm.datasets.textures`).
 
     Args:
@@ -27,16 +25,4 @@ class PADTexturesDataset(BaseSegDataset):
         classes=TEXTURE_CLASSES,
         palette=[[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200],
                  [245, 130, 48]])
-
-    def __init__(self,
-                 img_suffix: str = '.png',
-                 seg_map_suffix: str = '.png',
-                 generate: dict | None = None,
-                 **kwargs) -> None:
-        generate_on_first_use('PADTexturesDataset', kwargs.get('data_root'),
-                              generate, ensure_textures_dataset)
-        super().__init__(
-            img_suffix=img_suffix,
-            seg_map_suffix=seg_map_suffix,
-            reduce_zero_label=False,
-            **kwargs)
+    generator = staticmethod(ensure_textures_dataset)

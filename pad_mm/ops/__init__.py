@@ -20,7 +20,7 @@ from .functional import (available_impls, check_dilations, is_tracing,
 from .guard import FatalDeviceError
 from .gumbel import check_tau, gumbel_noise, gumbel_softmax, hard_probs
 from .impls import export_hard, hard_im2col, im2col, native, taps, triton_pad
-from .impls.base import PADImpl, implements
+from .impls.base import Geometry, PADImpl, implementation, implements
 from .impls.export_hard import export_tracing, pad_conv2d_hard_export
 from .impls.hard_im2col import (SPARSE_MAX_SHARE, SPARSE_MIN_PIXELS,
                                 pad_conv2d_hard_im2col)
@@ -39,7 +39,8 @@ __all__ = [
     'check_dilations', 'register_impl', 'available_impls', 'select_impl',
     'is_tracing', 'self_check', 'dispatch_report', 'pad_conv2d_hard_export',
     'export_tracing', 'SPARSE_MAX_SHARE', 'SPARSE_MIN_PIXELS', 'Dispatcher',
-    'dispatcher', 'PADImpl', 'implements', 'conv_out_size', 'pad_padding',
+    'dispatcher', 'PADImpl', 'implements', 'implementation', 'Geometry',
+    'conv_out_size', 'pad_padding',
     'sync',
     'tf32_enabled', 'FatalDeviceError', 'dispatch', 'selfcheck',
     'export_hard', 'hard_im2col', 'im2col', 'native', 'taps', 'triton_pad'

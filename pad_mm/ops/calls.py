@@ -89,11 +89,15 @@ def sync(device: torch.device | str) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_run(run: Callable[[], Any], device: torch.device,
-             repeats: int) -> float:
-    """Median seconds of ``run()`` over ``repeats`` runs after one warm-up
-    (which compiles): CUDA events on CUDA, else ``time.perf_counter``."""
-    run()
+def time_run(run: Callable[[], Any],
+             device: torch.device,
+             repeats: int,
+             warmup: int = 1) -> float:
+    """Median seconds of ``run()`` over ``repeats`` runs after ``warmup``
+    warm-up runs (the first compiles): CUDA events on CUDA, else
+    ``time.perf_counter``."""
+    for _ in range(warmup):
+        run()
     times = []
     if device.type == 'cuda':
         sync(device)

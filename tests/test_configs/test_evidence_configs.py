@@ -1,7 +1,7 @@
 """The evidence configs (configs/demo/evidence/): the eight controls of the
 ablation re-made on PAD-Evidence. Each differs from the vanilla model only
-in layer1's 3x3 convs; the PAD layers see maps of >= 32x32 whose input
-receptive field is smaller than the largest scale; each trains 2
+in the backbone's three 3x3 convs; the PAD layers see maps of >= 32x32,
+and the first one's input sees one texture cell (the patch stem); each trains 2
 iterations and validates, reporting accuracy per true scale (and, with
 PAD layers, the agreement of their choice with the right dilation)."""
 from __future__ import annotations
@@ -23,11 +23,11 @@ from pad_mm.models import PADConv2d
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 EV = 'configs/demo/evidence/'
 ABL = EV + 'ablation/'
-VANILLA = EV + '_base_/fcn_r18_evidence.py'
-PAD = EV + '_base_/pad_fcn_r18_evidence.py'
-LAYER1 = [f'layer1.{b}.conv{c}' for b in (0, 1) for c in (1, 2)]
+VANILLA = EV + '_base_/fcn_patchnet_evidence.py'
+PAD = EV + '_base_/pad_fcn_patchnet_evidence.py'
+LAYER1 = [f'convs.{i}.conv' for i in range(3)]
 
-# config -> (base it derives from, layer1 3x3 conv: (class, dilation,
+# config -> (base it derives from, the backbone's 3x3 convs: (class, dilation,
 #            aggregation, options))
 EXPECTED = {
     'evidence_vanilla.py': (VANILLA, ('Conv2d', 1, None, None)),
@@ -76,7 +76,7 @@ def test_pad_configs_keep_the_default_prior_settings():
 
 
 @pytest.mark.parametrize('name', sorted(EXPECTED))
-def test_only_layer1_3x3_convs_differ(name):
+def test_only_the_backbone_3x3_convs_differ(name):
     base, want = EXPECTED[name]
     cfg, ref_cfg = _cfg(ABL + name), _cfg(VANILLA)
     a, b = cfg.to_dict(), ref_cfg.to_dict()
@@ -136,13 +136,15 @@ def test_pad_layers_see_32x32_maps_and_a_small_receptive_field():
     assert all(t.shape[-2:] == (32, 32) for t in seen.values())
     # receptive field of the first PAD layer's input: the input pixels
     # that move one central map pixel
-    g, = torch.autograd.grad(seen['layer1.0.conv1'][0, :, 16, 16].sum(), x)
+    g, = torch.autograd.grad(seen['convs.0.conv'][0, :, 16, 16].sum(), x)
     rows = g.abs().sum((0, 1, 3)).nonzero().flatten()
     cols = g.abs().sum((0, 1, 2)).nonzero().flatten()
     extent = max(int(rows[-1] - rows[0]), int(cols[-1] - cols[0])) + 1
     gen = cfg.train_dataloader.dataset.generate
-    largest = evidence_period(max(gen['dilations']), gen['stride'])
-    assert extent < largest
+    # one texture cell (the patch stem), far below the largest scale
+    assert extent == gen['stride'] == 4
+    assert extent < evidence_period(max(gen['dilations']), gen['stride'])
+    assert gen['texture'] == 'pairs' and gen['align_cells'] is True
 
 
 def _shrink(cfg: Config, data_root: str, work_dir: str) -> Config:
@@ -205,9 +207,9 @@ def test_trains_two_iterations_and_validates(name, tmp_path_factory,
             agree = scalars[f'val/pad/backbone.{n}/agree'].current()
             const = scalars[f'val/pad/backbone.{n}/agree_const'].current()
             assert 0.0 <= agree <= 1.0 and 0.0 < const <= 1.0
-    # layer1's convs (and the priors' input / static terms) were trained
+    # the 3x3 convs (and the priors' input / static terms) were trained
     trained = [n for n in before
-               if n.startswith('backbone.layer1.0.conv2') and
+               if n.startswith('backbone.convs.1.conv') and
                n.rsplit('.', 1)[1] in ('weight', 'input_weight',
                                        'static_bias')]
     assert len(trained) == (2 if is_pad else 1)
@@ -217,7 +219,7 @@ def test_trains_two_iterations_and_validates(name, tmp_path_factory,
     if name == 'evidence_static_mixture.py':
         # the static bias learns at 10x the rate, without weight decay
         groups = runner.optim_wrapper.optimizer.param_groups
-        bias = params['backbone.layer1.0.conv2.prior.static_bias']
+        bias = params['backbone.convs.1.conv.prior.static_bias']
         group, = [g for g in groups if any(p is bias for p in g['params'])]
         assert group['initial_lr'] == pytest.approx(10 * 2e-3)
         assert group['weight_decay'] == 0.0

@@ -28,6 +28,7 @@ from mmengine.config import DictAction  # noqa: E402
 from pad_mm.apis import load_config  # noqa: E402
 from pad_mm.evaluation import PADDilationMetric  # noqa: E402
 from pad_mm.models import pad_report  # noqa: E402
+from pad_mm.utils.cli import add_model_args  # noqa: E402
 from pad_mm.apis.runner import build_runner  # noqa: E402
 from pad_mm.visualization import (render_dilation_histogram,  # noqa: E402
                                   save_png, write_json)
@@ -36,9 +37,7 @@ from pad_mm.visualization import (render_dilation_histogram,  # noqa: E402
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Per-layer dilation statistics over the test set')
-    parser.add_argument('config', help='config file')
-    parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--out-dir', required=True, help='output folder')
+    add_model_args(parser)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value pairs')
     return parser.parse_args(argv)

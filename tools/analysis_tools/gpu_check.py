@@ -42,7 +42,6 @@ import datetime
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -62,6 +61,7 @@ from pad_mm.ops import (HAS_TRITON, conv_out_size,  # noqa: E402
                         dispatch, gumbel_softmax, pad_conv2d,
                         pad_conv2d_hard, pad_conv2d_reference, tf32_enabled,
                         triton_pad)
+from pad_mm.ops.calls import time_run  # noqa: E402
 
 DIL = (1, 2, 4)
 GRADS = ('out', 'grad_input', 'grad_weight', 'grad_bias', 'grad_probs')
@@ -236,23 +236,8 @@ def check_case(name: str, cfg: dict, device: torch.device) -> dict:
 def _timer(device: torch.device, repeats: int, warmup: int):
 
     def measure(fn: Callable[[], object]) -> float:
-        for _ in range(warmup):
-            fn()
-        times = []
-        for _ in range(repeats):
-            if device.type == 'cuda':
-                start = torch.cuda.Event(enable_timing=True)
-                end = torch.cuda.Event(enable_timing=True)
-                start.record()
-                fn()
-                end.record()
-                end.synchronize()
-                times.append(start.elapsed_time(end))
-            else:
-                t0 = time.perf_counter()
-                fn()
-                times.append((time.perf_counter() - t0) * 1e3)
-        return statistics.median(times)
+        """Median milliseconds of ``fn()``."""
+        return time_run(fn, device, repeats, warmup) * 1e3
 
     return measure
 

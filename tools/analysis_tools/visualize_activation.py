@@ -25,6 +25,8 @@ import torch  # noqa: E402
 
 from pad_mm.apis import load_pad_and_baseline, prepare_image  # noqa: E402
 from pad_mm.models import pad_layers, pad_report  # noqa: E402
+from pad_mm.utils.cli import (add_baseline_args,  # noqa: E402
+                              add_model_args, check_baseline_args)
 from pad_mm.visualization import (layer_output,  # noqa: E402
                                   render_activations, save_png, write_csv,
                                   write_json)
@@ -33,20 +35,12 @@ from pad_mm.visualization import (layer_output,  # noqa: E402
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Activation maps of a layer, PAD vs regular')
-    parser.add_argument('config', help='PAD config file')
-    parser.add_argument('checkpoint', help='PAD checkpoint')
-    parser.add_argument('image', help='image file')
-    parser.add_argument('--out-dir', required=True, help='output folder')
-    parser.add_argument('--baseline-config', help='regular model config')
-    parser.add_argument('--baseline-checkpoint', help='regular checkpoint')
+    add_model_args(parser, 'PAD ', image='image file')
+    add_baseline_args(parser)
     parser.add_argument('--layer', help='module name (default: the block '
                         'holding the last PAD layer)')
     parser.add_argument('--device', default='cpu')
-    args = parser.parse_args(argv)
-    if (args.baseline_config is None) != (args.baseline_checkpoint is None):
-        parser.error('--baseline-config and --baseline-checkpoint go '
-                     'together')
-    return args
+    return check_baseline_args(parser, parser.parse_args(argv))
 
 
 def main(argv=None) -> dict:

@@ -30,6 +30,7 @@ from mmengine.config import DictAction  # noqa: E402
 
 from pad_mm.apis import load_config, load_model, prepare_image  # noqa: E402
 from pad_mm.models import pad_report  # noqa: E402
+from pad_mm.utils.cli import add_model_args  # noqa: E402
 from pad_mm.visualization import (dilation_panels,  # noqa: E402
                                   render_dilation_maps, safe_name, save_png,
                                   write_csv, write_json)
@@ -38,11 +39,8 @@ from pad_mm.visualization import (dilation_panels,  # noqa: E402
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Draw the per-pixel dilation of every PAD layer')
-    parser.add_argument('config', help='config file')
-    parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('image', help='image file, folder of images, or glob '
-                        'pattern (quoted)')
-    parser.add_argument('--out-dir', required=True, help='output folder')
+    add_model_args(parser, image='image file, folder of images, or glob '
+                   'pattern (quoted)')
     parser.add_argument('--device', default='cpu', help='e.g. cpu, cuda:0')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value pairs')

@@ -33,6 +33,8 @@ import torch  # noqa: E402
 from pad_mm.apis import (forward_tensor,  # noqa: E402
                          load_pad_and_baseline, prepare_image)
 from pad_mm.models import pad_layers, pad_report  # noqa: E402
+from pad_mm.utils.cli import (add_baseline_args,  # noqa: E402
+                              add_model_args, check_baseline_args)
 from pad_mm.visualization import (conv_trace,  # noqa: E402
                                   effective_receptive_field, layer_output,
                                   render_receptive_fields, sampled_positions,
@@ -50,12 +52,8 @@ def _pixel(text: str) -> tuple[int, int]:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='RF and ERF, PAD vs regular')
-    parser.add_argument('config', help='PAD config file')
-    parser.add_argument('checkpoint', help='PAD checkpoint')
-    parser.add_argument('image', help='image file')
-    parser.add_argument('--out-dir', required=True, help='output folder')
-    parser.add_argument('--baseline-config', help='regular model config')
-    parser.add_argument('--baseline-checkpoint', help='regular checkpoint')
+    add_model_args(parser, 'PAD ', image='image file')
+    add_baseline_args(parser)
     parser.add_argument('--pixels', type=_pixel, nargs='+',
                         help='X,Y image pixels (default: centre and two '
                         'quarter points)')
@@ -63,11 +61,7 @@ def parse_args(argv=None):
                         'differentiated for the ERF (default: the last PAD '
                         'layer)')
     parser.add_argument('--device', default='cpu')
-    args = parser.parse_args(argv)
-    if (args.baseline_config is None) != (args.baseline_checkpoint is None):
-        parser.error('--baseline-config and --baseline-checkpoint go '
-                     'together')
-    return args
+    return check_baseline_args(parser, parser.parse_args(argv))
 
 
 def analyse(model, cfg, image_path, names, layer, pixels, device):

@@ -102,48 +102,61 @@ def _conv3x3(in_ch: int, out_ch: int, stride: int = 1,
                      dilation=dilation, bias=False)
 
 
-class DRNBasicBlock(nn.Module):
-    """Two 3x3 convs (``conv1`` strided, dilations ``dilation[0]``,
-    ``dilation[1]``); ``residual=False`` drops the identity path (the
-    degridding layers 7/8 of DRN-C). Shapes: [N, C_in, H, W] ->
-    [N, planes, H/stride, W/stride]."""
-    expansion = 1
+class _DRNBlock(nn.Module):
+    """What DRN's two blocks share: the constructor (``build`` makes the
+    convs, then the identity path is kept) and the residual ending of
+    ``forward``."""
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1,
                  downsample: nn.Module | None = None,
                  dilation: tuple[int, int] = (1, 1), residual: bool = True,
                  norm_cfg: dict | None = None) -> None:
         super().__init__()
-        norm_cfg = norm_cfg or dict(type='BN')
-        self.conv1 = _conv3x3(inplanes, planes, stride, dilation[0])
-        self.bn1 = build_norm_layer(norm_cfg, planes)[1]
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = _conv3x3(planes, planes, 1, dilation[1])
-        self.bn2 = build_norm_layer(norm_cfg, planes)[1]
+        self.build(inplanes, planes, stride, dilation,
+                   norm_cfg or dict(type='BN'))
         self.downsample = downsample
         self.stride = stride
         self.residual = residual
 
-    def forward(self, x: Tensor) -> Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
+    def build(self, inplanes: int, planes: int, stride: int,
+              dilation: tuple[int, int], norm_cfg: dict) -> None:
+        raise NotImplementedError
+
+    def add_identity(self, out: Tensor, x: Tensor) -> Tensor:
+        """``relu(out + identity)``; ``relu(out)`` when not residual."""
         if self.residual:
             identity = x if self.downsample is None else self.downsample(x)
             out = out + identity
         return self.relu(out)
 
 
-class DRNBottleneck(nn.Module):
+class DRNBasicBlock(_DRNBlock):
+    """Two 3x3 convs (``conv1`` strided, dilations ``dilation[0]``,
+    ``dilation[1]``); ``residual=False`` drops the identity path (the
+    degridding layers 7/8 of DRN-C). Shapes: [N, C_in, H, W] ->
+    [N, planes, H/stride, W/stride]."""
+    expansion = 1
+
+    def build(self, inplanes: int, planes: int, stride: int,
+              dilation: tuple[int, int], norm_cfg: dict) -> None:
+        self.conv1 = _conv3x3(inplanes, planes, stride, dilation[0])
+        self.bn1 = build_norm_layer(norm_cfg, planes)[1]
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = _conv3x3(planes, planes, 1, dilation[1])
+        self.bn2 = build_norm_layer(norm_cfg, planes)[1]
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.add_identity(self.bn2(self.conv2(out)), x)
+
+
+class DRNBottleneck(_DRNBlock):
     """1x1 -> 3x3 (strided, dilation ``dilation[1]``) -> 1x1 (x4 channels)
     with identity. Shapes: [N, C_in, H, W] -> [N, 4*planes, H/s, W/s]."""
     expansion = 4
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1,
-                 downsample: nn.Module | None = None,
-                 dilation: tuple[int, int] = (1, 1), residual: bool = True,
-                 norm_cfg: dict | None = None) -> None:
-        super().__init__()
-        norm_cfg = norm_cfg or dict(type='BN')
+    def build(self, inplanes: int, planes: int, stride: int,
+              dilation: tuple[int, int], norm_cfg: dict) -> None:
         self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
         self.bn1 = build_norm_layer(norm_cfg, planes)[1]
         self.conv2 = _conv3x3(planes, planes, stride, dilation[1])
@@ -151,18 +164,11 @@ class DRNBottleneck(nn.Module):
         self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
         self.bn3 = build_norm_layer(norm_cfg, planes * 4)[1]
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = downsample
-        self.stride = stride
-        self.residual = residual
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        if self.residual:
-            identity = x if self.downsample is None else self.downsample(x)
-            out = out + identity
-        return self.relu(out)
+        return self.add_identity(self.bn3(self.conv3(out)), x)
 
 
 # arch -> (block of layers 3-6, blocks per layer1..layer8, stem/tail kind)

@@ -53,8 +53,8 @@ from .geometry import non_adaptive_reason
 from .loading import (PAD_BUFFERS, PADCheckpointMismatchError, finish_load,
                       plan_load)
 from .prior import PADPrior
-from .settings import (EVAL_MODES, TRAIN_MODES, UNSET, PADSettings,
-                       check_choice, parse_settings)
+from .settings import (EVAL_MODES, TRAIN_MODES, UNSET, Choice, PADSettings,
+                       parse_settings)
 
 __all__ = [
     'PADConv2d', 'PADProbe', 'pad_layers', 'non_adaptive_reason',
@@ -257,32 +257,14 @@ class PADConv2d(nn.Conv2d):
             with torch.no_grad():
                 self.pad_tau.fill_(self._tau)
 
-    @property
-    def train_mode(self) -> str:
-        """Sampling while training: ``'gumbel'`` or ``'gumbel_hard'``."""
-        return self._train_mode
-
-    @train_mode.setter
-    def train_mode(self, value: str) -> None:
-        self._train_mode = check_choice(value, TRAIN_MODES, 'train_mode')
-
-    @property
-    def eval_mode(self) -> str:
-        """Sampling in eval: ``'hard'``, ``'soft'`` or ``'gumbel'``."""
-        return self._eval_mode
-
-    @eval_mode.setter
-    def eval_mode(self, value: str) -> None:
-        self._eval_mode = check_choice(value, EVAL_MODES, 'eval_mode')
-
-    @property
-    def impl(self) -> str:
-        """The PAD implementation (``'auto'`` or a registered name)."""
-        return self._impl
-
-    @impl.setter
-    def impl(self, value: str) -> None:
-        self._impl = check_choice(value, available_impls(), 'impl')
+    train_mode = Choice(
+        TRAIN_MODES, "Sampling while training: ``'gumbel'`` or "
+        "``'gumbel_hard'``.")
+    eval_mode = Choice(
+        EVAL_MODES, "Sampling in eval: ``'hard'``, ``'soft'`` or "
+        "``'gumbel'``.")
+    impl = Choice(available_impls,
+                  "The PAD implementation (``'auto'`` or a registered name).")
 
     @property
     def settings(self) -> PADSettings:

@@ -38,7 +38,7 @@ __all__ = [
     'PADConfigError', 'PADSettings', 'setting', 'parse_settings',
     'settings_table', 'setting_specs', 'AGGREGATIONS', 'TRAIN_MODES',
     'EVAL_MODES', 'UNSET', 'DILATION_MODES', 'default_act_cfg',
-    'check_choice'
+    'check_choice', 'Choice'
 ]
 
 #: the registered aggregations (:mod:`.aggregation`)
@@ -55,6 +55,34 @@ def check_choice(value: Any, options: Sequence[str], field: str) -> str:
     if not isinstance(value, str) or value not in options:
         raise PADConfigError(field, value, f'one of {list(options)}')
     return value
+
+
+class Choice:
+    """An attribute that takes only one of its ``options`` (checked by
+    :func:`check_choice`, naming the attribute), e.g. a layer's mode.
+
+    Args:
+        options: the allowed strings, or a callable returning them (asked
+            at each assignment).
+        doc: the attribute's docstring.
+
+    The value is kept in the instance as ``_<name>``.
+    """
+
+    def __init__(self, options: Sequence[str] | Callable[[], Sequence[str]],
+                 doc: str) -> None:
+        self.options = options
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name, self.slot = name, '_' + name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        return self if obj is None else getattr(obj, self.slot)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        options = self.options() if callable(self.options) else self.options
+        setattr(obj, self.slot, check_choice(value, options, self.name))
 
 
 class PADConfigError(ValueError):

@@ -2,20 +2,25 @@
 
 Every implementation (:mod:`pad_mm.ops.impls`) is a function of the
 :class:`PADImpl` protocol and declares it with :func:`implements`, which
-checks its signature when the module is imported.
+checks its signature when the module is imported. The built-in ones are
+made by :func:`implementation` from a body that receives the conv geometry
+as one :class:`Geometry`, so that the contract's call is written here only.
 """
 from __future__ import annotations
 
 import functools
 import inspect
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-__all__ = ['PADImpl', 'implements', 'CONTRACT_PARAMS', 'first_order_only']
+__all__ = [
+    'PADImpl', 'implements', 'CONTRACT_PARAMS', 'first_order_only',
+    'Geometry', 'implementation'
+]
 
 #: the positional parameters of the contract (the fourth is ``probs`` for
 #: the soft op, ``index`` for the hard one)
@@ -84,6 +89,45 @@ def implements(fn: F) -> F:
         raise TypeError(f'{fn.__qualname__} does not follow the PADImpl '
                         f'contract {CONTRACT_PARAMS}: {names}')
     return fn
+
+
+class Geometry(NamedTuple):
+    """The conv geometry of one PAD call, as :func:`implementation` hands
+    it to a body: the contract's ``dilations`` (a tuple of D distinct
+    positive ints), ``stride`` and ``groups``."""
+    dilations: tuple[int, ...]
+    stride: int
+    groups: int
+
+
+def implementation(body: Callable[..., Tensor]) -> PADImpl:
+    """The :class:`PADImpl` that computes ``body(input, weight, bias, sel,
+    geometry, **options)``.
+
+    ``body`` names its fourth parameter ``probs`` (a soft implementation)
+    or ``index`` (a hard one) and takes the geometry as its fifth, a
+    :class:`Geometry`; any further parameters are keyword options with
+    defaults. The returned function takes the contract's arguments
+    ``(input, weight, bias, sel, dilations, stride=1, groups=1)`` (the
+    first four positionally) plus ``body``'s options, has ``body``'s name
+    and docstring, and passes :func:`implements`.
+    """
+    params = list(inspect.signature(body).parameters.values())
+    contract = list(inspect.signature(PADImpl.__call__).parameters.values())
+    contract = [p.replace(kind=inspect.Parameter.POSITIONAL_ONLY)
+                if i < 4 else p for i, p in enumerate(contract[1:])]
+    contract[3] = contract[3].replace(name=params[3].name)
+
+    def impl(input, weight, bias, sel, /, dilations, stride=1, groups=1,
+             **options):
+        geometry = Geometry(tuple(dilations), stride, groups)
+        return body(input, weight, bias, sel, geometry, **options)
+
+    for attr in ('__module__', '__name__', '__qualname__', '__doc__'):
+        setattr(impl, attr, getattr(body, attr))
+    impl.__signature__ = inspect.Signature(
+        contract + params[5:], return_annotation=Tensor)
+    return implements(impl)
 
 
 def first_order_only(backward: Callable[..., Any]) -> Callable[..., Any]:

@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..shapes import conv_out_size, pad_padding
-from .base import implements
+from .base import Geometry, implementation
 from .hard_im2col import SPARSE_MIN_PIXELS
 from .taps import all_tap_rows_index, gemm_matrix, tap_index, tap_rows
 
@@ -136,17 +136,13 @@ def _full_graph(input: Tensor, weight: Tensor, bias: Tensor | None,
                                                         2).contiguous()
 
 
-@implements
-def pad_conv2d_hard_export(input: Tensor,
-                           weight: Tensor,
-                           bias: Tensor | None,
-                           index: Tensor,
-                           dilations: Sequence[int],
-                           stride: int = 1,
-                           groups: int = 1) -> Tensor:
+@implementation
+def pad_conv2d_hard_export(input: Tensor, weight: Tensor, bias: Tensor | None,
+                           index: Tensor, geometry: Geometry) -> Tensor:
     """Hard PAD (:class:`~.base.PADImpl`, ``sel`` = index) as a traceable
     dominant-plus-differing-pixels graph (see the module docstring); also
     correct when run eagerly (used by the tests)."""
+    dilations, stride, groups = geometry
     n, c, h, w = input.shape
     c_out, cg, k, _ = weight.shape
     kk = k * k

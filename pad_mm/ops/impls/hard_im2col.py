@@ -45,10 +45,9 @@ No differing pixel at all: exactly one plain conv.
 """
 from __future__ import annotations
 
-import contextlib
-import threading
+from contextlib import AbstractContextManager
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -56,7 +55,8 @@ from torch import Tensor
 
 from . import native as _native
 from ..shapes import pad_padding
-from .base import implements
+from .base import Geometry, implementation
+from .limits import ScopedLimit
 from .taps import (all_tap_rows_index, gemm_matrix, is_channels_last,
                    tap_rows, tap_rows_index, tap_table)
 
@@ -84,32 +84,19 @@ SPARSE_MIN_PIXELS = 2048
 # instead of one fresh [P, k*k*C_in] tensor (a fresh allocation of tens of
 # MiB costs more in page faults than the gather itself).
 CHUNK_BYTES = 1 << 23
-_CHUNK = threading.local()
+_CHUNK = ScopedLimit(lambda: CHUNK_BYTES)
 
 
 def chunk_bytes() -> int:
     """Bytes of gathered taps per GEMM call in effect: :data:`CHUNK_BYTES`,
     or the innermost :func:`gemm_chunk_bytes` of this thread."""
-    stack = getattr(_CHUNK, 'stack', None)
-    return stack[-1] if stack else CHUNK_BYTES
+    return _CHUNK.current()
 
 
-@contextlib.contextmanager
-def gemm_chunk_bytes(nbytes: int) -> Iterator[None]:
+def gemm_chunk_bytes(nbytes: int) -> AbstractContextManager[None]:
     """Within the block (this thread), gather at most ``nbytes`` of taps
     per GEMM call (e.g. a few pixels' worth, to exercise the chunking)."""
-    if isinstance(nbytes, bool) or not isinstance(nbytes, int) or \
-            nbytes < 1:
-        raise ValueError(f'nbytes must be a positive int, got {nbytes!r}')
-    stack = getattr(_CHUNK, 'stack', None)
-    if stack is None:
-        stack = _CHUNK.stack = []
-    stack.append(nbytes)
-    try:
-        yield
-    finally:
-        stack.pop()
-
+    return _CHUNK.scope(nbytes)
 
 
 # ------------------------------------------- oneDNN on packed weights ---
@@ -363,14 +350,13 @@ def hard_full(input: Tensor, weight: Tensor, bias: Tensor | None,
 STRATEGIES = ('auto', 'sparse', 'full')
 
 
-@implements
+@implementation
 def pad_conv2d_hard_im2col(input: Tensor,
                            weight: Tensor,
                            bias: Tensor | None,
                            index: Tensor,
-                           dilations: Sequence[int],
-                           stride: int = 1,
-                           groups: int = 1,
+                           geometry: Geometry,
+                           *,
                            strategy: str = 'auto') -> Tensor:
     """Hard PAD (:class:`~.base.PADImpl`, ``sel`` = index) computing only
     the chosen dilation per pixel.
@@ -383,6 +369,7 @@ def pad_conv2d_hard_im2col(input: Tensor,
     :data:`SPARSE_MIN_PIXELS` output pixels per image. The output keeps
     the input's dtype and memory format.
     """
+    dilations, stride, groups = geometry
     if strategy not in STRATEGIES:
         raise ValueError(f'strategy must be one of {STRATEGIES}, got '
                          f'{strategy!r}')

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..shapes import pad_padding
-from .base import first_order_only, implements
+from .base import Geometry, first_order_only, implementation
 
 __all__ = ['pad_conv2d_im2col']
 
@@ -205,14 +205,9 @@ class _PADIm2col(torch.autograd.Function):
         return gx, gw, gb, gp, None, None, None
 
 
-@implements
-def pad_conv2d_im2col(input: Tensor,
-                      weight: Tensor,
-                      bias: Tensor | None,
-                      probs: Tensor,
-                      dilations: Sequence[int],
-                      stride: int = 1,
-                      groups: int = 1) -> Tensor:
+@implementation
+def pad_conv2d_im2col(input: Tensor, weight: Tensor, bias: Tensor | None,
+                      probs: Tensor, geometry: Geometry) -> Tensor:
     """Soft PAD (:class:`~.base.PADImpl`) as a mixed im2col and one GEMM:
     contiguous NCHW output in the dtype of ``input`` (half computed in
     float32, whatever autocast says)."""
@@ -222,5 +217,5 @@ def pad_conv2d_im2col(input: Tensor,
             for t in (input, weight, bias, probs)]
     # computed in float32 (or float64) whatever autocast says
     with torch.autocast(input.device.type, enabled=False):
-        out = _PADIm2col.apply(*args, tuple(dilations), stride, groups)
+        out = _PADIm2col.apply(*args, *geometry)
     return out.to(dtype)

@@ -78,6 +78,28 @@ if HAS_TRITON:
         return (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
 
     @triton.jit
+    def _mixed_taps(x_ptr, xoff, p_ptr, dil_ptr, n, oh, ow, kh, kw, m_mask,
+                    c_mask, H, W, sxh, sxw, spn, spd, sph, spw,
+                    STRIDE: tl.constexpr, D: tl.constexpr, BM: tl.constexpr,
+                    BC: tl.constexpr):
+        # [BM pixels, BC channels] tile of X at tap (kh, kw) mixed over
+        # the D dilations: sum_d probs[n, d, oh, ow] * x(pixel, tap, d);
+        # xoff: the pixels' image and the channels' offsets into x
+        a = tl.zeros((BM, BC), dtype=tl.float32)
+        for di in range(D):
+            d = tl.load(dil_ptr + di)
+            ih = oh * STRIDE + kh * d
+            iw = ow * STRIDE + kw * d
+            ok = m_mask & _inside(ih, iw, H, W)
+            xv = tl.load(x_ptr + xoff + ih[:, None] * sxh + iw[:, None] * sxw,
+                         mask=ok[:, None] & c_mask[None, :],
+                         other=0.).to(tl.float32)
+            pv = tl.load(p_ptr + n * spn + di * spd + oh * sph + ow * spw,
+                         mask=m_mask, other=0.)
+            a += xv * pv[:, None]
+        return a
+
+    @triton.jit
     def fwd_kernel(x_ptr, w_ptr, b_ptr, p_ptr, psum_ptr, dil_ptr, out_ptr,
                     NP, H, W, HO, WO, COG, CG, sxn, sxc, sxh, sxw, spn, spd,
                     sph, spw, son, soc, soh, sow,
@@ -126,19 +148,9 @@ if HAS_TRITON:
                                 mask=m_mask[:, None] & k_mask[None, :],
                                 other=0.).to(tl.float32) * psum[:, None]
                 else:
-                    a = tl.zeros((BM, BK), dtype=tl.float32)
-                    for di in range(D):
-                        d = tl.load(dil_ptr + di)
-                        ih = oh * STRIDE + kh * d
-                        iw = ow * STRIDE + kw * d
-                        ok = m_mask & _inside(ih, iw, H, W)
-                        xv = tl.load(x_ptr + xoff + ih[:, None] * sxh +
-                                     iw[:, None] * sxw,
-                                     mask=ok[:, None] & k_mask[None, :],
-                                     other=0.).to(tl.float32)
-                        pv = tl.load(p_ptr + n * spn + di * spd + oh * sph +
-                                     ow * spw, mask=m_mask, other=0.)
-                        a += xv * pv[:, None]
+                    a = _mixed_taps(x_ptr, xoff, p_ptr, dil_ptr, n, oh, ow,
+                                    kh, kw, m_mask, k_mask, H, W, sxh, sxw,
+                                    spn, spd, sph, spw, STRIDE, D, BM, BK)
                 wv = tl.load(w_ptr + co[None, :] * (CG * K * K) +
                              rk[:, None] * (K * K) + tap,
                              mask=k_mask[:, None] & o_mask[None, :], other=0.)
@@ -298,19 +310,10 @@ if HAS_TRITON:
             a = tl.load(go_ptr + n[None, :] * sgn + co[:, None] * sgc +
                         oh[None, :] * sgh + ow[None, :] * sgw,
                         mask=o_mask[:, None] & m_mask[None, :], other=0.)
-            b = tl.zeros((BK, BN), dtype=tl.float32)
-            for di in range(D):
-                d = tl.load(dil_ptr + di)
-                ih = oh * STRIDE + kh * d
-                iw = ow * STRIDE + kw * d
-                ok = m_mask & _inside(ih, iw, H, W)
-                xv = tl.load(x_ptr + n[:, None] * sxn + ci[None, :] * sxc +
-                             ih[:, None] * sxh + iw[:, None] * sxw,
-                             mask=ok[:, None] & c_mask[None, :],
-                             other=0.).to(tl.float32)
-                pv = tl.load(p_ptr + n * spn + di * spd + oh * sph + ow * spw,
-                             mask=m_mask, other=0.)
-                b += xv * pv[:, None]
+            xoff = n[:, None] * sxn + ci[None, :] * sxc
+            b = _mixed_taps(x_ptr, xoff, p_ptr, dil_ptr, n, oh, ow, kh, kw,
+                            m_mask, c_mask, H, W, sxh, sxw, spn, spd, sph,
+                            spw, STRIDE, D, BK, BN)
             # acc[o, c] += a[o, m] @ b[m, c]
             if CAST:
                 acc = tl.dot(a, b.to(a.dtype), acc)

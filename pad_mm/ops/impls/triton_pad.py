@@ -35,9 +35,9 @@ Limits checked by :func:`supports`: Triton >= 3, CUDA compute capability
 from __future__ import annotations
 
 import contextlib
+from contextlib import AbstractContextManager
 import functools
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -45,7 +45,8 @@ from torch import Tensor
 
 from .. import calls
 from ..shapes import conv_out_size
-from .base import first_order_only, implements
+from .base import Geometry, first_order_only, implementation
+from .limits import ScopedLimit
 from .triton_kernels import HAS_TRITON, blocks, interpreting, triton
 from .triton_kernels import (bwd_cols_kernel, bwd_input_kernel,
                              bwd_probs_kernel, bwd_weight_kernel,
@@ -68,32 +69,20 @@ _MAX_GRID_YZ = 65535
 #: upper bound of the backward's fp32 [pixels, k*k, C_in] buffer: the batch
 #: is processed in chunks of images that fit (at least one image at a time)
 BWD_BUFFER_BYTES = 256 << 20
-_BUFFER_LIMIT = threading.local()
+_BUFFER_LIMIT = ScopedLimit(lambda: BWD_BUFFER_BYTES)
 
 
 def bwd_buffer_bytes() -> int:
     """The backward's buffer bound in effect: :data:`BWD_BUFFER_BYTES`, or
     the innermost :func:`bwd_buffer_limit` of this thread."""
-    stack = getattr(_BUFFER_LIMIT, 'stack', None)
-    return stack[-1] if stack else BWD_BUFFER_BYTES
+    return _BUFFER_LIMIT.current()
 
 
-@contextlib.contextmanager
-def bwd_buffer_limit(nbytes: int) -> Iterator[None]:
+def bwd_buffer_limit(nbytes: int) -> AbstractContextManager[None]:
     """Within the block (this thread), the backward's fp32 buffer is at
     most ``nbytes`` (``1``: one image per chunk, to check the multi-chunk
     path)."""
-    if isinstance(nbytes, bool) or not isinstance(nbytes, int) or \
-            nbytes < 1:
-        raise ValueError(f'nbytes must be a positive int, got {nbytes!r}')
-    stack = getattr(_BUFFER_LIMIT, 'stack', None)
-    if stack is None:
-        stack = _BUFFER_LIMIT.stack = []
-    stack.append(nbytes)
-    try:
-        yield
-    finally:
-        stack.pop()
+    return _BUFFER_LIMIT.scope(nbytes)
 
 
 def _triton_major() -> int:
@@ -401,8 +390,7 @@ class _PADTriton(torch.autograd.Function):
 
 
 def _apply(input: Tensor, weight: Tensor, bias: Tensor | None, sel: Tensor,
-           dilations: Sequence[int], stride: int, groups: int,
-           hard: bool) -> Tensor:
+           geometry: Geometry, hard: bool) -> Tensor:
     if not HAS_TRITON:
         raise RuntimeError("impl='triton' needs the triton package")
     dtype = compute_dtype(input, weight)
@@ -415,36 +403,23 @@ def _apply(input: Tensor, weight: Tensor, bias: Tensor | None, sel: Tensor,
     # like autocast's conv: run in the autocast dtype
     input = input.to(dtype)
     with torch.autocast(dev, enabled=False):
-        return _PADTriton.apply(input, weight, bias, sel, tuple(dilations),
-                                stride, groups, hard)
+        return _PADTriton.apply(input, weight, bias, sel, *geometry, hard)
 
 
-@implements
-def pad_conv2d_triton(input: Tensor,
-                      weight: Tensor,
-                      bias: Tensor | None,
-                      probs: Tensor,
-                      dilations: Sequence[int],
-                      stride: int = 1,
-                      groups: int = 1) -> Tensor:
+@implementation
+def pad_conv2d_triton(input: Tensor, weight: Tensor, bias: Tensor | None,
+                      probs: Tensor, geometry: Geometry) -> Tensor:
     """Soft PAD (:class:`~.base.PADImpl`) in fused Triton kernels: the
     output is in the memory format of ``input`` and the
     :func:`compute_dtype`; the weight may be float32 with half inputs;
     every gradient is in its argument's dtype."""
-    return _apply(input, weight, bias, probs, dilations, stride, groups,
-                  False)
+    return _apply(input, weight, bias, probs, geometry, False)
 
 
-@implements
-def pad_conv2d_hard_triton(input: Tensor,
-                           weight: Tensor,
-                           bias: Tensor | None,
-                           index: Tensor,
-                           dilations: Sequence[int],
-                           stride: int = 1,
-                           groups: int = 1) -> Tensor:
+@implementation
+def pad_conv2d_hard_triton(input: Tensor, weight: Tensor, bias: Tensor | None,
+                           index: Tensor, geometry: Geometry) -> Tensor:
     """Hard PAD (:class:`~.base.PADImpl`, ``sel`` = index) in Triton: each
     pixel gathers only its chosen dilation; as :func:`pad_conv2d_triton`
     otherwise."""
-    return _apply(input, weight, bias, index, dilations, stride, groups,
-                  True)
+    return _apply(input, weight, bias, index, geometry, True)

@@ -1,11 +1,6 @@
-# Control 2: every 3x3 conv of layer1 (layer1.{0,1}.conv{1,2}, the convs
-# the PAD configs make adaptive) is a plain conv with dilation 2 and
+# Control 2: the three 3x3 convs of the backbone (convs.{0,1,2}.conv, the
+# convs the PAD configs make adaptive) are plain convs with dilation 2 and
 # padding 2; nothing else differs from the vanilla model.
-_base_ = ['../_base_/fcn_r18_evidence.py']
+_base_ = ['../_base_/fcn_patchnet_evidence.py']
 
-model = dict(
-    backbone=dict(
-        type='FixedDilationBackbone',
-        base_type='ResNetV1c',
-        layers=['layer1.*.conv1', 'layer1.*.conv2'],
-        dilation=2))
+model = dict(backbone=dict(dilation=2))

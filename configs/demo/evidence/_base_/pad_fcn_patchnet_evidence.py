@@ -1,16 +1,16 @@
-# PAD model of the evidence setting: the four 3x3 convs of layer1 of
-# ./fcn_r18_evidence.py become PAD layers with dilation options (1, 2, 4)
+# PAD model of the evidence setting: the three 3x3 convs
+# (convs.{0,1,2}.conv) of ./fcn_patchnet_evidence.py become PAD layers with dilation options (1, 2, 4)
 # (Markov aggregation, every prior setting at its default); tau is annealed.
 # The agreement of each layer's hard choice with the right dilation is
 # reported at validation (pad/<layer>/agree, against agree_const).
-_base_ = ['./fcn_r18_evidence.py']
+_base_ = ['./fcn_patchnet_evidence.py']
 
 model = dict(
     backbone=dict(
         type='PADBackbone',
-        base_type='ResNetV1c',
+        base_type='PatchConvNet',
         pad_cfg=dict(
-            layers=['layer1.*.conv1', 'layer1.*.conv2'],
+            layers=['convs.*.conv'],
             dilations=(1, 2, 4),
             aggregation='markov')))
 val_evaluator = [

@@ -1,10 +1,11 @@
 # Vanilla model of the evidence setting (PAD-Evidence, where the right
 # dilation of every pixel is known; see README.md here). CPU-sized on
-# purpose: a ResNet-18 V1c cut after layer1 (num_stages=1), 32 channels,
-# output stride 4 on 128x128 images, so layer1's four 3x3 convs (the ones
-# the PAD configs make adaptive) work on 32x32 maps and see what the stem
-# saw (receptive field 15 input pixels, less than the 16-32 pixel lags
-# the scales are made of); a 1x1 FCN head adds no receptive field.
+# purpose, and built so that only the convs under test see across map
+# pixels: a 4x4 stride-4 patch stem (each map pixel sees its own texture
+# cell and nothing else), three residual 3x3 conv blocks on the 32x32 maps
+# of 128x128 images (the convs the PAD configs make adaptive), an average
+# pool of the blocks' output (7x7, no non-linearity: it pools what the
+# blocks detected but detects nothing itself), and a 1x1 FCN head.
 _base_ = [
     'mmseg::_base_/models/fcn_r50-d8.py', 'mmseg::_base_/default_runtime.py'
 ]
@@ -19,20 +20,19 @@ model = dict(
     pretrained=None,
     data_preprocessor=dict(size=crop_size),
     backbone=dict(
-        depth=18,
-        num_stages=1,
-        stem_channels=channels,
-        base_channels=channels,
-        strides=(1, ),
-        dilations=(1, ),
-        out_indices=(0, ),
+        _delete_=True,
+        type='PatchConvNet',
+        channels=channels,
+        patch_size=4,
+        num_convs=3,
+        dilation=1,
+        pool=3,
         norm_cfg=norm_cfg),
     decode_head=dict(
         in_channels=channels,
         in_index=0,
         channels=channels,
-        num_convs=1,
-        kernel_size=1,
+        num_convs=0,
         concat_input=False,
         num_classes=num_classes,
         norm_cfg=norm_cfg),
@@ -41,8 +41,8 @@ model = dict(
 dataset_type = 'PADEvidenceDataset'
 data_root = 'data/pad_evidence'
 generate = dict(seed=0, num_train=400, num_val=100, size=128, stride=4,
-                dilations=[1, 2, 4], texture='dimers', min_regions=3,
-                max_regions=4)
+                dilations=[1, 2, 4], texture='pairs', align_cells=True,
+                min_regions=3, max_regions=4)
 # no flips: a horizontal flip turns one class (direction) into another
 meta_keys = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape',
              'pad_shape', 'scale_factor', 'flip', 'flip_direction',
