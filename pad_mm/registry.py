@@ -275,7 +275,9 @@ HOOKS = _registry('hook', MMENGINE_HOOKS, ['pad_mm.engine.hooks'])
 STRATEGIES = _registry('strategy', MMENGINE_STRATEGIES)
 # data
 DATASETS = _registry('dataset', MMENGINE_DATASETS,
-                     task_locations=dict(seg=['pad_mm.datasets']))
+                     task_locations=dict(
+                         seg=['pad_mm.datasets'],
+                         cls=['pad_mm.datasets.textures_cls_dataset']))
 DATA_SAMPLERS = _registry('data sampler', MMENGINE_DATA_SAMPLERS)
 TRANSFORMS = _registry('transform', MMENGINE_TRANSFORMS)
 # models

@@ -8,10 +8,19 @@
 #   bash tools/run_demo.sh                 # PAD model
 #   bash tools/run_demo.sh configs/demo/deeplabv3plus_r18_textures.py
 #                                          # the vanilla baseline
+#   bash tools/run_demo.sh --cls           # the classification demo: PAD
+#                                          # ResNet-18 on PAD-Textures-Cls
+#   bash tools/run_demo.sh --cls configs/demo_cls/resnet18_textures_cls.py
+#                                          # its vanilla baseline
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-CONFIG=${1:-configs/demo/pad_deeplabv3plus_r18_textures.py}
+DEFAULT_CONFIG=configs/demo/pad_deeplabv3plus_r18_textures.py
+if [[ "${1:-}" == "--cls" ]]; then
+    DEFAULT_CONFIG=configs/demo_cls/pad_resnet18_textures_cls.py
+    shift
+fi
+CONFIG=${1:-$DEFAULT_CONFIG}
 NAME=$(basename "$CONFIG" .py)
 WORK_DIR=${WORK_DIR:-work_dirs/$NAME}
 

@@ -96,6 +96,9 @@ def _generated_keys(typ) -> tuple[str, ...] | None:
     if name == 'PADEvidenceDataset':
         from pad_mm.datasets.evidence import DEFAULTS
         return tuple(DEFAULTS)
+    if name == 'PADTexturesClsDataset':
+        from pad_mm.datasets.textures_cls import DEFAULTS as CLS_DEFAULTS
+        return tuple(CLS_DEFAULTS)
     return None
 
 

@@ -26,7 +26,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Register pad_mm, then run ``argv[0]`` as ``__main__``.
 
     Raises:
-        SystemExit: no script, or no such file (status 2, with the usage).
+        SystemExit: no script, or no such file (status 2, with the usage);
+            ``pad_mm`` is an empty namespace package (status 2, see
+            :func:`pad_mm.utils.cli.shadowing_folders`).
     """
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ('-h', '--help'):
@@ -36,8 +38,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not osp.isfile(script):
         print(f'{USAGE}\nSCRIPT: no such file {script!r}', file=sys.stderr)
         raise SystemExit(2)
+    from .cli import exit_if_shadowed
     from .mim import register_module2package
     from .setup_env import register_installed
+    exit_if_shadowed()
     register_module2package()
     register_installed()
     sys.argv = args

@@ -50,6 +50,11 @@ def register_task(task: str) -> None:
     Args:
         task: ``'seg'`` (mmseg) or ``'cls'`` (mmpretrain).
 
+    Warns (a ``UserWarning``) when ``pad_mm`` itself was imported as an
+    empty namespace package (a folder named ``pad_mm`` shadows it, see
+    :func:`pad_mm.utils.cli.shadowing_folders`): the task is registered,
+    but what ``import pad_mm`` does is missing.
+
     Raises:
         ValueError: another task.
         ImportError: the task's codebase is not installed.
@@ -60,6 +65,12 @@ def register_task(task: str) -> None:
     if task in _registered:
         return
     import importlib
+    import warnings
+
+    from .cli import shadow_message, shadowing_folders
+    folders = shadowing_folders()
+    if folders is not None:
+        warnings.warn(f'pad_mm: {shadow_message(folders)}', stacklevel=2)
     scope = TASKS[task]
     try:
         importlib.import_module(f'{scope}.registry')

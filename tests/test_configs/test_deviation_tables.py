@@ -10,7 +10,7 @@ from helpers.markdown import md_table
 from pad_mm.models import parse_pad_cfg, parse_settings
 
 FOLDERS = ['pad_fcn', 'pad_deeplabv3plus', 'pad_imagenet',
-           'pad_finegrained', 'demo']
+           'pad_finegrained', 'demo', 'demo_cls']
 HEADER = '| Topic | Paper | These configs | Why |'
 
 

@@ -15,7 +15,7 @@ import pad_mm.cls  # noqa: F401  (registers pad_mm for mmpretrain)
 import pad_mm.seg  # noqa: F401  (and for mmseg)
 from pad_mm import utils
 
-CLS_FOLDERS = ('pad_imagenet', 'pad_finegrained')
+CLS_FOLDERS = ('pad_imagenet', 'pad_finegrained', 'demo_cls')
 
 
 def _load(path):

@@ -1,7 +1,7 @@
 """The numbers the README, the docs (docs/advanced/evidence.md,
 docs/advanced/ablation.md) and the demo metafile state are the committed
-sweep summaries' (docs/ablation/, docs/demo_seeds/), which
-tools/analysis_tools/sweep.py wrote: no figure typed by hand."""
+sweep summaries' (docs/ablation/, docs/demo_seeds/, docs/demo_cls_seeds/),
+which tools/analysis_tools/sweep.py wrote: no figure typed by hand."""
 import json
 import os.path as osp
 import re
@@ -56,3 +56,35 @@ def test_demo_metafile_and_readme_state_the_seeded_means(repo_root):
         assert metrics['Seeds'] == conf['n']
         assert (f"{conf['mean']:.2f} ± {conf['std']:.2f} ({conf['n']})"
                 in readme)
+
+
+CLS_SWEEP = ('tools/analysis_tools/sweep.py '
+             'configs/demo_cls/resnet18_textures_cls.py '
+             'configs/demo_cls/pad_resnet18_textures_cls.py --seeds 0 1 2 '
+             '--work-dir work_dirs/demo_cls_seeds '
+             '--baseline resnet18_textures_cls --jobs 1 --threads 1')
+
+
+def test_cls_demo_readme_and_metafile_state_the_committed_sweep(repo_root):
+    summary = open(osp.join(repo_root, 'docs', 'demo_cls_seeds',
+                            'summary.md')).read()
+    data = _json(repo_root, 'docs/demo_cls_seeds/summary.json')
+    assert data['metric'] == 'accuracy/top1'
+    assert data['runs_finished'] == data['runs_total'] == 6
+    readme = open(osp.join(repo_root, 'configs', 'demo_cls',
+                           'README.md')).read()
+    assert CLS_SWEEP in readme  # the command that wrote the summary
+    # the README's table is the summary's (mean ± std, paired Δ, σ²(d))
+    assert md_table(readme, 'config') == md_table(summary, 'config')
+    with open(osp.join(repo_root, 'configs', 'demo_cls',
+                       'metafile.yml')) as f:
+        models = {m['Name']: m for m in yaml.safe_load(f)['Models']}
+    for conf in data['configs']:
+        assert conf['n'] == 3
+        (result, ) = models[conf['name']]['Results']
+        assert result['Task'] == 'Image Classification'
+        assert result['Dataset'] == 'PAD-Textures-Cls'
+        metrics = result['Metrics']
+        assert metrics['Top 1 Accuracy'] == round(conf['mean'], 2)
+        assert metrics['Top 1 Accuracy std'] == round(conf['std'], 2)
+        assert metrics['Seeds'] == conf['n']

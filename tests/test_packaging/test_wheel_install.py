@@ -156,7 +156,7 @@ def test_inheritance_hub_and_mmpretrain_get_model(installed):
     # exactly the PAD models of the classification metafiles
     meta_dir = osp.join(target, 'pad_mm', '.mim', 'configs')
     expected = set()
-    for folder in ('pad_imagenet', 'pad_finegrained'):
+    for folder in ('pad_imagenet', 'pad_finegrained', 'demo_cls'):
         with open(osp.join(meta_dir, folder, 'metafile.yml')) as f:
             expected |= {m['Name'] for m in yaml.safe_load(f)['Models']
                          if 'pad' in m['Name']}

@@ -47,4 +47,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == '__main__':
+    from pad_mm.utils.cli import exit_if_shadowed  # noqa: E402
+    exit_if_shadowed()  # a folder named pad_mm here shadows the package
     sys.exit(main())

@@ -114,6 +114,8 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
+    from pad_mm.utils.cli import exit_if_shadowed  # noqa: E402
+    exit_if_shadowed()  # a folder named pad_mm here shadows the package
     result = main()
     sys.exit(0 if all(s['status'] == 'passed'
                       for s in result['sections'].values()) else 1)

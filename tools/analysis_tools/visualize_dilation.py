@@ -169,4 +169,6 @@ def _one_image(model, cfg, image: str, truth_file: str | None,
 
 
 if __name__ == '__main__':
+    from pad_mm.utils.cli import exit_if_shadowed  # noqa: E402
+    exit_if_shadowed()  # a folder named pad_mm here shadows the package
     main()
