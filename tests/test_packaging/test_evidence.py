@@ -88,3 +88,32 @@ def test_cls_demo_readme_and_metafile_state_the_committed_sweep(repo_root):
         assert metrics['Top 1 Accuracy'] == round(conf['mean'], 2)
         assert metrics['Top 1 Accuracy std'] == round(conf['std'], 2)
         assert metrics['Seeds'] == conf['n']
+
+
+def test_evidence_readme_tables_are_the_committed_sweep(repo_root):
+    """configs/demo/evidence/README.md states the PAD-Evidence sweep's
+    summary (docs/evidence_sweep/summary.md, written by sweep.py) and the
+    output of evidence_table.py (docs/evidence_sweep/evidence_table.md)
+    unchanged; the sweep is complete with three seeds per config."""
+    readme = open(osp.join(repo_root, 'configs', 'demo', 'evidence',
+                           'README.md')).read()
+    summary = open(osp.join(repo_root, 'docs', 'evidence_sweep',
+                            'summary.md')).read()
+    table = open(osp.join(repo_root, 'docs', 'evidence_sweep',
+                          'evidence_table.md')).read()
+    expected = md_table(summary, 'config')
+    header = '| ' + ' | '.join(expected[0]) + ' |'
+    assert header in readme  # the summary's table, found by its header
+    stated = md_table(readme[readme.index(header):], 'config')
+    assert stated == expected
+    for block in table.strip().split('\n\n'):
+        rows = [ln for ln in block.splitlines() if ln.startswith('|')]
+        if rows:
+            assert '\n'.join(rows) in readme
+    data = _json(repo_root, 'docs/evidence_sweep/summary.json')
+    assert data['runs_finished'] == data['runs_total'] == 24
+    assert len(data['configs']) == 8
+    assert all(c['n'] == 3 for c in data['configs'])
+    for conf in data['configs']:
+        row = next(r for r in stated[2:] if r[0] == conf['name'])
+        assert row[1] == f"{conf['mean']:.2f} ± {conf['std']:.2f} (3)"

@@ -55,6 +55,9 @@ from .triton_kernels import HAS_TRITON, blocks, interpreting, triton
 from .triton_kernels import (bwd_cols_kernel, bwd_input_kernel,
                              bwd_probs_kernel, bwd_weight_kernel,
                              fwd_kernel)
+from .triton_layout import (channels_last, cols_weight, dil_tensor, dot_mode,
+                            memory_format_of, pack_weight, tf32_enabled,
+                            zero_bias)
 from .triton_launch import (KernelVariant, Launch, cols_meta, fwd_meta,
                             gather_meta, launch, launch_variants, probs_meta,
                             recording, weight_meta)
@@ -159,80 +162,11 @@ def prefer(input: Tensor, weight: Tensor, probs: Tensor,
     return input.is_cuda and weight.shape[1] >= 16
 
 
-def tf32_enabled() -> bool:
-    """Whether cuDNN convs use TF32 for float32 in this process (the fp32
-    kernels follow, so ``impl='triton'`` and the reference round alike).
-
-    torch >= 2.9: ``torch.backends.cudnn.conv.fp32_precision``; ``'none'``
-    inherits from ``torch.backends.cudnn.fp32_precision``, then from
-    ``torch.backends.fp32_precision``; TF32 iff the first value that is not
-    ``'none'`` is ``'tf32'`` (all ``'none'``: IEEE, as ATen's
-    ``allowTF32CuDNN`` resolves it; setting the legacy
-    ``cudnn.allow_tf32 = False`` leaves all three ``'none'``). Older torch:
-    ``torch.backends.cudnn.allow_tf32``.
-    """
-    conv = getattr(torch.backends.cudnn, 'conv', None)
-    prec = getattr(conv, 'fp32_precision', None) if conv is not None \
-        else None
-    if prec is None:
-        return bool(torch.backends.cudnn.allow_tf32)  # torch < 2.9
-    for parent in (torch.backends.cudnn, torch.backends):
-        if prec != 'none':
-            break
-        prec = getattr(parent, 'fp32_precision', 'none')
-    return prec == 'tf32'
-
-
-def _dot_mode(dtype: torch.dtype) -> tuple[bool, str]:
-    """(CAST: cast fp32 tiles to the compute dtype for tl.dot, PREC: the
-    fp32 input precision)."""
-    if interpreting():
-        # the interpreter's dot is exact only in fp32
-        return False, 'ieee'
-    if dtype == torch.float32:
-        return False, 'tf32' if tf32_enabled() else 'ieee'
-    return True, 'ieee'
-
-
-
 def _on_device(x: Tensor):
     """Launch on ``x``'s GPU (Triton launches on the current device)."""
     if x.is_cuda:
         return torch.cuda.device(x.device)
     return contextlib.nullcontext()
-
-
-_DIL_CACHE: dict[tuple, Tensor] = {}
-_ZEROS_CACHE: dict[tuple, Tensor] = {}
-
-
-def dil_tensor(dilations: tuple[int, ...], device: torch.device) -> Tensor:
-    """The dilations as an int32 tensor on ``device``, with no
-    host-to-device copy: filled on the device (one fill per dilation, a
-    kernel with a scalar argument, which a CUDA graph records). Cached per
-    (dilations, device) outside a CUDA-graph capture; inside one it is
-    made per call (a capture only records the fills, so a tensor made
-    there holds its values only once the graph is replayed)."""
-    key = (tuple(dilations), str(device))
-    t = _DIL_CACHE.get(key)
-    if t is not None:
-        return t
-    t = torch.empty(len(dilations), dtype=torch.int32, device=device)
-    for i, d in enumerate(dilations):
-        t[i].fill_(int(d))
-    if not calls.capturing(device):
-        _DIL_CACHE[key] = t
-    return t
-
-
-def _zero_bias(device: torch.device, c_out: int) -> Tensor:
-    key = (str(device), c_out)
-    t = _ZEROS_CACHE.get(key)
-    if t is None:
-        t = torch.zeros(c_out, dtype=torch.float32, device=device)
-        if not calls.capturing(device):  # see dil_tensor
-            _ZEROS_CACHE[key] = t
-    return t
 
 
 def record_launches(input: Tensor, weight: Tensor, bias: Tensor | None,
@@ -256,37 +190,6 @@ def record_launches(input: Tensor, weight: Tensor, bias: Tensor | None,
     return rec
 
 
-def _memory_format(x: Tensor) -> torch.memory_format:
-    """channels_last if ``x`` is (and not also contiguous), else
-    contiguous."""
-    cl = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(
-        memory_format=torch.channels_last)
-    return torch.channels_last if cl else torch.contiguous_format
-
-
-def _channels_last(x: Tensor) -> Tensor:
-    """``x`` in channels_last (no copy if it is already): the kernels'
-    gathers then read channels with vector loads."""
-    return x.contiguous(memory_format=torch.channels_last)
-
-
-def pack_weight(weight: Tensor, groups: int, dtype: torch.dtype) -> Tensor:
-    """The forward's weight layout: [C_out, C_in/G, k, k] -> [G, k*k,
-    C_in/G, C_out/G] in ``dtype`` (one copy), output channels innermost so
-    a [channels, output channels] tile is read with vector loads."""
-    c_out, cg, k, _ = weight.shape
-    src = weight.reshape(groups, c_out // groups, cg, k * k).permute(
-        0, 3, 2, 1)
-    return torch.empty(src.shape, dtype=dtype,
-                       device=weight.device).copy_(src)
-
-
-def _cols_weight(wf: Tensor) -> Tensor:
-    """The backward-columns layout [G, C_out/G, k*k, C_in/G] of a
-    :func:`pack_weight` result, input channels innermost."""
-    return wf.permute(0, 3, 1, 2).contiguous()
-
-
 def _forward(x: Tensor, wf: Tensor, bias: Tensor, sel: Tensor,
              dil: Tensor, stride: int, groups: int, hard: bool,
              fmt: torch.memory_format) -> Tensor:
@@ -308,7 +211,7 @@ def _forward(x: Tensor, wf: Tensor, bias: Tensor, sel: Tensor,
     else:
         psum = sel.sum(1).contiguous()
         sp = sel.stride()
-    cast, prec = _dot_mode(x.dtype)
+    cast, prec = dot_mode(x.dtype)
     blk = blocks()['fwd']
     grid = (triton.cdiv(npix, blk['BM']), triton.cdiv(cog, blk['BN']),
             groups)
@@ -330,7 +233,7 @@ def _backward(need_x: bool, need_w: bool, need_p: bool, grad_out: Tensor,
     c_out = g * cog
     d_count = probs.shape[1]
     h_out, w_out = probs.shape[-2:]
-    cast, prec = _dot_mode(x.dtype)
+    cast, prec = dot_mode(x.dtype)
     blk = blocks()
     gx = gw = gp = None
     if need_x or need_p:
@@ -346,7 +249,7 @@ def _backward(need_x: bool, need_w: bool, need_p: bool, grad_out: Tensor,
                             device=x.device)
         part = torch.empty(tiles if need_p else 0, chunk * d_count * h_out *
                            w_out, dtype=torch.float32, device=x.device)
-        wc = _cols_weight(wf)
+        wc = cols_weight(wf)
         if need_x:
             gx = torch.empty(x.shape, dtype=x.dtype, device=x.device,
                              memory_format=fmt)
@@ -399,12 +302,12 @@ class _PADTriton(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, sel, dilations, stride, groups, hard):
-        fmt = _memory_format(x)
+        fmt = memory_format_of(x)
         with _on_device(x):
-            xc = _channels_last(x)
+            xc = channels_last(x)
             wf = pack_weight(weight, groups, x.dtype)
             b = (bias.float().contiguous() if bias is not None else
-                 _zero_bias(x.device, weight.shape[0]))
+                 zero_bias(x.device, weight.shape[0]))
             s = sel.long() if hard else sel.float()
             dil = dil_tensor(dilations, x.device)
             out = _forward(xc, wf, b, s, dil, stride, groups, hard, fmt)
@@ -429,7 +332,7 @@ class _PADTriton(torch.autograd.Function):
                 if hard else s
             if need_x or need_w or need_p:
                 gx, gw, gp = _backward(need_x, need_w, need_p,
-                                       _channels_last(grad_out), x, wf,
+                                       channels_last(grad_out), x, wf,
                                        probs, dil, stride, groups, fmt)
             if need_b and b_dtype is not None:
                 gb = grad_out.sum((0, 2, 3), dtype=torch.float32).to(b_dtype)
