@@ -10,6 +10,7 @@ The wheel is built once per module from a copy of the checkout (``pip wheel
 whose only PYTHONPATH entry is that folder and whose cwd is an empty
 folder (not the repository)."""
 import glob
+import json
 import os
 import os.path as osp
 import re
@@ -174,7 +175,20 @@ def test_mim_list_and_search(installed):
     ids = set(re.findall(r'config id: (\S+)', found))
     assert {'pad_deeplabv3plus_r18_textures', 'pad_resnet50_8xb24-120e_in1k',
             'pad_fcn8s_vgg16_1xb1-300k_voc12aug'} <= ids
-    assert 'configs/demo/pad_deeplabv3plus_r18_textures.py' in found
+    # the printed table cuts long values to the terminal's width; the
+    # config paths are checked in mim's JSON dump of the same search
+    dump = osp.join(installed['cwd'], 'search.json')
+    _run([sys.executable, '-m', 'mim', 'search', 'pad_mm', '--json', dump],
+         installed['env'], installed['cwd'])
+    with open(dump) as f:
+        configs = json.load(f)['config']
+    assert configs['pad_deeplabv3plus_r18_textures'] == \
+        'configs/demo/pad_deeplabv3plus_r18_textures.py'
+    assert configs['pad_resnet18_textures_cls'] == \
+        'configs/demo_cls/pad_resnet18_textures_cls.py'
+    for cid, path in configs.items():
+        assert osp.isfile(osp.join(installed['target'], 'pad_mm', '.mim',
+                                   path)), (cid, path)
 
 
 def test_mim_train_two_iterations(installed):
