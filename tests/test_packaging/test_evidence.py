@@ -1,6 +1,7 @@
 """The numbers the README, the docs (docs/advanced/evidence.md,
-docs/advanced/ablation.md) and the demo metafile state are the committed
-sweep summaries' (docs/ablation/, docs/demo_seeds/, docs/demo_cls_seeds/),
+docs/advanced/ablation.md) and the demo metafiles state are the committed
+sweep summaries' (docs/evidence_sweep/, docs/ablation/, docs/demo_seeds/,
+docs/demo_cls_seeds/),
 which tools/analysis_tools/sweep.py wrote: no figure typed by hand."""
 import json
 import os.path as osp
@@ -16,25 +17,86 @@ def _json(repo_root, rel):
         return json.load(f)
 
 
-def test_docs_ablation_table_is_the_committed_summary(repo_root):
-    summary = open(osp.join(repo_root, 'docs', 'ablation',
-                            'summary.md')).read()
-    evidence = open(osp.join(repo_root, 'docs', 'advanced',
-                             'evidence.md')).read()
-    doc = open(osp.join(repo_root, 'docs', 'advanced', 'ablation.md')).read()
-    expected = md_table(summary, 'config')
-    assert md_table(evidence, 'config') == expected
-    assert md_table(doc, 'config') == expected
-    data = _json(repo_root, 'docs/ablation/summary.json')
-    assert len(data['configs']) == 8
-    assert all(c['n'] >= 3 for c in data['configs'])
-    # the table's means are the summary's values, rounded
-    for row in expected[2:]:
+EARLIER = '## Earlier setting'
+
+
+def _summary_table(repo_root, folder):
+    summary = open(osp.join(repo_root, 'docs', folder, 'summary.md')).read()
+    return md_table(summary, 'config')
+
+
+def _check_means(table, data):
+    """The table's means and stds are the summary's values, rounded."""
+    for row in table[2:]:
         conf = next(c for c in data['configs'] if c['name'] == row[0])
         mean, std = re.match(r'([\d.]+) ± ([\d.]+) \((\d+)\)',
                              row[1]).groups()[:2]
         assert float(mean) == round(conf['mean'], 2)
         assert float(std) == round(conf['std'], 2)
+
+
+def test_docs_lead_with_the_evidence_sweep(repo_root):
+    """docs/advanced/ablation.md and evidence.md open with the PAD-Evidence
+    sweep's table (docs/evidence_sweep/, the setting that can show a
+    difference) and its agreement table; the 2026-11 PAD-Textures table
+    (docs/ablation/) follows, unchanged, under an "Earlier setting"
+    heading that gives its date and caveat."""
+    new = _summary_table(repo_root, 'evidence_sweep')
+    old = _summary_table(repo_root, 'ablation')
+    agreement = open(osp.join(repo_root, 'docs', 'evidence_sweep',
+                              'evidence_table.md')).read()
+    first_block = agreement.strip().split('\n\n')[0]
+    agreement_rows = '\n'.join(ln for ln in first_block.splitlines()
+                                if ln.startswith('|'))
+    for name in ('ablation.md', 'evidence.md'):
+        doc = open(osp.join(repo_root, 'docs', 'advanced', name)).read()
+        assert md_table(doc, 'config') == new, name  # the first table
+        assert agreement_rows in doc, name
+        assert EARLIER in doc, name
+        earlier = doc[doc.index(EARLIER):]
+        assert '2026-11-29' in earlier.split('\n\n', 2)[1], name
+        assert md_table(earlier, 'config') == old, name
+        # the new table comes first, the earlier one only below its heading
+        assert doc.index(agreement_rows) < doc.index(EARLIER), name
+    _check_means(new, _json(repo_root, 'docs/evidence_sweep/summary.json'))
+    data = _json(repo_root, 'docs/ablation/summary.json')
+    assert len(data['configs']) == 8
+    assert all(c['n'] >= 3 for c in data['configs'])
+    _check_means(old, data)
+
+
+def test_readme_states_the_evidence_sweep(repo_root):
+    """The README's "Is it the pixel-wise adaptivity that helps?" states
+    the PAD-Evidence sweep's table, not the earlier setting's."""
+    readme = open(osp.join(repo_root, 'README.md')).read()
+    section = readme[readme.index('### Is it the pixel-wise adaptivity'):]
+    section = section[:section.index('\n## ')]
+    assert md_table(section, 'config') == _summary_table(repo_root,
+                                                         'evidence_sweep')
+    old = _summary_table(repo_root, 'ablation')
+    assert '\n'.join('| ' + ' | '.join(r) + ' |' for r in old[2:3]) \
+        not in readme
+
+
+def test_evidence_metafile_entries_state_the_sweep(repo_root):
+    """Every evidence config of configs/demo/metafile.yml carries its
+    sweep result (mean, std, seeds over PAD-Evidence), and the 2026-11
+    ablation configs, whose sweep ran another schedule, carry none."""
+    data = _json(repo_root, 'docs/evidence_sweep/summary.json')
+    with open(osp.join(repo_root, 'configs', 'demo', 'metafile.yml')) as f:
+        models = {m['Name']: m for m in yaml.safe_load(f)['Models']}
+    for conf in data['configs']:
+        model = models[conf['name']]
+        assert model['Config'] == conf['config']
+        (result, ) = model['Results']
+        assert result['Task'] == 'Semantic Segmentation'
+        assert result['Dataset'] == 'PAD-Evidence'
+        metrics = result['Metrics']
+        assert metrics['mIoU'] == round(conf['mean'], 2)
+        assert metrics['mIoU std'] == round(conf['std'], 2)
+        assert metrics['Seeds'] == conf['n'] == 3
+    for name in ('fixed_d2', 'pad_markov', 'static_mixture'):
+        assert 'Results' not in models[name]
 
 
 def test_demo_metafile_and_readme_state_the_seeded_means(repo_root):
