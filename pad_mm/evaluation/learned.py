@@ -1,0 +1,165 @@
+"""What a PAD model learned, in numbers: the tables of the analysis guide
+("What did it learn?"), built only from the JSON files the analysis tools
+wrote for one checkpoint and, for the spread between seeds, from a sweep's
+``summary.json``.
+
+``tools/analysis_tools/what_it_learned.sh`` runs the tools on the main
+job's output and then :func:`learned_summary` / :func:`learned_markdown`
+(through ``tools/analysis_tools/learned_summary.py``). The layout of the
+folder it reads (every file optional except the statistics)::
+
+    OUT/stats/dilation_stats.json       dilation_stats.py
+    OUT/rf/rf.json                      visualize_rf.py (PAD and regular)
+    OUT/activation/activation.json      visualize_activation.py
+    OUT/seeds.json                      a copy of the sweep's summary.json
+"""
+from __future__ import annotations
+
+import json
+import os.path as osp
+
+from .stats import mean_std
+
+__all__ = ['learned_summary', 'learned_markdown', 'seed_spread']
+
+
+def _load(path: str) -> dict | None:
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def seed_spread(sweep: dict, config_name: str) -> dict:
+    """Per PAD layer, mean ± std over the seeds of a sweep's finished runs
+    of ``config_name``: the share of pixels at each dilation and σ²(d)
+    (final validation, as the sweep read them from each run's log), and
+    the metric.
+
+    Args:
+        sweep: a ``summary.json`` of ``tools/analysis_tools/sweep.py``.
+        config_name: the config's name in that sweep.
+
+    Returns:
+        ``dict(name, metric, seeds, value=(mean, std, n),
+        layers={layer: dict(var=(mean, std, n), shares={d: (mean, std,
+        n)})})``.
+
+    Raises:
+        ValueError: no finished run of ``config_name`` with PAD statistics.
+    """
+    runs = sorted((r for r in sweep['runs'] if r.get('name') == config_name
+                   and r.get('value') is not None and r.get('pad')),
+                  key=lambda r: r['seed'])
+    if not runs:
+        names = sorted({r.get('name') for r in sweep['runs']})
+        raise ValueError(f'config_name={config_name!r}: no finished run '
+                         f'with PAD statistics in the sweep (configs: '
+                         f'{names})')
+    layers = {}
+    for name in runs[0]['pad']['layers']:
+        per_run = [r['pad']['layers'][name] for r in runs]
+        shares = {d: mean_std([p['shares'][d] for p in per_run])
+                  for d in per_run[0]['shares']}
+        layers[name] = dict(var=mean_std([p['var_dilation']
+                                          for p in per_run]),
+                            shares=shares)
+    return dict(name=config_name, metric=sweep['metric'],
+                seeds=[r['seed'] for r in runs],
+                value=mean_std([r['value'] for r in runs]), layers=layers)
+
+
+def learned_summary(out_dir: str, config_name: str | None = None) -> dict:
+    """The numbers of the analysis guide, read from ``out_dir`` (layout in
+    the module docstring).
+
+    Returns:
+        ``dict(checkpoint, metrics, layers=[dict(name, mean, var, p_max,
+        dilations, hist)], all=dict(mean, var, p_max), rf=[dict(pixel,
+        pad, regular)] or None, activation={label: active_fraction} or
+        None, seeds=seed_spread(...) or None)``. The seed spread is of
+        ``config_name`` (default: the statistics' config file name).
+
+    Raises:
+        FileNotFoundError: no ``stats/dilation_stats.json`` in ``out_dir``.
+    """
+    stats = _load(osp.join(out_dir, 'stats', 'dilation_stats.json'))
+    if stats is None:
+        raise FileNotFoundError(
+            f'out_dir={out_dir!r}: no stats/dilation_stats.json (written by '
+            'tools/analysis_tools/dilation_stats.py --out-dir OUT/stats)')
+    layers = [dict(name=lay['name'], mean=lay['mean'], var=lay['var'],
+                   p_max=lay['p_max'], dilations=lay['dilations'],
+                   hist=lay['hist']) for lay in stats['layers']]
+    result = dict(checkpoint=stats['checkpoint'], metrics=stats['metrics'],
+                  layers=layers,
+                  all=dict(mean=stats['mean_dilation'],
+                           var=stats['var_dilation'], p_max=stats['p_max']),
+                  rf=None, activation=None, seeds=None)
+    rf = _load(osp.join(out_dir, 'rf', 'rf.json'))
+    if rf is not None:
+        by_label = {m['label']: m['units'] for m in rf['models']}
+        result['rf'] = [
+            dict(pixel=pixel, **{label: units[k]['rf_num_positions']
+                                 for label, units in by_label.items()})
+            for k, pixel in enumerate(rf['pixels'])]
+    act = _load(osp.join(out_dir, 'activation', 'activation.json'))
+    if act is not None:
+        result['activation'] = dict(
+            layer=act['layer'],
+            **{m['label']: m['active_fraction'] for m in act['models']})
+    sweep = _load(osp.join(out_dir, 'seeds.json'))
+    if sweep is not None:
+        name = config_name or osp.splitext(osp.basename(stats['config']))[0]
+        result['seeds'] = seed_spread(sweep, name)
+    return result
+
+
+def _pm(ms: tuple, digits: int) -> str:
+    mean, std, _ = ms
+    return f'{mean:.{digits}f} ± {std:.{digits}f}'
+
+
+def learned_markdown(summary: dict) -> str:
+    """The markdown tables of ``summary`` (:func:`learned_summary`), one
+    block per table, separated by blank lines."""
+    blocks = []
+    dil = summary['layers'][0]['dilations']
+    head = ' / '.join(str(d) for d in dil)
+    rows = ['| PAD layer | E[d] | σ²(d) | p_max | chosen ' + head + ' |',
+            '|---|---|---|---|---|']
+    for lay in summary['layers']:
+        rows.append(f"| {lay['name']} | {lay['mean']:.3f} | "
+                    f"{lay['var']:.3g} | {lay['p_max']:.3f} | "
+                    f"{' / '.join(f'{h:.3f}' for h in lay['hist'])} |")
+    a = summary['all']
+    rows.append(f"| all PAD pixels | {a['mean']:.3f} | {a['var']:.3g} | "
+                f"{a['p_max']:.3f} | |")
+    blocks.append('\n'.join(rows))
+    seeds = summary['seeds']
+    if seeds is not None:
+        n = len(seeds['seeds'])
+        rows = [f'| PAD layer, over {n} seeds | σ²(d) | chosen {head} |',
+                '|---|---|---|']
+        for name, lay in seeds['layers'].items():
+            shares = ' / '.join(_pm(lay['shares'][str(d)], 3) for d in dil)
+            rows.append(f"| {name} | {_pm(lay['var'], 3)} | {shares} |")
+        rows.append(f"| {seeds['metric']} | {_pm(seeds['value'], 2)} | |")
+        blocks.append('\n'.join(rows))
+    if summary['rf'] is not None:
+        labels = [k for k in summary['rf'][0] if k != 'pixel']
+        rows = ['| pixel (x, y) | ' + ' | '.join(
+            f'RF positions, {label}' for label in labels) + ' |',
+            '|---' * (len(labels) + 1) + '|']
+        for unit in summary['rf']:
+            x, y = unit['pixel']
+            rows.append(f'| ({x}, {y}) | ' + ' | '.join(
+                str(unit[label]) for label in labels) + ' |')
+        blocks.append('\n'.join(rows))
+    if summary['activation'] is not None:
+        act = dict(summary['activation'])
+        layer = act.pop('layer')
+        rows = [f'| model | channels > 0 at {layer} |', '|---|---|']
+        rows += [f'| {label} | {frac:.3f} |' for label, frac in act.items()]
+        blocks.append('\n'.join(rows))
+    return '\n\n'.join(blocks) + '\n'
