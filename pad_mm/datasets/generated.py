@@ -21,10 +21,37 @@ except ImportError:  # non-POSIX: no lock (one process per data_root)
     fcntl = None
 
 __all__ = ['locked', 'generate_on_first_use', 'write_generated_set',
-           'VAL_SEED_OFFSET']
+           'staged', 'split_seeds', 'VAL_SEED_OFFSET']
 
 #: the val split's generator seed is the set's seed plus this
 VAL_SEED_OFFSET = 1_000_003
+
+
+def split_seeds(seed: int, num_train: int,
+                num_val: int) -> tuple[tuple[str, int, int], ...]:
+    """``(split, count, generator seed)`` of the two splits: ``train`` with
+    ``seed``, ``val`` with ``seed +`` :data:`VAL_SEED_OFFSET`."""
+    return (('train', num_train, seed),
+            ('val', num_val, seed + VAL_SEED_OFFSET))
+
+
+@contextmanager
+def staged(root: str, name: str) -> Iterator[str]:
+    """A temporary folder beside ``root`` (``.<name>-*``) to write a set
+    in; when the block ends without error it replaces ``root`` (any set
+    there is removed), otherwise it is removed. So ``root`` never holds
+    half a set."""
+    parent = osp.dirname(osp.abspath(root))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f'.{name}-', dir=parent)
+    try:
+        yield tmp
+        if osp.exists(root):
+            shutil.rmtree(root)
+        os.replace(tmp, root)
+    finally:
+        if osp.exists(tmp):
+            shutil.rmtree(tmp)
 
 
 def write_generated_set(
@@ -33,21 +60,14 @@ def write_generated_set(
         seed: int, num_train: int, num_val: int, meta: dict) -> str:
     """Write the generated set ``name`` under ``root``, replacing any there.
 
-    Split ``train`` (``num_train`` samples, generator seed ``seed``) and
-    ``val`` (``num_val``, ``seed +`` :data:`VAL_SEED_OFFSET`): sample ``i``
-    is ``sample(rng)``, one uint8 array per entry of ``folders``, saved as
+    Splits as :func:`split_seeds`: sample ``i`` of a split is
+    ``sample(rng)``, one uint8 array per entry of ``folders``, saved as
     ``<folder>/<split>/<i:06d>.png``. ``meta`` is written to
-    ``meta.json``. The set is written in a temporary folder beside ``root``
-    (``.<name>-*``) and then moved there, so ``root`` never holds half a
-    set.
+    ``meta.json``. Written through :func:`staged`.
     """
-    parent = osp.dirname(osp.abspath(root))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f'.{name}-', dir=parent)
-    try:
-        for split, count, split_seed in (('train', num_train, seed),
-                                         ('val', num_val,
-                                          seed + VAL_SEED_OFFSET)):
+    with staged(root, name) as tmp:
+        for split, count, split_seed in split_seeds(seed, num_train,
+                                                    num_val):
             rng = np.random.default_rng(split_seed)
             dirs = [osp.join(tmp, folder, split) for folder in folders]
             for folder in dirs:
@@ -58,12 +78,6 @@ def write_generated_set(
                         osp.join(folder, f'{i:06d}.png'))
         with open(osp.join(tmp, 'meta.json'), 'w') as f:
             json.dump(meta, f)
-        if osp.exists(root):
-            shutil.rmtree(root)
-        os.replace(tmp, root)
-    finally:
-        if osp.exists(tmp):
-            shutil.rmtree(tmp)
     return root
 
 

@@ -28,13 +28,11 @@ from __future__ import annotations
 import json
 import os
 import os.path as osp
-import shutil
-import tempfile
 
 import numpy as np
 from PIL import Image
 
-from .generated import VAL_SEED_OFFSET, locked
+from .generated import locked, split_seeds, staged
 from .textures import TEXTURE_CLASSES, render_textures_sample
 
 __all__ = [
@@ -102,14 +100,10 @@ def make_textures_cls_dataset(root: str,
         ValueError: a parameter out of range (named in the message).
     """
     _check(seed, num_train, num_val, size, max_regions, min_share)
-    parent = osp.dirname(osp.abspath(root))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix='.textures-cls-', dir=parent)
     counts = {}
-    try:
-        for split, count, split_seed in (('train', num_train, seed),
-                                         ('val', num_val,
-                                          seed + VAL_SEED_OFFSET)):
+    with staged(root, 'textures-cls') as tmp:
+        for split, count, split_seed in split_seeds(seed, num_train,
+                                                    num_val):
             rng = np.random.default_rng(split_seed)
             for name in TEXTURE_CLS_CLASSES:
                 os.makedirs(osp.join(tmp, split, name))
@@ -128,12 +122,6 @@ def make_textures_cls_dataset(root: str,
                      num_val=num_val, size=size, max_regions=max_regions,
                      min_share=min_share,
                      classes=list(TEXTURE_CLS_CLASSES), counts=counts), f)
-        if osp.exists(root):
-            shutil.rmtree(root)
-        os.replace(tmp, root)
-    finally:
-        if osp.exists(tmp):
-            shutil.rmtree(tmp)
     return root
 
 
