@@ -39,10 +39,10 @@ from .recorder import PADRecorder, chosen_dilation
 
 __all__ = [
     'read_dilation_map', 'truth_on_grid', 'scale_accuracy_counts',
-    'agreement_counts', 'summarize_agreement', 'PADEvidenceMetric',
-    'PADChoiceAgreementMetric', 'final_validation', 'collect_runs',
-    'evidence_table', 'TABLE_COLUMNS', 'layer_agreement_table',
-    'LAYER_COLUMNS'
+    'agreement_counts', 'add_agreement_counts', 'summarize_agreement',
+    'PADEvidenceMetric', 'PADChoiceAgreementMetric', 'final_validation',
+    'collect_runs', 'evidence_table', 'TABLE_COLUMNS',
+    'layer_agreement_table', 'LAYER_COLUMNS'
 ]
 
 
@@ -93,7 +93,10 @@ def agreement_counts(chosen: np.ndarray, truth: np.ndarray
             for t in np.unique(truth)}
 
 
-def _add(acc: dict, counts: dict) -> None:
+def add_agreement_counts(acc: dict[int, tuple[int, int]],
+                         counts: dict[int, tuple[int, int]]) -> None:
+    """Add :func:`agreement_counts` ``counts`` into ``acc`` in place (per
+    true dilation, agreeing pixels and pixels summed)."""
     for t, (a, n) in counts.items():
         a0, n0 = acc.get(t, (0, 0))
         acc[t] = (a0 + a, n0 + n)
@@ -149,7 +152,7 @@ class PADEvidenceMetric(BaseMetric):
     def compute_metrics(self, results: list) -> dict[str, float]:
         total: dict[int, tuple[int, int]] = {}
         for counts in results:
-            _add(total, counts)
+            add_agreement_counts(total, counts)
         n = sum(v[1] for v in total.values())
         out = {'acc': 100.0 * sum(v[0] for v in total.values()) / max(n, 1)}
         for t in sorted(total):
@@ -212,8 +215,8 @@ class PADChoiceAgreementMetric(PADDilationMetric):
             chosen = chosen_dilation(probs[0], self._options[name]).numpy()
             counts: dict[int, tuple[int, int]] = {}
             for c, truth in zip(chosen, truths):
-                _add(counts, agreement_counts(c, truth_on_grid(truth,
-                                                               c.shape)))
+                add_agreement_counts(counts, agreement_counts(
+                    c, truth_on_grid(truth, c.shape)))
             agree[name] = counts
         self.results[-1] = dict(stats=self.results[-1], agree=agree)
 
@@ -222,7 +225,7 @@ class PADChoiceAgreementMetric(PADDilationMetric):
         total: dict[str, dict] = {}
         for r in results:
             for name, counts in r['agree'].items():
-                _add(total.setdefault(name, {}), counts)
+                add_agreement_counts(total.setdefault(name, {}), counts)
         layers = []
         for name, counts in total.items():
             s = summarize_agreement(counts, self._options.get(

@@ -183,8 +183,8 @@ def probe_checkpoint(config, checkpoint: str, num_images: int = 100,
     from pad_mm.apis.inference import (forward_tensor, load_model,
                                        prepare_image)
 
-    from .evidence import (agreement_counts, read_dilation_map,
-                           summarize_agreement)
+    from .evidence import (add_agreement_counts, agreement_counts,
+                           read_dilation_map, summarize_agreement)
     from .recorder import chosen_dilation, recording
 
     model, cfg = load_model(config, checkpoint, device)
@@ -229,10 +229,8 @@ def probe_checkpoint(config, checkpoint: str, num_images: int = 100,
         chosen = chosen_dilation(probs, pads[name].dilations).cpu().numpy()
         counts: dict[int, tuple[int, int]] = {}
         for c, t in zip(chosen[half:], truths[half:]):
-            for k, (a, m) in agreement_counts(
-                    c, truth_on_grid(t, c.shape)).items():
-                a0, m0 = counts.get(k, (0, 0))
-                counts[k] = (a0 + a, m0 + m)
+            add_agreement_counts(counts, agreement_counts(
+                c, truth_on_grid(t, c.shape)))
         s = summarize_agreement(counts, pads[name].dilations)
         out[name].update(agree=s['agree'], agree_const=s['agree_const'])
     return out

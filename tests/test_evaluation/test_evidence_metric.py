@@ -10,7 +10,8 @@ import torch.nn as nn
 from PIL import Image
 
 from pad_mm.evaluation import PADChoiceAgreementMetric, PADEvidenceMetric
-from pad_mm.evaluation.evidence import (agreement_counts,
+from pad_mm.evaluation.evidence import (add_agreement_counts,
+                                        agreement_counts,
                                         summarize_agreement, truth_on_grid)
 from pad_mm.models import PADConv2d
 
@@ -181,3 +182,12 @@ def test_layer_agreement_table_means_over_seeds(tmp_path):
     assert cells[3] == '—' and cells[5] == '80.0'  # agree_d1 absent; d4
     assert cells[9] == '70.0' and cells[10] == '70.0'  # frac_d4; p_max
     assert cells[-1] == '2'
+
+
+def test_add_agreement_counts_sums_per_true_dilation():
+    acc = {}
+    add_agreement_counts(acc, agreement_counts(np.array([[1, 2]]),
+                                               np.array([[1, 1]])))
+    add_agreement_counts(acc, agreement_counts(np.array([[4, 4]]),
+                                               np.array([[1, 4]])))
+    assert acc == {1: (1, 3), 4: (1, 1)}
