@@ -75,7 +75,8 @@ def learned_summary(out_dir: str, config_name: str | None = None) -> dict:
 
     Returns:
         ``dict(checkpoint, metrics, layers=[dict(name, mean, var, p_max,
-        dilations, hist)], all=dict(mean, var, p_max), rf=[dict(pixel,
+        dilations, hist[, agree, agree_const])], all=dict(mean, var,
+        p_max), rf=[dict(pixel,
         pad, regular)] or None, activation={label: active_fraction} or
         None, seeds=seed_spread(...) or None)``. The seed spread is of
         ``config_name`` (default: the statistics' config file name).
@@ -88,10 +89,17 @@ def learned_summary(out_dir: str, config_name: str | None = None) -> dict:
         raise FileNotFoundError(
             f'out_dir={out_dir!r}: no stats/dilation_stats.json (written by '
             'tools/analysis_tools/dilation_stats.py --out-dir OUT/stats)')
-    layers = [dict(name=lay['name'], mean=lay['mean'], var=lay['var'],
-                   p_max=lay['p_max'], dilations=lay['dilations'],
-                   hist=lay['hist']) for lay in stats['layers']]
-    result = dict(checkpoint=stats['checkpoint'], metrics=stats['metrics'],
+    metrics = stats['metrics']
+    layers = []
+    for lay in stats['layers']:
+        layers.append(dict(name=lay['name'], mean=lay['mean'],
+                           var=lay['var'], p_max=lay['p_max'],
+                           dilations=lay['dilations'], hist=lay['hist']))
+        key = f"pad/{lay['name']}/agree"  # PADChoiceAgreementMetric
+        if key in metrics:
+            layers[-1].update(agree=metrics[key],
+                              agree_const=metrics[key + '_const'])
+    result = dict(checkpoint=stats['checkpoint'], metrics=metrics,
                   layers=layers,
                   all=dict(mean=stats['mean_dilation'],
                            var=stats['var_dilation'], p_max=stats['p_max']),
@@ -126,15 +134,20 @@ def learned_markdown(summary: dict) -> str:
     blocks = []
     dil = summary['layers'][0]['dilations']
     head = ' / '.join(str(d) for d in dil)
-    rows = ['| PAD layer | E[d] | σ²(d) | p_max | chosen ' + head + ' |',
-            '|---|---|---|---|---|']
+    truth = all('agree' in lay for lay in summary['layers'])
+    rows = ['| PAD layer | E[d] | σ²(d) | p_max | chosen ' + head + ' |' +
+            (' agreement with the right d | constant choice |'
+             if truth else ''),
+            '|---|---|---|---|---|' + ('---|---|' if truth else '')]
     for lay in summary['layers']:
         rows.append(f"| {lay['name']} | {lay['mean']:.3f} | "
                     f"{lay['var']:.3g} | {lay['p_max']:.3f} | "
-                    f"{' / '.join(f'{h:.3f}' for h in lay['hist'])} |")
+                    f"{' / '.join(f'{h:.3f}' for h in lay['hist'])} |" +
+                    (f" {lay['agree']:.3f} | {lay['agree_const']:.3f} |"
+                     if truth else ''))
     a = summary['all']
     rows.append(f"| all PAD pixels | {a['mean']:.3f} | {a['var']:.3g} | "
-                f"{a['p_max']:.3f} | |")
+                f"{a['p_max']:.3f} | |" + (' | |' if truth else ''))
     blocks.append('\n'.join(rows))
     seeds = summary['seeds']
     if seeds is not None:

@@ -23,8 +23,8 @@ from pad_mm.models import PADConv2d
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 EV = 'configs/demo/evidence/'
 ABL = EV + 'ablation/'
-VANILLA = EV + '_base_/fcn_patchnet_evidence.py'
-PAD = EV + '_base_/pad_fcn_patchnet_evidence.py'
+VANILLA = EV + 'fcn_patchnet_evidence.py'
+PAD = EV + 'pad_fcn_patchnet_evidence.py'
 LAYER1 = [f'convs.{i}.conv' for i in range(3)]
 
 # config -> (base it derives from, the backbone's 3x3 convs: (class, dilation,
@@ -240,3 +240,13 @@ def test_preflight_accepts_an_evidence_set_generated_on_first_use(tmp_path):
     ds['generate'] = dict(seed=1, sise=128)
     with pytest.raises(PADConfigError, match='sise'):
         check_loader('train_dataloader', dict(dataset=ds))
+
+
+@pytest.mark.parametrize('main,twin', [
+    (VANILLA, ABL + 'evidence_vanilla.py'),
+    (PAD, ABL + 'evidence_pad_markov.py')])
+def test_main_job_configs_are_their_sweep_twins(main, twin):
+    """The main job's configs are the sweep's vanilla and Markov PAD
+    configs under another name, so the metafile and README state the
+    sweep's results for them."""
+    assert _cfg(main).to_dict() == _cfg(twin).to_dict()

@@ -109,3 +109,20 @@ def test_errors_name_what_is_missing(out, tmp_path):
     sweep = json.loads((out / 'seeds.json').read_text())
     with pytest.raises(ValueError, match="config_name='vanilla'"):
         seed_spread(sweep, 'vanilla')  # no PAD statistics
+
+
+def test_agreement_columns_with_the_right_dilation(out):
+    stats = out / 'stats' / 'dilation_stats.json'
+    data = json.loads(stats.read_text())
+    for name, (a, c) in (('l.0', (0.5, 0.25)), ('l.1', (0.75, 0.25))):
+        data['metrics'][f'pad/{name}/agree'] = a
+        data['metrics'][f'pad/{name}/agree_const'] = c
+    stats.write_text(json.dumps(data))
+    s = learned_summary(str(out))
+    assert (s['layers'][1]['agree'], s['layers'][1]['agree_const']) == \
+        (0.75, 0.25)
+    rows = learned_markdown(s).split('\n\n')[0].splitlines()
+    assert rows[0].endswith('| agreement with the right d | '
+                            'constant choice |')
+    assert rows[2].endswith('| 0.500 | 0.250 |')
+    assert rows[-1] == '| all PAD pixels | 1.500 | 0.25 | 0.900 | | | |'

@@ -99,13 +99,15 @@ def test_evidence_metafile_entries_state_the_sweep(repo_root):
         assert 'Results' not in models[name]
 
 
-def test_demo_metafile_and_readme_state_the_seeded_means(repo_root):
+def test_textures_demo_metafile_and_readme_state_the_seeded_means(
+        repo_root):
     data = _json(repo_root, 'docs/demo_seeds/summary.json')
     assert data['runs_finished'] == data['runs_total']
     by_name = {c['name']: c for c in data['configs']}
     with open(osp.join(repo_root, 'configs', 'demo', 'metafile.yml')) as f:
         models = {m['Name']: m for m in yaml.safe_load(f)['Models']}
-    readme = open(osp.join(repo_root, 'README.md')).read()
+    readme = open(osp.join(repo_root, 'configs', 'demo',
+                           'README.md')).read()
     for name in ('deeplabv3plus_r18_textures',
                  'pad_deeplabv3plus_r18_textures'):
         conf = by_name[name]
@@ -179,3 +181,64 @@ def test_evidence_readme_tables_are_the_committed_sweep(repo_root):
     for conf in data['configs']:
         row = next(r for r in stated[2:] if r[0] == conf['name'])
         assert row[1] == f"{conf['mean']:.2f} ± {conf['std']:.2f} (3)"
+
+
+def test_readme_main_job_states_the_evidence_sweep(repo_root):
+    """The main job's table gives, for its two configs, the evidence
+    sweep's mean ± std and paired Δ of their twins (evidence_vanilla,
+    evidence_pad_markov: the same configs), and the metafile the same."""
+    data = _json(repo_root, 'docs/evidence_sweep/summary.json')
+    by_name = {c['name']: c for c in data['configs']}
+    readme = open(osp.join(repo_root, 'README.md')).read()
+    section = readme[readme.index('## The main job'):]
+    section = section[:section.index('### Is it the pixel-wise')]
+    rows = {r[1].split(']')[0].strip('['): r
+            for r in md_table(section, 'model')[2:]}
+    pair = next(p for p in data['paired'] if p['name'] ==
+                'evidence_pad_markov' and p['baseline'] == 'evidence_vanilla')
+    with open(osp.join(repo_root, 'configs', 'demo', 'metafile.yml')) as f:
+        models = {m['Name']: m for m in yaml.safe_load(f)['Models']}
+    for config, twin in (('fcn_patchnet_evidence.py', 'evidence_vanilla'),
+                         ('pad_fcn_patchnet_evidence.py',
+                          'evidence_pad_markov')):
+        conf = by_name[twin]
+        assert rows[config][4] == \
+            f"{conf['mean']:.2f} ± {conf['std']:.2f} ({conf['n']})"
+        (result, ) = models[config[:-3]]['Results']
+        assert result['Metrics']['mIoU'] == round(conf['mean'], 2)
+        assert result['Metrics']['Seeds'] == conf['n']
+    assert rows['pad_fcn_patchnet_evidence.py'][5] == (
+        f"{pair['mean']:+.2f} [{pair['ci_low']:.2f}, {pair['ci_high']:.2f}]")
+
+
+WHAT_IT_LEARNED = ('bash tools/analysis_tools/what_it_learned.sh --seeds '
+                   'docs/evidence_sweep/summary.json --seeds-config '
+                   'evidence_pad_markov')
+
+
+def test_what_it_learned_is_the_scripts_output(repo_root):
+    """docs/user_guides/analysis_tools.md states the tables that
+    what_it_learned.sh wrote (docs/what_it_learned/summary.md, copied by
+    its --update-docs), and they are what learned_summary makes of the
+    committed JSON files of the tools: no number typed by hand."""
+    from pad_mm.evaluation.learned import learned_markdown, learned_summary
+    folder = osp.join(repo_root, 'docs', 'what_it_learned')
+    committed = open(osp.join(folder, 'summary.md')).read()
+    name = _json(repo_root, 'docs/what_it_learned/summary.json')[
+        'seeds']['name']
+    assert name == 'evidence_pad_markov'
+    assert learned_markdown(learned_summary(folder, name)) == committed
+    guide = open(osp.join(repo_root, 'docs', 'user_guides',
+                          'analysis_tools.md')).read()
+    assert WHAT_IT_LEARNED in guide
+    blocks = committed.strip().split('\n\n')
+    assert len(blocks) == 4  # statistics, seeds, RF, activation
+    for block in blocks:
+        assert block in guide
+    stats = _json(repo_root, 'docs/what_it_learned/stats/dilation_stats.json')
+    # the main job's own checkpoint, on its own config
+    assert stats['config'] == \
+        'configs/demo/evidence/pad_fcn_patchnet_evidence.py'
+    assert stats['checkpoint'] == \
+        'work_dirs/pad_fcn_patchnet_evidence/iter_2000.pth'
+    assert f"(mIoU {stats['metrics']['mIoU']:.2f})" in guide

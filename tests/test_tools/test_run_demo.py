@@ -17,6 +17,8 @@ if [[ "$1" == tools/train.py ]]; then
     echo "$4/iter_1.pth" > "$4/last_checkpoint"
 fi
 '''
+MAIN = ('configs/demo/evidence/pad_fcn_patchnet_evidence.py',
+        'configs/demo/evidence/fcn_patchnet_evidence.py')
 SEG = ('configs/demo/pad_deeplabv3plus_r18_textures.py',
        'configs/demo/deeplabv3plus_r18_textures.py')
 CLS = ('configs/demo_cls/pad_resnet18_textures_cls.py',
@@ -57,7 +59,9 @@ def _job(config, work_dir=None):
 
 
 @pytest.mark.parametrize('args,configs', [
-    ((), SEG[:1]), ((SEG[1], ), SEG[1:]), (('--with-baseline', ), SEG),
+    ((), MAIN[:1]), ((MAIN[1], ), MAIN[1:]), (('--with-baseline', ), MAIN),
+    (('--textures', ), SEG[:1]), (('--textures', '--with-baseline'), SEG),
+    ((SEG[1], ), SEG[1:]),
     (('--cls', ), CLS[:1]), (('--cls', CLS[1]), CLS[1:]),
     (('--cls', '--with-baseline'), CLS), (('--with-baseline', '--cls'), CLS)
 ])
@@ -73,14 +77,14 @@ def test_trains_tests_and_publishes_each_config(demo, args, configs):
 def test_work_dir_sets_one_models_folder(demo):
     proc, calls = demo(WORK_DIR='w/mine')
     assert proc.returncode == 0, proc.stderr
-    assert calls == ['setup'] + _job(SEG[0], 'w/mine')
+    assert calls == ['setup'] + _job(MAIN[0], 'w/mine')
 
 
 @pytest.mark.parametrize('args,env,message', [
     (('--baseline', ), {}, 'unknown option --baseline (allowed: --cls, '
-     '--with-baseline)'),
-    (('--with-baseline', SEG[1]), {}, 'it takes no CONFIG (got '
-     f'{SEG[1]})'),
+     '--textures, --with-baseline)'),
+    (('--with-baseline', MAIN[1]), {}, 'it takes no CONFIG (got '
+     f'{MAIN[1]})'),
     (('--with-baseline', ), {'WORK_DIR': 'w'}, 'WORK_DIR names one model'),
 ])
 def test_refuses_what_it_cannot_do(demo, args, env, message):

@@ -467,3 +467,32 @@ def test_dilation_stats_tool(repo_root, demo_ckpts, tmp_path):
         assert sum(lay['hist']) == pytest.approx(1.0)
         assert lay['count'] == 3 * 4 * 4  # 3 images, 4x4 layer4 maps
     assert _png_size(tmp_path / 'out' / 'dilation_stats.png') == HIST_SIZE
+
+
+def test_dilation_stats_tool_keeps_the_configs_own_pad_metric(repo_root,
+                                                              tmp_path):
+    """The main job's config states PADChoiceAgreementMetric (a
+    PADDilationMetric): the tool adds no second one (whose keys would
+    clash) and reports the agreement with the right dilation."""
+    cfg = osp.join(repo_root, 'configs/demo/evidence/'
+                   'pad_fcn_patchnet_evidence.py')
+    model, _ = load_model(cfg)
+    ckpt = str(tmp_path / 'pad.pth')
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, ckpt)
+    ds = 'test_dataloader.dataset'
+    res = _tool(repo_root, 'dilation_stats').main([
+        cfg, ckpt, '--out-dir', str(tmp_path / 'out'), '--cfg-options',
+        f'{ds}.data_root={tmp_path / "data"}', f'{ds}.generate.size=64',
+        f'{ds}.generate.num_train=1', f'{ds}.generate.num_val=2'])
+    metrics = res['metrics']
+    assert [lay['name'] for lay in res['layers']] == [
+        f'backbone.convs.{i}.conv' for i in range(3)]
+    for lay in res['layers']:
+        assert lay['count'] == 2 * 16 * 16  # 2 images, 16x16 maps
+        # a fresh model chooses its native d = 1 everywhere: it agrees
+        # with the right dilation exactly on the d = 1 pixels
+        assert lay['hist'] == [1.0, 0.0, 0.0]
+        key = f'pad/{lay["name"]}/'
+        assert metrics[key + 'agree_d1'] == 1.0
+        assert metrics[key + 'agree_d4'] == 0.0
+        assert 0.0 < metrics[key + 'agree'] < 1.0

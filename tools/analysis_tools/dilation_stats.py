@@ -34,6 +34,10 @@ from pad_mm.visualization import (render_dilation_histogram,  # noqa: E402
                                   save_png, write_json)
 
 
+#: metric types that are a PADDilationMetric
+PAD_METRICS = ('PADDilationMetric', 'PADChoiceAgreementMetric')
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Per-layer dilation statistics over the test set')
@@ -56,12 +60,16 @@ def main(argv=None) -> dict:
         raise ValueError('the config has no test_evaluator')
     if isinstance(evaluator, dict) and 'metrics' not in evaluator:
         evaluator = [evaluator]
+    metrics = list(evaluator if isinstance(evaluator, (list, tuple))
+                   else evaluator['metrics'])
+    # a config may state the metric itself (or PADChoiceAgreementMetric,
+    # which is one): a second one would report every key twice
+    if not any(m.get('type') in PAD_METRICS for m in metrics):
+        metrics.append(dict(type='PADDilationMetric'))
     if isinstance(evaluator, (list, tuple)):
-        cfg.test_evaluator = list(evaluator) + [
-            dict(type='PADDilationMetric')]
+        cfg.test_evaluator = metrics
     else:  # dict(type='Evaluator', metrics=[...])
-        evaluator['metrics'] = list(evaluator['metrics']) + [
-            dict(type='PADDilationMetric')]
+        evaluator['metrics'] = metrics
     cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
         dict(type='PADDilationStatsHook', histogram=False)]
     cfg.load_from = args.checkpoint

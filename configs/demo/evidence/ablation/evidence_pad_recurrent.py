@@ -1,4 +1,4 @@
 # PAD, recurrent aggregation (eq. 3), options (1, 2, 4), default f.
-_base_ = ['../_base_/pad_fcn_patchnet_evidence.py']
+_base_ = ['../pad_fcn_patchnet_evidence.py']
 
 model = dict(backbone=dict(pad_cfg=dict(aggregation='recurrent')))

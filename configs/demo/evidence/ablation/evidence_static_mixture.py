@@ -9,7 +9,7 @@
 # margin of the favoured d = 1. Its learning rate is therefore 10x (and no
 # weight decay): it can cross the margin within a few hundred steps (the
 # README reports the learned probabilities).
-_base_ = ['../_base_/pad_fcn_patchnet_evidence.py']
+_base_ = ['../pad_fcn_patchnet_evidence.py']
 
 model = dict(backbone=dict(pad_cfg=dict(aggregation='static')))
 optim_wrapper = dict(
