@@ -107,13 +107,11 @@ of the default size (400 + 100 images of 128x128) takes about 15 seconds.
 """
 from __future__ import annotations
 
-import json
-import os.path as osp
 from collections.abc import Sequence
 
 import numpy as np
 
-from .generated import locked, write_generated_set
+from .generated import ensure_generated, write_generated_set
 
 __all__ = [
     'EVIDENCE_CLASSES', 'EVIDENCE_DILATIONS', 'evidence_period',
@@ -392,15 +390,6 @@ def ensure_evidence_dataset(root: str, **params) -> bool:
     there. Returns True if it was (re)generated. Processes sharing ``root``
     (parallel sweep runs) take a file lock beside it, so only the first
     generates and no one reads a half-written set."""
-    with locked(root):
-        want = dict(DEFAULTS, **params)
-        want['dilations'] = list(want['dilations'])
-        meta_file = osp.join(root, 'meta.json')
-        if osp.isfile(meta_file):
-            with open(meta_file) as f:
-                meta = json.load(f)
-            if meta.get('version') == FORMAT_VERSION and all(
-                    meta.get(k) == v for k, v in want.items()):
-                return False
-        make_evidence_dataset(root, **params)
-        return True
+    want = dict(DEFAULTS, **params)
+    want['dilations'] = list(want['dilations'])
+    return ensure_generated(root, FORMAT_VERSION, want, make_evidence_dataset)

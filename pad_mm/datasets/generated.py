@@ -21,7 +21,7 @@ except ImportError:  # non-POSIX: no lock (one process per data_root)
     fcntl = None
 
 __all__ = ['locked', 'generate_on_first_use', 'write_generated_set',
-           'staged', 'split_seeds', 'VAL_SEED_OFFSET']
+           'staged', 'split_seeds', 'ensure_generated', 'VAL_SEED_OFFSET']
 
 #: the val split's generator seed is the set's seed plus this
 VAL_SEED_OFFSET = 1_000_003
@@ -97,6 +97,24 @@ def locked(root: str) -> Iterator[None]:
         finally:
             if fcntl is not None:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_generated(root: str, version: int, want: dict,
+                     make: Callable[..., object]) -> bool:
+    """Under :func:`locked`: keep the set under ``root`` if its
+    ``meta.json`` has format ``version`` and every item of ``want``;
+    otherwise write it with ``make(root, **want)``. Returns True if it was
+    (re)generated."""
+    with locked(root):
+        meta_file = osp.join(root, 'meta.json')
+        if osp.isfile(meta_file):
+            with open(meta_file) as f:
+                meta = json.load(f)
+            if meta.get('version') == version and all(
+                    meta.get(k) == v for k, v in want.items()):
+                return False
+        make(root, **want)
+        return True
 
 
 def generate_on_first_use(owner: str, data_root: str | None,

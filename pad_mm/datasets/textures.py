@@ -19,12 +19,9 @@ The set is a pure function of its parameters (seed included).
 """
 from __future__ import annotations
 
-import json
-import os.path as osp
-
 import numpy as np
 
-from .generated import locked, write_generated_set
+from .generated import ensure_generated, write_generated_set
 
 __all__ = [
     'TEXTURE_CLASSES', 'TEXTURE_PERIODS', 'render_textures_sample',
@@ -113,20 +110,7 @@ def ensure_textures_dataset(root: str, **params) -> bool:
     file lock next to it, so only the first one generates and no one sees
     the set while it is replaced.
     """
-    with locked(root):
-        return _ensure_unlocked(root, **params)
-
-
-def _ensure_unlocked(root: str, **params) -> bool:
-    meta_file = osp.join(root, 'meta.json')
-    want = dict(version=FORMAT_VERSION, seed=0, num_train=200, num_val=50,
-                size=64)
+    want = dict(seed=0, num_train=200, num_val=50, size=64)
     want.update(params)
-    if osp.isfile(meta_file):
-        with open(meta_file) as f:
-            meta = json.load(f)
-        if all(meta.get(k) == v for k, v in want.items()):
-            return False
-    want.pop('version')
-    make_textures_dataset(root, **want)
-    return True
+    return ensure_generated(root, FORMAT_VERSION, want,
+                            make_textures_dataset)

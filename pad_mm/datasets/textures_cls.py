@@ -32,7 +32,7 @@ import os.path as osp
 import numpy as np
 from PIL import Image
 
-from .generated import locked, split_seeds, staged
+from .generated import ensure_generated, split_seeds, staged
 from .textures import TEXTURE_CLASSES, render_textures_sample
 
 __all__ = [
@@ -140,13 +140,5 @@ def ensure_textures_cls_dataset(root: str, **params) -> bool:
                         f'{unknown}; allowed: {sorted(DEFAULTS)}')
     want = dict(DEFAULTS, **params)
     _check(**want)
-    with locked(root):
-        meta_file = osp.join(root, 'meta.json')
-        if osp.isfile(meta_file):
-            with open(meta_file) as f:
-                meta = json.load(f)
-            if meta.get('version') == FORMAT_VERSION and all(
-                    meta.get(k) == v for k, v in want.items()):
-                return False
-        make_textures_cls_dataset(root, **want)
-        return True
+    return ensure_generated(root, FORMAT_VERSION, want,
+                            make_textures_cls_dataset)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pad_mm.datasets.generated import (VAL_SEED_OFFSET, split_seeds, staged,
+from pad_mm.datasets.generated import (VAL_SEED_OFFSET, ensure_generated,
+                                       split_seeds, staged,
                                        write_generated_set)
 
 
@@ -55,3 +56,21 @@ def test_write_generated_set_layout_and_seeds(tmp_path):
         assert (tmp_path / 's' / 'ann' / split / f'{i:06d}.png').is_file()
     assert json.loads((tmp_path / 's' / 'meta.json').read_text()) == \
         dict(k=1)
+
+
+def test_ensure_generated_writes_only_what_differs(tmp_path):
+    calls = []
+
+    def make(root, **want):
+        calls.append(want)
+        (tmp_path / 's').mkdir(exist_ok=True)
+        (tmp_path / 's' / 'meta.json').write_text(
+            json.dumps(dict(version=2, **want)))
+
+    root = str(tmp_path / 's')
+    assert ensure_generated(root, 2, dict(seed=0, n=3), make) is True
+    assert ensure_generated(root, 2, dict(seed=0, n=3), make) is False
+    assert ensure_generated(root, 2, dict(seed=1, n=3), make) is True
+    assert ensure_generated(root, 3, dict(seed=1, n=3), make) is True
+    assert calls == [dict(seed=0, n=3), dict(seed=1, n=3),
+                     dict(seed=1, n=3)]

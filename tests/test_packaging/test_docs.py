@@ -126,3 +126,29 @@ def test_readme_python_snippet_runs(repo_root):
     convs = [n for n, m in scope['model'].named_modules()
              if isinstance(m, PADConv2d)]
     assert convs == [f'layer2.{i}.conv2' for i in range(4)]
+
+
+def _suite_size(request, repo_root) -> int:
+    """The number of tests this session collected, when it is the whole
+    suite as ``tools/run_tests.sh`` runs it (``pytest tests``, no ``-k`` or
+    ``-m``); otherwise the test skips."""
+    args = [osp.abspath(a) for a in request.config.args]
+    opt = request.config.option
+    if args != [osp.join(repo_root, 'tests')] or opt.keyword or \
+            opt.markexpr:
+        pytest.skip('checks the size of the whole suite: run '
+                    'bash tools/run_tests.sh')
+    return len(request.session.items)
+
+
+def test_docs_state_the_suites_size(request, repo_root):
+    """The README and docs/get_started.md state how many tests the suite
+    has, within 5% of what this run collected (so the figure is refreshed
+    as the suite grows)."""
+    n = _suite_size(request, repo_root)
+    for name in ('README.md', osp.join('docs', 'get_started.md')):
+        text = open(osp.join(repo_root, name)).read()
+        m = re.search(r'\b(\d{3,5}) tests\b', text)
+        assert m, f'{name} states no test count ("N tests")'
+        stated = int(m.group(1))
+        assert abs(stated - n) <= 0.05 * n, (name, stated, n)
