@@ -534,14 +534,18 @@ _INTERPRET_SCRIPT = textwrap.dedent('''
     # backward chunked one image at a time: gradients in each one's dtype
     from pad_mm.ops import triton_pad
     triton_pad.BWD_BUFFER_BYTES = 1
+    # and a channels_last weight (model.to(memory_format=channels_last)):
+    # its gradient keeps the parameter's strides
     x = torch.randn(2, 16, 5, 6).bfloat16().requires_grad_()
-    w = (torch.randn(16, 16, 3, 3) / 12).requires_grad_()
+    w = (torch.randn(16, 16, 3, 3) / 12).to(
+        memory_format=torch.channels_last).requires_grad_()
     b = torch.randn(16).requires_grad_()
     p = torch.softmax(torch.randn(2, 3, 5, 6), 1).requires_grad_()
     out = pad_conv2d(x, w, b, p, dil, impl='triton')
     assert out.dtype == torch.bfloat16
     grads = torch.autograd.grad(out.float().sum(), (x, w, b, p))
     assert [g.dtype for g in grads] == [torch.bfloat16] + [torch.float32] * 3
+    assert grads[1].stride() == w.stride(), (grads[1].stride(), w.stride())
     ref_leaves = [t.detach().double().requires_grad_() for t in (x, w, b, p)]
     ref = pad_conv2d_reference(*ref_leaves, dil)
     exp = torch.autograd.grad(ref.sum(), ref_leaves)

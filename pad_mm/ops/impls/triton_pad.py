@@ -298,7 +298,8 @@ def _backward(need_x: bool, need_w: bool, need_p: bool, grad_out: Tensor,
 class _PADTriton(torch.autograd.Function):
     """Soft (``hard=False``: ``sel`` = probs) and hard (``sel`` = index)
     PAD; the weight is cast to the input's dtype inside, bias and probs to
-    fp32, and every gradient goes back in its argument's dtype."""
+    fp32, and every gradient goes back in its argument's dtype (the
+    weight's also in its memory format)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, sel, dilations, stride, groups, hard):
@@ -313,7 +314,8 @@ class _PADTriton(torch.autograd.Function):
             out = _forward(xc, wf, b, s, dil, stride, groups, hard, fmt)
         ctx.save_for_backward(xc, wf, s)
         ctx.conf = (dilations, stride, groups, hard, weight.dtype,
-                    None if bias is None else bias.dtype, sel.dtype, fmt)
+                    None if bias is None else bias.dtype, sel.dtype, fmt,
+                    memory_format_of(weight))
         return out
 
     @staticmethod
@@ -321,7 +323,7 @@ class _PADTriton(torch.autograd.Function):
     def backward(ctx, grad_out):
         x, wf, s = ctx.saved_tensors
         (dilations, stride, groups, hard, w_dtype, b_dtype, p_dtype,
-         fmt) = ctx.conf
+         fmt, w_fmt) = ctx.conf
         need_x, need_w, need_b, need_p = ctx.needs_input_grad[:4]
         need_p = need_p and not hard
         gx = gw = gb = gp = None
@@ -336,7 +338,10 @@ class _PADTriton(torch.autograd.Function):
                                        probs, dil, stride, groups, fmt)
             if need_b and b_dtype is not None:
                 gb = grad_out.sum((0, 2, 3), dtype=torch.float32).to(b_dtype)
-        gw = None if gw is None else gw.to(w_dtype)
+        # in the parameter's dtype and memory format (a channels_last
+        # weight's .grad keeps its strides: DDP's buckets expect them)
+        gw = None if gw is None else gw.to(
+            w_dtype, memory_format=w_fmt)
         gp = None if gp is None else gp.to(p_dtype)
         return gx, gw, gb, gp, None, None, None, None
 
