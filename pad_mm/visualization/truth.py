@@ -21,14 +21,18 @@ IMAGE_DIR, TRUTH_DIR = 'images', 'dilations'
 
 def auto_truth_path(image: str) -> str | None:
     """``<root>/dilations/<split>/<name>`` for an image at
-    ``<root>/images/<split>/<name>``, if that file exists; else None."""
+    ``<root>/images/<split>/<name>``, if that file exists; else None. For
+    a relative ``image`` the path is relative to the working directory
+    too (the tools write it into their JSON)."""
     split_dir = osp.dirname(osp.abspath(image))
     images_dir = osp.dirname(split_dir)
     if osp.basename(images_dir) != IMAGE_DIR:
         return None
     path = osp.join(osp.dirname(images_dir), TRUTH_DIR,
                     osp.basename(split_dir), osp.basename(image))
-    return path if osp.isfile(path) else None
+    if not osp.isfile(path):
+        return None
+    return path if osp.isabs(image) else osp.relpath(path)
 
 
 def truth_path(image: str, truth: str | None, num_images: int = 1

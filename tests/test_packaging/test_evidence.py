@@ -242,3 +242,8 @@ def test_what_it_learned_is_the_scripts_output(repo_root):
     assert stats['checkpoint'] == \
         'work_dirs/pad_fcn_patchnet_evidence/iter_2000.pth'
     assert f"(mIoU {stats['metrics']['mIoU']:.2f})" in guide
+    # every path the tools wrote is relative to the repository
+    for rel in ('dilation/000000_dilation.json', 'stats/dilation_stats.json',
+                'rf/rf.json', 'activation/activation.json'):
+        text = open(osp.join(folder, rel)).read()
+        assert not re.search(r'"/[A-Za-z]', text), rel

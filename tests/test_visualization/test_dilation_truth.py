@@ -165,3 +165,19 @@ def test_truth_argument_errors(repo_root, evidence, tmp_path):
     with pytest.raises(FileNotFoundError, match='no such file or folder'):
         _run(repo_root, evidence, val, tmp_path, '--truth',
              str(tmp_path / 'absent'))
+
+
+def test_auto_truth_path_keeps_a_relative_image_relative(tmp_path,
+                                                         monkeypatch):
+    for folder in ('images', 'dilations'):
+        (tmp_path / 'set' / folder / 'val').mkdir(parents=True)
+        (tmp_path / 'set' / folder / 'val' / '000000.png').write_bytes(b'')
+    monkeypatch.chdir(tmp_path)
+    rel = osp.join('set', 'images', 'val', '000000.png')
+    assert auto_truth_path(rel) == osp.join('set', 'dilations', 'val',
+                                            '000000.png')
+    assert auto_truth_path(str(tmp_path / rel)) == str(
+        tmp_path / 'set' / 'dilations' / 'val' / '000000.png')
+    monkeypatch.chdir(tmp_path / 'set' / 'images')
+    assert auto_truth_path(osp.join('val', '000000.png')) == osp.join(
+        '..', 'dilations', 'val', '000000.png')
