@@ -76,10 +76,15 @@ def learned_summary(out_dir: str, config_name: str | None = None) -> dict:
     Returns:
         ``dict(checkpoint, metrics, layers=[dict(name, mean, var, p_max,
         dilations, hist[, agree, agree_const])], all=dict(mean, var,
-        p_max), rf=[dict(pixel,
-        pad, regular)] or None, activation={label: active_fraction} or
-        None, seeds=seed_spread(...) or None)``. The seed spread is of
-        ``config_name`` (default: the statistics' config file name).
+        p_max), rf=[dict(pixel, PAD, regular)] or None,
+        activation=dict(layer, PAD, regular) or None,
+        seeds=seed_spread(...) or None)``: ``hist`` the shares of pixels
+        choosing each of ``dilations``, ``agree`` / ``agree_const`` the
+        agreement with the right dilation where the config measured it,
+        ``rf`` the positions sampled per model at each pixel,
+        ``activation`` the share of channels > 0 at ``layer``. The seed
+        spread is of ``config_name`` (default: the statistics' config file
+        name).
 
     Raises:
         FileNotFoundError: no ``stats/dilation_stats.json`` in ``out_dir``.
