@@ -148,7 +148,7 @@ def test_docs_state_the_suites_size(request, repo_root):
     n = _suite_size(request, repo_root)
     for name in ('README.md', osp.join('docs', 'get_started.md')):
         text = open(osp.join(repo_root, name)).read()
-        m = re.search(r'\b(\d{3,5}) tests\b', text)
+        m = re.search(r'\b(\d{3,5})\s+tests\b', text)
         assert m, f'{name} states no test count ("N tests")'
         stated = int(m.group(1))
         assert abs(stated - n) <= 0.05 * n, (name, stated, n)
