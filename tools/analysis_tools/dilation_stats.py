@@ -5,8 +5,9 @@ metrics such as mIoU).
     python tools/analysis_tools/dilation_stats.py CONFIG CHECKPOINT \
         --out-dir DIR [--cfg-options ...]
 
-Runs the test loop with ``PADDilationMetric`` added to the test evaluator
-and ``PADDilationStatsHook`` to the hooks, then writes DIR/
+Runs the test loop with ``PADDilationStatsHook`` added to the hooks (it
+adds a ``PADDilationMetric`` to the test evaluator unless the config
+states one), then writes DIR/
 dilation_stats.json (all metrics, and per PAD layer: mean dilation,
 sigma^2(d), spatial variance, p_max (mean max softmax(h): the share of
 training samples that follow the prior), off_argmax (share of pixels whose
@@ -34,10 +35,6 @@ from pad_mm.visualization import (render_dilation_histogram,  # noqa: E402
                                   save_png, write_json)
 
 
-#: metric types that are a PADDilationMetric
-PAD_METRICS = ('PADDilationMetric', 'PADChoiceAgreementMetric')
-
-
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Per-layer dilation statistics over the test set')
@@ -55,21 +52,10 @@ def main(argv=None) -> dict:
     cfg = load_config(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    evaluator = cfg.get('test_evaluator')
-    if evaluator is None:
+    if cfg.get('test_evaluator') is None:
         raise ValueError('the config has no test_evaluator')
-    if isinstance(evaluator, dict) and 'metrics' not in evaluator:
-        evaluator = [evaluator]
-    metrics = list(evaluator if isinstance(evaluator, (list, tuple))
-                   else evaluator['metrics'])
-    # a config may state the metric itself (or PADChoiceAgreementMetric,
-    # which is one): a second one would report every key twice
-    if not any(m.get('type') in PAD_METRICS for m in metrics):
-        metrics.append(dict(type='PADDilationMetric'))
-    if isinstance(evaluator, (list, tuple)):
-        cfg.test_evaluator = metrics
-    else:  # dict(type='Evaluator', metrics=[...])
-        evaluator['metrics'] = metrics
+    # the hook adds a PADDilationMetric to the test evaluator unless the
+    # config states one (or PADChoiceAgreementMetric, which is one)
     cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
         dict(type='PADDilationStatsHook', histogram=False)]
     cfg.load_from = args.checkpoint
