@@ -11,7 +11,8 @@ folder it reads (every file optional except the statistics)::
     OUT/stats/dilation_stats.json       dilation_stats.py
     OUT/rf/rf.json                      visualize_rf.py (PAD and regular)
     OUT/activation/activation.json      visualize_activation.py
-    OUT/seeds.json                      a copy of the sweep's summary.json
+
+and, for the spread, a sweep's ``summary.json`` wherever it lies.
 """
 from __future__ import annotations
 
@@ -69,25 +70,28 @@ def seed_spread(sweep: dict, config_name: str) -> dict:
                 value=mean_std([r['value'] for r in runs]), layers=layers)
 
 
-def learned_summary(out_dir: str, config_name: str | None = None) -> dict:
+def learned_summary(out_dir: str, seeds: str | None = None,
+                    config_name: str | None = None) -> dict:
     """The numbers of the analysis guide, read from ``out_dir`` (layout in
-    the module docstring).
+    the module docstring) and, if given, the sweep summary ``seeds``.
 
     Returns:
         ``dict(checkpoint, metrics, layers=[dict(name, mean, var, p_max,
         dilations, hist[, agree, agree_const])], all=dict(mean, var,
         p_max), rf=[dict(pixel, PAD, regular)] or None,
         activation=dict(layer, PAD, regular) or None,
-        seeds=seed_spread(...) or None)``: ``hist`` the shares of pixels
+        seeds=seed_spread(...) or None, seeds_source=seeds)``: ``hist``
+        the shares of pixels
         choosing each of ``dilations``, ``agree`` / ``agree_const`` the
         agreement with the right dilation where the config measured it,
         ``rf`` the positions sampled per model at each pixel,
         ``activation`` the share of channels > 0 at ``layer``. The seed
         spread is of ``config_name`` (default: the statistics' config file
-        name).
+        name) in ``seeds``.
 
     Raises:
-        FileNotFoundError: no ``stats/dilation_stats.json`` in ``out_dir``.
+        FileNotFoundError: no ``stats/dilation_stats.json`` in ``out_dir``,
+            or no file ``seeds``.
     """
     stats = _load(osp.join(out_dir, 'stats', 'dilation_stats.json'))
     if stats is None:
@@ -108,7 +112,7 @@ def learned_summary(out_dir: str, config_name: str | None = None) -> dict:
                   layers=layers,
                   all=dict(mean=stats['mean_dilation'],
                            var=stats['var_dilation'], p_max=stats['p_max']),
-                  rf=None, activation=None, seeds=None)
+                  rf=None, activation=None, seeds=None, seeds_source=seeds)
     rf = _load(osp.join(out_dir, 'rf', 'rf.json'))
     if rf is not None:
         by_label = {m['label']: m['units'] for m in rf['models']}
@@ -121,8 +125,11 @@ def learned_summary(out_dir: str, config_name: str | None = None) -> dict:
         result['activation'] = dict(
             layer=act['layer'],
             **{m['label']: m['active_fraction'] for m in act['models']})
-    sweep = _load(osp.join(out_dir, 'seeds.json'))
-    if sweep is not None:
+    if seeds is not None:
+        sweep = _load(seeds)
+        if sweep is None:
+            raise FileNotFoundError(f'seeds={seeds!r}: no such file (a '
+                                    "sweep's summary.json)")
         name = config_name or osp.splitext(osp.basename(stats['config']))[0]
         result['seeds'] = seed_spread(sweep, name)
     return result

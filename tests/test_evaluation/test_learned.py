@@ -51,8 +51,12 @@ def out(tmp_path):
     return tmp_path
 
 
+def _seeds(out):
+    return str(out / 'seeds.json')
+
+
 def test_summary_reads_every_file(out):
-    s = learned_summary(str(out))
+    s = learned_summary(str(out), _seeds(out))
     assert s['checkpoint'] == 'w/iter_7.pth'
     assert [lay['name'] for lay in s['layers']] == ['l.0', 'l.1']
     assert s['layers'][1]['hist'] == [0.5, 0.0, 0.5]
@@ -70,7 +74,7 @@ def test_summary_reads_every_file(out):
 
 
 def test_markdown_tables(out):
-    text = learned_markdown(learned_summary(str(out)))
+    text = learned_markdown(learned_summary(str(out), _seeds(out)))
     blocks = text.strip().split('\n\n')
     assert len(blocks) == 4
     assert blocks[0].splitlines() == [
@@ -93,9 +97,9 @@ def test_markdown_tables(out):
 
 
 def test_optional_files_may_be_missing(out):
-    for f in ('rf/rf.json', 'activation/activation.json', 'seeds.json'):
+    for f in ('rf/rf.json', 'activation/activation.json'):
         (out / f).unlink()
-    s = learned_summary(str(out))
+    s = learned_summary(str(out))  # and no sweep summary
     assert s['rf'] is s['activation'] is s['seeds'] is None
     assert len(learned_markdown(s).strip().split('\n\n')) == 1
 
@@ -103,9 +107,11 @@ def test_optional_files_may_be_missing(out):
 def test_errors_name_what_is_missing(out, tmp_path):
     with pytest.raises(FileNotFoundError, match='stats/dilation_stats.json'):
         learned_summary(str(tmp_path / 'nowhere'))
+    with pytest.raises(FileNotFoundError, match="seeds='nowhere.json'"):
+        learned_summary(str(out), 'nowhere.json')
     with pytest.raises(ValueError, match=r"config_name='other'.*"
                        r"\['pad_demo', 'vanilla'\]"):
-        learned_summary(str(out), config_name='other')
+        learned_summary(str(out), _seeds(out), config_name='other')
     sweep = json.loads((out / 'seeds.json').read_text())
     with pytest.raises(ValueError, match="config_name='vanilla'"):
         seed_spread(sweep, 'vanilla')  # no PAD statistics
@@ -118,7 +124,7 @@ def test_agreement_columns_with_the_right_dilation(out):
         data['metrics'][f'pad/{name}/agree'] = a
         data['metrics'][f'pad/{name}/agree_const'] = c
     stats.write_text(json.dumps(data))
-    s = learned_summary(str(out))
+    s = learned_summary(str(out), _seeds(out))
     assert (s['layers'][1]['agree'], s['layers'][1]['agree_const']) == \
         (0.75, 0.25)
     rows = learned_markdown(s).split('\n\n')[0].splitlines()

@@ -224,10 +224,14 @@ def test_what_it_learned_is_the_scripts_output(repo_root):
     from pad_mm.evaluation.learned import learned_markdown, learned_summary
     folder = osp.join(repo_root, 'docs', 'what_it_learned')
     committed = open(osp.join(folder, 'summary.md')).read()
-    name = _json(repo_root, 'docs/what_it_learned/summary.json')[
-        'seeds']['name']
+    summary = _json(repo_root, 'docs/what_it_learned/summary.json')
+    name = summary['seeds']['name']
     assert name == 'evidence_pad_markov'
-    assert learned_markdown(learned_summary(folder, name)) == committed
+    # the spread is read from the committed sweep summary itself
+    assert summary['seeds_source'] == 'docs/evidence_sweep/summary.json'
+    seeds = osp.join(repo_root, summary['seeds_source'])
+    assert learned_markdown(learned_summary(folder, seeds, name)) == \
+        committed
     guide = open(osp.join(repo_root, 'docs', 'user_guides',
                           'analysis_tools.md')).read()
     assert WHAT_IT_LEARNED in guide

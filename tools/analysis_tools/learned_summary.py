@@ -2,7 +2,8 @@
 files the analysis tools wrote under OUT (see
 tools/analysis_tools/what_it_learned.sh, which runs them all):
 
-    python tools/analysis_tools/learned_summary.py OUT [--config-name NAME]
+    python tools/analysis_tools/learned_summary.py OUT \
+        [--seeds SUMMARY_JSON [--config-name NAME]]
 
 Writes OUT/summary.json and OUT/summary.md (the guide's tables) and prints
 the markdown.
@@ -25,16 +26,18 @@ def parse_args(argv=None):
         description='Tables of what a PAD model learned, from the analysis '
         "tools' JSON files")
     parser.add_argument('out_dir', help='the folder the analysis tools '
-                        'wrote (stats/, rf/, activation/, seeds.json)')
-    parser.add_argument('--config-name', help='the config whose seed spread '
-                        'seeds.json gives (default: the statistics\' '
-                        'config file name)')
+                        'wrote (stats/, rf/, activation/)')
+    parser.add_argument('--seeds', help="a sweep's summary.json with runs "
+                        'of the same config, for the spread between seeds')
+    parser.add_argument('--config-name', help='the config\'s name in '
+                        '--seeds (default: the statistics\' config file '
+                        'name)')
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    summary = learned_summary(args.out_dir, args.config_name)
+    summary = learned_summary(args.out_dir, args.seeds, args.config_name)
     write_json(summary, osp.join(args.out_dir, 'summary.json'))
     text = learned_markdown(summary)
     with open(osp.join(args.out_dir, 'summary.md'), 'w') as f:

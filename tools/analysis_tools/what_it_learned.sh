@@ -28,14 +28,17 @@ PAD_DIR=${PAD_DIR:-work_dirs/$(basename "$PAD_CFG" .py)}
 REG_DIR=${REG_DIR:-work_dirs/$(basename "$REG_CFG" .py)}
 IMG=${IMG:-data/pad_evidence/images/val/000000.png}
 OUT=${OUT:-work_dirs/what_it_learned}
-SEEDS=
-SEEDS_CONFIG=()
+SEEDS=()
 UPDATE_DOCS=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
-        --seeds) SEEDS=${2:?--seeds needs a summary.json}; shift ;;
+        --seeds)
+            [[ -f "${2:?--seeds needs a summary.json}" ]] || {
+                echo "what_it_learned.sh: --seeds $2: no such file" >&2
+                exit 1; }
+            SEEDS+=(--seeds "$2"); shift ;;
         --seeds-config)
-            SEEDS_CONFIG=(--config-name "${2:?--seeds-config needs a name}")
+            SEEDS+=(--config-name "${2:?--seeds-config needs a name}")
             shift ;;
         --update-docs) UPDATE_DOCS=1 ;;
         *) echo "what_it_learned.sh: unknown argument $1 (allowed:" \
@@ -51,10 +54,6 @@ for dir in "$PAD_DIR" "$REG_DIR"; do
         exit 1
     fi
 done
-if [[ -n "$SEEDS" && ! -f "$SEEDS" ]]; then
-    echo "what_it_learned.sh: --seeds $SEEDS: no such file" >&2
-    exit 1
-fi
 # (relative to the repository: the JSON files name the checkpoints)
 PAD_CKPT=$(realpath --relative-to=. "$(cat "$PAD_DIR/last_checkpoint")")
 REG_CKPT=$(realpath --relative-to=. "$(cat "$REG_DIR/last_checkpoint")")
@@ -63,10 +62,7 @@ $PY tools/analysis_tools/visualize_dilation.py $PAD_CFG "$PAD_CKPT" $IMG --out-d
 $PY tools/analysis_tools/dilation_stats.py $PAD_CFG "$PAD_CKPT" --out-dir "$OUT/stats"
 $PY tools/analysis_tools/visualize_rf.py $PAD_CFG "$PAD_CKPT" $IMG --baseline-config $REG_CFG --baseline-checkpoint "$REG_CKPT" --out-dir "$OUT/rf"
 $PY tools/analysis_tools/visualize_activation.py $PAD_CFG "$PAD_CKPT" $IMG --baseline-config $REG_CFG --baseline-checkpoint "$REG_CKPT" --out-dir "$OUT/activation"
-if [[ -n "$SEEDS" ]]; then
-    cp "$SEEDS" "$OUT/seeds.json"
-fi
-$PY tools/analysis_tools/learned_summary.py "$OUT" "${SEEDS_CONFIG[@]}"
+$PY tools/analysis_tools/learned_summary.py "$OUT" "${SEEDS[@]}"
 
 if [[ $UPDATE_DOCS == 1 ]]; then
     STEM=$(basename "$IMG" .png)
@@ -82,6 +78,5 @@ if [[ $UPDATE_DOCS == 1 ]]; then
     cp "$OUT/rf/rf.json" $DOCS/rf/
     cp "$OUT/activation/activation.json" $DOCS/activation/
     cp "$OUT/summary.md" "$OUT/summary.json" $DOCS/
-    if [[ -f "$OUT/seeds.json" ]]; then cp "$OUT/seeds.json" $DOCS/; fi
     echo "copied the pictures to docs/images/ and the numbers to $DOCS/"
 fi
