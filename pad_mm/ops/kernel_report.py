@@ -39,9 +39,9 @@ from .impls.triton_kernels import BLOCKS
 from .shapes import conv_out_size
 
 __all__ = [
-    'SHAPES', 'H100', 'HARD_SHARE', 'shape_launches', 'specialise', 'compile_launch',
-    'ptx_memory_ops', 'ptxas_stats', 'roofline', 'build_report',
-    'markdown_table'
+    'SHAPES', 'H100', 'HARD_SHARE', 'shape_launches', 'specialise',
+    'compile_launch', 'ptx_memory_ops', 'ptxas_stats', 'roofline',
+    'build_report', 'markdown_table'
 ]
 
 #: name -> (N, C_in, C_out, H, W, stride, dilations): ResNet-101 layer4's
