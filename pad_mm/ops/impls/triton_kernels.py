@@ -50,11 +50,13 @@ __all__ = ['HAS_TRITON', 'blocks', 'interpreting', 'BLOCKS']
 BLOCKS = dict(fwd=dict(BM=64, BN=128, BK=32),
               cols=dict(BM=64, BN=64, BK=32),
               input=dict(BM=64, BN=64),
+              input_gemm=dict(BM=64, BN=128, BK=32),
               probs=dict(BLOCK=512),
               weight=dict(BM=128, BN=64, BK=32))
 INTERPRET_BLOCKS = dict(fwd=dict(BM=16, BN=16, BK=16),
                         cols=dict(BM=16, BN=16, BK=16),
                         input=dict(BM=16, BN=16),
+                        input_gemm=dict(BM=16, BN=16, BK=16),
                         probs=dict(BLOCK=64),
                         weight=dict(BM=16, BN=16, BK=16))
 
@@ -339,6 +341,77 @@ if HAS_TRITON:
                                  mask=ok[:, None] & c_mask[None, :], other=0.)
                     acc += gv.to(tl.float32) * pv[:, None]
         tl.store(gx_ptr + n[:, None] * sxn + rc[None, :] * sxc +
+                 ih[:, None] * sxh + iw[:, None] * sxw,
+                 acc.to(gx_ptr.dtype.element_ty),
+                 mask=m_mask[:, None] & c_mask[None, :])
+
+    @triton.jit
+    def bwd_input_gemm_kernel(go_ptr, w_ptr, p_ptr, psum_ptr, dil_ptr,
+                               gx_ptr, NI, H, W, HO, WO, COG, CG, sgn, sgc,
+                               sgh, sgw, spn, spd, sph, spw, sxn, sxc, sxh,
+                               sxw, STRIDE: tl.constexpr, K: tl.constexpr,
+                               D: tl.constexpr, CAST: tl.constexpr,
+                               PREC: tl.constexpr, BM: tl.constexpr,
+                               BN: tl.constexpr, BK: tl.constexpr):
+        # grad_input without a buffer, one implicit GEMM per group:
+        # grad_x[m, g*CG + c] = sum_{tap, o} A[m, tap, o] * Wt[g, o, tap, c]
+        # (Wt: the weight packed [G, COG, K*K, CG], input channels
+        # innermost), A mixing grad_out over the dilations at the output
+        # pixels q that read input pixel m through the tap:
+        # A[m, tap, o] = sum_d probs[n, d, q_d] * grad_out[n, o, q_d],
+        # q_d * STRIDE + off_tap * d = m (the centre tap: q the same for
+        # every dilation, weighted by sum_d probs)
+        pid_m = tl.program_id(0)
+        pid_c = tl.program_id(1)
+        g = tl.program_id(2)
+        rm = pid_m * BM + tl.arange(0, BM)  # input pixels
+        m_mask = rm < NI
+        n, pix, ih, iw = _split(rm, H, W)
+        rc = pid_c * BN + tl.arange(0, BN)
+        c_mask = rc < CG
+        ds = _dilations(dil_ptr, D)
+        gorow = n * sgn
+        acc = tl.zeros((BM, BN), dtype=tl.float32)
+        for tap in tl.static_range(K * K):
+            KH = tap // K - K // 2
+            KW = tap % K - K // 2
+            # per dilation: the source pixel's offset into grad_out,
+            # whether it exists, and its probability (once per pixel tile)
+            offs = ()
+            oks = ()
+            ps = ()
+            for di in tl.static_range(D if tap != (K * K) // 2 else 1):
+                th = ih - KH * ds[di]
+                tw = iw - KW * ds[di]
+                ok = m_mask & (th >= 0) & (tw >= 0) & (
+                    th % STRIDE == 0) & (tw % STRIDE == 0)
+                oh = th // STRIDE
+                ow = tw // STRIDE
+                ok = ok & (oh < HO) & (ow < WO)
+                oh = tl.where(ok, oh, 0)
+                ow = tl.where(ok, ow, 0)
+                offs = offs + (oh * sgh + ow * sgw, )
+                oks = oks + (ok, )
+                if tap == (K * K) // 2:
+                    ps = ps + (tl.load(psum_ptr + n * (HO * WO) + oh * WO +
+                                       ow, mask=ok, other=0.), )
+                else:
+                    ps = ps + (tl.load(p_ptr + n * spn + di * spd +
+                                       oh * sph + ow * spw, mask=ok,
+                                       other=0.), )
+            for o0 in range(0, COG, BK):
+                ro = o0 + tl.arange(0, BK)
+                o_mask = ro < COG
+                goff = gorow[:, None] + (g * COG + ro)[None, :] * sgc
+                if tap == (K * K) // 2:
+                    a = _mixed(go_ptr, goff, offs, oks, ps, o_mask, 1)
+                else:
+                    a = _mixed(go_ptr, goff, offs, oks, ps, o_mask, D)
+                b = tl.load(w_ptr + ((g * COG + ro[:, None]) * (K * K) + tap)
+                            * CG + rc[None, :],
+                            mask=o_mask[:, None] & c_mask[None, :], other=0.)
+                acc = _mma(acc, a, b, CAST, PREC)
+        tl.store(gx_ptr + n[:, None] * sxn + (g * CG + rc)[None, :] * sxc +
                  ih[:, None] * sxh + iw[:, None] * sxw,
                  acc.to(gx_ptr.dtype.element_ty),
                  mask=m_mask[:, None] & c_mask[None, :])

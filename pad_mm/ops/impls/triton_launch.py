@@ -10,12 +10,13 @@ from typing import Any, NamedTuple
 import torch
 
 from .triton_kernels import (BLOCKS, HAS_TRITON, bwd_cols_kernel,
-                             bwd_input_kernel, bwd_probs_kernel,
-                             bwd_weight_kernel, fwd_kernel)
+                             bwd_input_gemm_kernel, bwd_input_kernel,
+                             bwd_probs_kernel, bwd_weight_kernel, fwd_kernel)
 
 __all__ = [
     'KernelVariant', 'launch_variants', 'fwd_meta', 'cols_meta',
-    'gather_meta', 'probs_meta', 'weight_meta', 'Launch', 'launch',
+    'gather_meta', 'input_gemm_meta', 'probs_meta', 'weight_meta',
+    'Launch', 'launch',
     'recording'
 ]
 
@@ -78,6 +79,12 @@ def gather_meta(stride: int, k: int, d: int, blocks: dict) -> dict:
     return dict(STRIDE=stride, K=k, D=d, BM=blocks['BM'], BN=blocks['BN'])
 
 
+def input_gemm_meta(cast: bool, prec: str, stride: int, k: int, d: int,
+                    blocks: dict) -> dict:
+    # bwd_input_gemm_kernel (the backward without the buffer)
+    return dict(STRIDE=stride, K=k, D=d, CAST=cast, PREC=prec, **blocks)
+
+
 def probs_meta(blocks: dict) -> dict:
     # bwd_probs_kernel
     return dict(BLOCK=blocks['BLOCK'])
@@ -106,7 +113,8 @@ def launch_variants(k: int = 3, num_dilations: int = 3,
     straight-through probabilities take the soft kernels), stride 1/2, and
     for the backward columns which of grad_input/grad_probs is needed
     (``bwd_cols-<dtype>-s<stride>-cols|-probs``; ``bwd_cols-<dtype>`` and
-    ``-s2`` without a suffix: both).
+    ``-s2`` without a suffix: both), and the buffer-free grad_input GEMM
+    (``bwd_input_gemm-<dtype>-s<stride>``).
     ``bwd_probs`` (a sum of fp32 partials) is the same code for every
     dtype and stride, listed under each name. Integer arguments are typed
     ``i32`` (:func:`supports` keeps every tensor below 2**31 elements).
@@ -139,6 +147,13 @@ def launch_variants(k: int = 3, num_dilations: int = 3,
                 variants.append(KernelVariant(
                     f'fwd-{tag}-s{stride}-{"hard" if hard else "soft"}',
                     fwd_kernel, sig(fwd_kernel, ptrs, const), const))
+            const = input_gemm_meta(cast, prec, stride, k, num_dilations,
+                                    blocks['input_gemm'])
+            ptrs = dict(go_ptr=xt, w_ptr=xt, p_ptr='*fp32', psum_ptr='*fp32',
+                        dil_ptr='*i32', gx_ptr=xt)
+            variants.append(KernelVariant(
+                f'bwd_input_gemm-{tag}-s{stride}', bwd_input_gemm_kernel,
+                sig(bwd_input_gemm_kernel, ptrs, const), const))
             const = weight_meta(cast, prec, stride, k, num_dilations,
                                 blocks['weight'])
             ptrs = dict(go_ptr=xt, x_ptr=xt, p_ptr='*fp32', dil_ptr='*i32',

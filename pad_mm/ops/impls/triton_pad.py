@@ -15,11 +15,14 @@ only picks them after a self-check in the running process (see
 The kernels are in :mod:`.triton_kernels`. Inside the op, the input and
 ``grad_out`` are made channels_last (a copy only if they are not) and the
 weight is repacked once per call (:func:`pack_weight`); the output and
-``grad_input`` are in the input's memory format. The backward processes
-the batch in chunks of images whose [pixels, k*k, C_in] buffer (compute
-dtype) and fp32 ``grad_probs`` partial sums fit in
-:func:`bwd_buffer_bytes` (at least one image at a time); ``grad_bias`` is
-a torch sum.
+``grad_input`` are in the input's memory format. The backward forms
+``grad_input`` by one of two paths (:data:`BWD_INPUT_PATHS`): from a
+[pixels, k*k, C_in] buffer in the compute dtype, chunks of images at a
+time, when one image's buffer and ``grad_probs``' fp32 partial sums fit in
+:func:`bwd_buffer_bytes`; otherwise by one implicit GEMM over
+``grad_out`` with no buffer. ``grad_probs``' partial sums go in chunks of
+images that fit the same bound (at least one image); ``grad_bias`` is a
+torch sum.
 
 Dtypes: the compute dtype is the input's (under autocast: the autocast
 dtype, like a conv). Inside the op, the weight is cast to it (AMP keeps
@@ -39,9 +42,11 @@ Limits checked by :func:`supports`: Triton >= 3, CUDA compute capability
 from __future__ import annotations
 
 import contextlib
-from contextlib import AbstractContextManager
 import functools
-from collections.abc import Sequence
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 
 import torch
 import torch.nn.functional as F
@@ -52,21 +57,23 @@ from ..shapes import conv_out_size
 from .base import Geometry, first_order_only, implementation
 from .limits import ScopedLimit
 from .triton_kernels import HAS_TRITON, blocks, interpreting, triton
-from .triton_kernels import (bwd_cols_kernel, bwd_input_kernel,
-                             bwd_probs_kernel, bwd_weight_kernel,
-                             fwd_kernel)
+from .triton_kernels import (bwd_cols_kernel, bwd_input_gemm_kernel,
+                             bwd_input_kernel, bwd_probs_kernel,
+                             bwd_weight_kernel, fwd_kernel)
 from .triton_layout import (channels_last, cols_weight, dil_tensor, dot_mode,
                             memory_format_of, pack_weight, tf32_enabled,
                             zero_bias)
 from .triton_launch import (KernelVariant, Launch, cols_meta, fwd_meta,
-                            gather_meta, launch, launch_variants, probs_meta,
-                            recording, weight_meta)
+                            gather_meta, input_gemm_meta, launch,
+                            launch_variants, probs_meta, recording,
+                            weight_meta)
 
 __all__ = [
     'HAS_TRITON', 'pad_conv2d_triton', 'pad_conv2d_hard_triton', 'supports',
     'supports_hard', 'prefer', 'compute_dtype', 'launch_variants',
-    'KernelVariant', 'BWD_BUFFER_BYTES', 'bwd_buffer_bytes',
-    'bwd_buffer_limit', 'tf32_enabled', 'dil_tensor', 'Launch',
+    'KernelVariant', 'BWD_BUFFER_BYTES', 'BWD_BUFFER_ENV',
+    'BWD_INPUT_PATHS', 'bwd_buffer_bytes', 'bwd_buffer_limit',
+    'bwd_input_path', 'bwd_input_path_current', 'tf32_enabled', 'dil_tensor', 'Launch',
     'record_launches', 'pack_weight'
 ]
 
@@ -74,23 +81,76 @@ _DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 _MAX_NUMEL = 2**31 - 1  # int32 offsets inside the kernels
 _MAX_GRID_YZ = 65535
 #: upper bound of the backward's buffers (the [pixels, k*k, C_in] columns
-#: in the compute dtype and the fp32 partial sums of grad_probs): the batch
-#: is processed in chunks of images that fit (at least one image at a time)
+#: of grad_input's 'buffer' path in the compute dtype, and the fp32 partial
+#: sums of grad_probs): the batch is processed in chunks of images that
+#: fit; where not even one image's buffer fits, grad_input takes the
+#: 'gemm' path (no buffer). ``PAD_MM_BWD_BUFFER_MB`` overrides it (``0``:
+#: always the 'gemm' path)
 BWD_BUFFER_BYTES = 128 << 20
-_BUFFER_LIMIT = ScopedLimit(lambda: BWD_BUFFER_BYTES)
+BWD_BUFFER_ENV = 'PAD_MM_BWD_BUFFER_MB'
+#: how the backward forms grad_input: ``'buffer'`` (a GEMM per tap into
+#: the [pixels, k*k, C_in] buffer, then a weighted gather; one image's
+#: buffer at a time at least), ``'gemm'`` (one implicit GEMM over
+#: grad_out mixed at the source pixels: no buffer, the mixing redone per
+#: input-channel tile), ``'auto'`` (``'buffer'`` when one image's buffer
+#: fits :func:`bwd_buffer_bytes`, else ``'gemm'``)
+BWD_INPUT_PATHS = ('auto', 'buffer', 'gemm')
+
+
+def _default_buffer_bytes() -> int:
+    env = os.environ.get(BWD_BUFFER_ENV, '').strip()
+    if not env:
+        return BWD_BUFFER_BYTES
+    try:
+        mib = float(env)
+    except ValueError:
+        mib = float('nan')
+    if not mib >= 0 or mib == float('inf'):
+        raise ValueError(f'{BWD_BUFFER_ENV} must be a number of MiB >= 0 '
+                         f'(0: no backward buffer), got {env!r}')
+    return int(mib * 2**20)
+
+
+_BUFFER_LIMIT = ScopedLimit(_default_buffer_bytes)
+_PATH = threading.local()
 
 
 def bwd_buffer_bytes() -> int:
-    """The backward's buffer bound in effect: :data:`BWD_BUFFER_BYTES`, or
-    the innermost :func:`bwd_buffer_limit` of this thread."""
+    """The backward's buffer bound in effect: the innermost
+    :func:`bwd_buffer_limit` of this thread, else ``PAD_MM_BWD_BUFFER_MB``
+    (MiB) if set, else :data:`BWD_BUFFER_BYTES`."""
     return _BUFFER_LIMIT.current()
 
 
 def bwd_buffer_limit(nbytes: int) -> AbstractContextManager[None]:
     """Within the block (this thread), the backward's buffers are at
-    most ``nbytes`` (``1``: one image per chunk, to check the multi-chunk
-    path)."""
+    most ``nbytes`` (``1``: grad_input takes the 'gemm' path and
+    grad_probs' partial sums go one image per chunk; with
+    :func:`bwd_input_path` ``('buffer')``: one image per chunk)."""
     return _BUFFER_LIMIT.scope(nbytes)
+
+
+def bwd_input_path_current() -> str:
+    """The :data:`BWD_INPUT_PATHS` entry in effect for this thread."""
+    stack = getattr(_PATH, 'stack', None)
+    return stack[-1] if stack else 'auto'
+
+
+@contextlib.contextmanager
+def bwd_input_path(path: str) -> Iterator[None]:
+    """Within the block (this thread), the backward forms grad_input by
+    ``path``, one of :data:`BWD_INPUT_PATHS`."""
+    if path not in BWD_INPUT_PATHS:
+        raise ValueError(f'path must be one of {BWD_INPUT_PATHS}, got '
+                         f'{path!r}')
+    stack = getattr(_PATH, 'stack', None)
+    if stack is None:
+        stack = _PATH.stack = []
+    stack.append(path)
+    try:
+        yield
+    finally:
+        stack.pop()
 
 
 def _triton_major() -> int:
@@ -236,24 +296,29 @@ def _backward(need_x: bool, need_w: bool, need_p: bool, grad_out: Tensor,
     cast, prec = dot_mode(x.dtype)
     blk = blocks()
     gx = gw = gp = None
-    if need_x or need_p:
-        bc = blk['cols']
-        tiles = groups * triton.cdiv(cg, bc['BN'])  # partial sums per pixel
-        # per image: the [pixels, k*k, C] buffer in the compute dtype (for
-        # grad_input) and the fp32 partial sums of grad_probs
-        per_image = (h_out * w_out * kk * c * x.element_size() * need_x +
-                     tiles * d_count * h_out * w_out * 4 * need_p)
-        chunk = max(1, min(n, bwd_buffer_bytes() // max(per_image, 1)))
+    wc = cols_weight(wf) if need_x or need_p else None
+    bc = blk['cols']
+    tiles = groups * triton.cdiv(cg, bc['BN'])  # partial sums per pixel
+    # per image: the [pixels, k*k, C] buffer in the compute dtype (the
+    # 'buffer' path of grad_input) and the fp32 partial sums of grad_probs
+    buf_image = h_out * w_out * kk * c * x.element_size()
+    part_image = tiles * d_count * h_out * w_out * 4 * need_p
+    bound = bwd_buffer_bytes()
+    path = bwd_input_path_current()
+    use_buf = need_x and (path == 'buffer' or (
+        path == 'auto' and buf_image + part_image <= bound))
+    if need_x:
+        gx = torch.empty(x.shape, dtype=x.dtype, device=x.device,
+                         memory_format=fmt)
+        psum = probs.sum(1).contiguous()
+    if use_buf or need_p:
+        per_image = buf_image * use_buf + part_image
+        chunk = max(1, min(n, bound // max(per_image, 1)))
         rows = chunk * h_out * w_out
-        gcols = torch.empty(rows if need_x else 0, kk * c, dtype=x.dtype,
+        gcols = torch.empty(rows if use_buf else 0, kk * c, dtype=x.dtype,
                             device=x.device)
         part = torch.empty(tiles if need_p else 0, chunk * d_count * h_out *
                            w_out, dtype=torch.float32, device=x.device)
-        wc = cols_weight(wf)
-        if need_x:
-            gx = torch.empty(x.shape, dtype=x.dtype, device=x.device,
-                             memory_format=fmt)
-            psum = probs.sum(1).contiguous()
         if need_p:
             gp = torch.empty(n, d_count, h_out, w_out, dtype=torch.float32,
                              device=x.device)
@@ -267,12 +332,12 @@ def _backward(need_x: bool, need_w: bool, need_p: bool, grad_out: Tensor,
             launch(bwd_cols_kernel, grid, go_c, wc, x_c, dil, gcols, part,
                    npix, h, w, h_out, w_out, cog, cg, c, e, *go_c.stride(),
                    *x_c.stride(), **cols_meta(cast, prec, stride, k, d_count,
-                                              need_x, need_p, bc))
+                                              use_buf, need_p, bc))
             if need_p:
                 bp = blk['probs']
                 launch(bwd_probs_kernel, (triton.cdiv(e, bp['BLOCK']), ),
                        part, gp[n0:n1], e, tiles, **probs_meta(bp))
-            if need_x:
+            if use_buf:
                 gx_c, p_c = gx[n0:n1], probs[n0:n1]
                 ninp = (n1 - n0) * h * w
                 bi = blk['input']
@@ -281,6 +346,15 @@ def _backward(need_x: bool, need_w: bool, need_p: bool, grad_out: Tensor,
                        gx_c, ninp, c, h, w, h_out, w_out, *p_c.stride(),
                        *gx_c.stride(), **gather_meta(stride, k, d_count, bi))
         del gcols, part
+    if need_x and not use_buf:
+        # grad_input as one implicit GEMM over grad_out: no buffer
+        bi = blk['input_gemm']
+        grid = (triton.cdiv(n * h * w, bi['BM']), triton.cdiv(cg, bi['BN']),
+                groups)
+        launch(bwd_input_gemm_kernel, grid, grad_out, wc, probs, psum, dil,
+               gx, n * h * w, h, w, h_out, w_out, cog, cg,
+               *grad_out.stride(), *probs.stride(), *gx.stride(),
+               **input_gemm_meta(cast, prec, stride, k, d_count, bi))
     if need_w:
         npix = n * h_out * w_out
         bw = blk['weight']
