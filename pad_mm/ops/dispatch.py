@@ -34,7 +34,7 @@ import copy
 import logging
 import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +66,10 @@ def _always(*args: Any) -> bool:
     return True
 
 
+#: a context factory, or a sequence of them (see :class:`Impl`)
+CheckContext = Callable[[], Any] | Sequence[Callable[[], Any]] | None
+
+
 @dataclass
 class Impl:
     """A registered implementation.
@@ -75,14 +79,16 @@ class Impl:
     implementation is correct for these inputs; ``prefer``, ``auto`` may
     consider it; ``checked``, ``auto`` also needs its self-check and a
     timing win; ``record_when()``: ``auto`` runs it while it returns True
-    (a graph being recorded for export); ``check_context()``: entered for
-    part of the self-check (e.g. a forced multi-chunk backward)."""
+    (a graph being recorded for export); ``check_context``: a context
+    factory, or a sequence of them, entered for part of the self-check
+    (e.g. a forced multi-chunk backward; see
+    :func:`~pad_mm.ops.selfcheck.self_check`)."""
     fn: Callable[..., Tensor]
     supports: Callable[..., bool] = _always
     prefer: Callable[..., bool] = _always
     checked: bool = False
     record_when: Callable[[], bool] | None = None
-    check_context: Callable[[], Any] | None = None
+    check_context: CheckContext = None
 
 
 @dataclass
@@ -115,7 +121,7 @@ class Dispatcher:
                  prefer: Callable[..., bool] | None = None,
                  hard: bool = False, checked: bool = False,
                  record_when: Callable[[], bool] | None = None,
-                 check_context: Callable[[], Any] | None = None) -> None:
+                 check_context: CheckContext = None) -> None:
         """Register (or replace, keeping its place) an implementation;
         a new name goes to position ``priority`` of the auto order (0 =
         tried first), never after ``'reference'``. See :class:`Impl`."""

@@ -47,7 +47,8 @@ differing pixels, instead of D full convs).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -300,9 +301,24 @@ def _never(*args) -> bool:
     return False
 
 
-def _multi_chunk_backward():
-    # the Triton backward one image per chunk, as at production sizes
-    return _triton.bwd_buffer_limit(1)
+@contextlib.contextmanager
+def _buffered_backward_chunks() -> Iterator[None]:
+    # the Triton backward's buffer path one image per chunk, as at
+    # production sizes
+    with _triton.bwd_input_path('buffer'), _triton.bwd_buffer_limit(1):
+        yield
+
+
+@contextlib.contextmanager
+def _gemm_backward() -> Iterator[None]:
+    # grad_input by the GEMM path (no buffer; where one image's buffer
+    # does not fit), grad_probs' partial sums one image per chunk
+    with _triton.bwd_input_path('gemm'), _triton.bwd_buffer_limit(1):
+        yield
+
+
+# a call is checked as made and on both backward paths
+_BACKWARD_PATHS = (_buffered_backward_chunks, _gemm_backward)
 
 
 dispatcher.register('im2col', _im2col.pad_conv2d_im2col, _always,
@@ -316,8 +332,8 @@ dispatcher.register('export', _export.pad_conv2d_hard_export, _always,
                     record_when=_export.export_tracing)
 dispatcher.register('triton', _triton.pad_conv2d_triton, _triton.supports,
                     priority=0, prefer=_triton.prefer, checked=True,
-                    check_context=_multi_chunk_backward)
+                    check_context=_BACKWARD_PATHS)
 dispatcher.register('triton', _triton.pad_conv2d_hard_triton,
                     _triton.supports_hard, priority=0,
                     prefer=_triton.prefer, hard=True, checked=True,
-                    check_context=_multi_chunk_backward)
+                    check_context=_BACKWARD_PATHS)

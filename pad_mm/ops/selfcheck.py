@@ -353,6 +353,15 @@ def _grad_out(case: dict) -> Tensor:
                        dtype=torch.float64)
 
 
+def _contexts(context: Callable[[], Any] | Sequence[Callable[[], Any]]
+              | None) -> list[Callable[[], Any]]:
+    if context is None:
+        return []
+    if callable(context):
+        return [context]
+    return list(context)
+
+
 def self_check(fn: Callable[..., Tensor],
                device: torch.device | str,
                dtype: torch.dtype,
@@ -360,7 +369,8 @@ def self_check(fn: Callable[..., Tensor],
                supports: Callable[..., bool] | None = None,
                reference: Callable[..., Tensor] | None = None,
                spec: CheckSpec | None = None,
-               context: Callable[[], Any] | None = None,
+               context: Callable[[], Any] | Sequence[Callable[[], Any]]
+               | None = None,
                fixed: bool = True) -> dict[str, float]:
     """Check ``fn`` (the soft :class:`~.impls.base.PADImpl` contract, or
     with ``hard=True`` the hard one) against the float64 reference.
@@ -368,9 +378,11 @@ def self_check(fn: Callable[..., Tensor],
     Runs forward and backward of the cases of the module docstring on
     ``device`` in ``dtype`` with autocast off, uninitialised memory NaN,
     and without touching the global RNG; ``context()`` (e.g. a forced
-    multi-chunk backward) is entered for the second fixed case and the
-    ``spec`` case (``fixed=False``: the ``spec`` case only, for a
-    further check key of an implementation whose fixed cases passed).
+    multi-chunk backward; or a sequence of such factories) is entered for
+    the second fixed case (the first factory), and the ``spec`` case runs
+    as called and then under each factory (``'call.ctx1/...'``)
+    (``fixed=False``: the ``spec`` case only, for a further check key of
+    an implementation whose fixed cases passed).
     ``supports`` says whether fp32 weights with half activations are
     taken. Returns the max relative error of each output
     (``'s1/out'``, ``'s2/grad_weight'``, ``'call/grad_input'``, ...);
@@ -396,10 +408,18 @@ def self_check(fn: Callable[..., Tensor],
                  ] if fixed or spec is None else []
         if spec is not None:
             cases.append(('call', _spec_case(spec, dtype)))
+        contexts = _contexts(context)
+        runs = []  # (tag, case, context factory or None)
         for i, (tag, case) in enumerate(cases):
-            ctx = context() if context is not None and (
-                i or tag == 'call') else \
-                contextlib.nullcontext()
+            if tag == 'call':  # as called, and under each context
+                runs.append((tag, case, None))
+                runs += [(f'{tag}.ctx{j}', case, c)
+                         for j, c in enumerate(contexts, 1)]
+            else:
+                runs.append((tag, case, contexts[0] if i and contexts
+                             else None))
+        for tag, case, make in runs:
+            ctx = make() if make is not None else contextlib.nullcontext()
             with ctx, uninitialized_as_nan():
                 got = _run_case(fn, case, device, dtype, hard,
                                 _grad_out(case))

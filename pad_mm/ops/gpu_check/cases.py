@@ -33,8 +33,10 @@ class CallSpec:
     ``autocast``: None or the autocast dtype (the input and weight are
     then float32); ``tf32``: None (TF32 off for float32), ``'conv'``
     (on through ``cudnn.conv.fp32_precision``) or ``'legacy'`` (on
-    through ``cudnn.allow_tf32``); ``chunked``: the backward's buffer
-    forced to one image per chunk."""
+    through ``cudnn.allow_tf32``); ``chunked``: the backward's buffers
+    forced to one image per chunk; ``bwd_path``: how the Triton backward
+    forms grad_input (``'auto'``, ``'buffer'``, ``'gemm'``; see
+    :data:`pad_mm.ops.triton_pad.BWD_INPUT_PATHS`)."""
     n: int
     c_in: int
     c_out: int
@@ -50,6 +52,7 @@ class CallSpec:
     tf32: str | None = None
     chunked: bool = False
     bias: bool = True
+    bwd_path: str = 'auto'
 
     def describe(self) -> dict:
         return dataclasses.asdict(self)

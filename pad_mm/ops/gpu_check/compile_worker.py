@@ -8,6 +8,7 @@ variant compiled, as soon as it is (a worker killed at its deadline
 keeps what it printed)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -21,8 +22,9 @@ __all__ = ['call_launches', 'main']
 
 
 def call_launches(spec: CallSpec, backward: bool = True) -> list:
-    """The launches of ``spec``'s call (and its backward), recorded on
-    ``'meta'`` tensors in the compute dtype (as the op casts them)."""
+    """The launches of ``spec``'s call (and its backward, on its
+    ``bwd_path`` and chunking), recorded on ``'meta'`` tensors in the
+    compute dtype (as the op casts them)."""
     cdt = spec.compute_dtype
     fmt = torch.channels_last if spec.layout == 'channels_last' else \
         torch.contiguous_format
@@ -36,7 +38,9 @@ def call_launches(spec: CallSpec, backward: bool = True) -> list:
     sel = torch.empty(spec.n, *spec.out_size, device='meta',
                       dtype=torch.long) if hard else \
         torch.empty(spec.n, len(spec.dil), *spec.out_size, device='meta')
-    with tf32(spec.tf32):
+    with tf32(spec.tf32), triton_pad.bwd_input_path(spec.bwd_path), (
+            triton_pad.bwd_buffer_limit(1) if spec.chunked else
+            contextlib.nullcontext()):
         return triton_pad.record_launches(x, w, b, sel, spec.dil,
                                           spec.stride, spec.groups,
                                           hard=hard, backward=backward)

@@ -3,7 +3,9 @@ Triton against the float64 reference on the same rounded inputs, with
 uninitialised memory NaN (an output element never written fails)."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Iterator
 
 import torch
 
@@ -20,7 +22,10 @@ KERNELS = {'soft': ['fwd_kernel (soft)', 'bwd_cols_kernel',
                     'bwd_input_kernel', 'bwd_probs_kernel',
                     'bwd_weight_kernel'],
            'hard': ['fwd_kernel (hard)', 'bwd_cols_kernel',
-                    'bwd_input_kernel', 'bwd_weight_kernel']}
+                    'bwd_input_kernel', 'bwd_weight_kernel'],
+           'soft/gemm': ['fwd_kernel (soft)', 'bwd_cols_kernel',
+                         'bwd_probs_kernel', 'bwd_input_gemm_kernel',
+                         'bwd_weight_kernel']}
 
 
 def _base(smoke: bool) -> CallSpec:
@@ -37,7 +42,13 @@ def quick_specs(smoke: bool) -> list[CallSpec]:
     if smoke:
         pairs = [('soft', 'float32'), ('soft', 'bfloat16'),
                  ('hard', 'float16')]
-    return [dataclasses.replace(base, dtype=dt, mode=m) for m, dt in pairs]
+    specs = [dataclasses.replace(base, dtype=dt, mode=m) for m, dt in pairs]
+    # the backward's GEMM path for grad_input (no buffer)
+    return specs + [dataclasses.replace(base, bwd_path='gemm')]
+
+
+def _family(spec: CallSpec) -> str:
+    return spec.mode + ('/gemm' if spec.bwd_path == 'gemm' else '')
 
 
 def quick_correctness(ctx: Context) -> CaseIter:
@@ -45,10 +56,12 @@ def quick_correctness(ctx: Context) -> CaseIter:
     backward) and dtype, channels_last, run twice on CUDA (bitwise
     determinism; the interpreter is deterministic)."""
     for spec in quick_specs(ctx.smoke):
-        yield f'{spec.mode}/{spec.dtype}', (
-            lambda spec=spec: dict(check_call(spec, ctx.device,
-                                              repeat=not ctx.smoke),
-                                   kernels=KERNELS[spec.mode]))
+        name = f'{spec.mode}/{spec.dtype}' + (
+            '/gemm_backward' if spec.bwd_path == 'gemm' else '')
+        yield name, (lambda spec=spec: dict(
+            check_call(spec, ctx.device, repeat=not ctx.smoke,
+                       chunk_context=_backward_context(spec)),
+            kernels=KERNELS[_family(spec)]))
 
 
 def _matrix(smoke: bool) -> dict[str, CallSpec]:
@@ -91,9 +104,18 @@ def _matrix(smoke: bool) -> dict[str, CallSpec]:
     cases['D4/float32/hard'] = r(f32, dil=(1, 2, 4, 8), mode='hard')
     cases['k5/bfloat16/soft'] = r(b, k=5)
     cases['k5/float32/hard'] = r(f32, k=5, mode='hard')
-    cases['multi_chunk/bfloat16/soft'] = r(b, chunked=True)
+    cases['multi_chunk/bfloat16/soft'] = r(b, chunked=True,
+                                           bwd_path='buffer')
     cases['multi_chunk/float32/straight_through/nchw'] = r(
-        f32, chunked=True, mode='straight_through', layout='nchw')
+        f32, chunked=True, mode='straight_through', layout='nchw',
+        bwd_path='buffer')
+    # grad_input by the GEMM path (no buffer)
+    cases['gemm_backward/bfloat16/soft'] = r(b, bwd_path='gemm')
+    cases['gemm_backward/float32/stride2/nchw'] = r(
+        f32, stride=2, layout='nchw', bwd_path='gemm')
+    cases['gemm_backward/bfloat16/groups4'] = r(g, bwd_path='gemm')
+    cases['gemm_backward/float32/k5/D4/hard'] = r(
+        f32, k=5, dil=(1, 2, 4, 8), mode='hard', bwd_path='gemm')
     cases['sliced/float32/soft'] = r(f32, layout='sliced')
     cases['sliced/bfloat16/hard'] = r(b, layout='sliced', mode='hard')
     cases['no_bias/bfloat16/soft'] = r(b, bias=False)
@@ -110,7 +132,8 @@ SMOKE_MATRIX = ('ragged/float32/soft/channels_last',
                 'tf32_via_allow_tf32', 'amp_bfloat16_fp32_weights/soft',
                 'stride2/float32/hard', 'groups4/bfloat16/soft',
                 'D4/bfloat16/soft', 'k5/float32/hard',
-                'multi_chunk/bfloat16/soft', 'sliced/float32/soft',
+                'multi_chunk/bfloat16/soft',
+                'gemm_backward/float32/stride2/nchw', 'sliced/float32/soft',
                 'N0/bfloat16/soft')
 
 
@@ -119,8 +142,20 @@ def matrix_specs(smoke: bool) -> list[CallSpec]:
             if not smoke or n in SMOKE_MATRIX]
 
 
-def _chunks():
-    return triton_pad.bwd_buffer_limit(1)
+@contextlib.contextmanager
+def _path_and_chunks(spec: CallSpec) -> Iterator[None]:
+    with triton_pad.bwd_input_path(spec.bwd_path), (
+            triton_pad.bwd_buffer_limit(1) if spec.chunked else
+            contextlib.nullcontext()):
+        yield
+
+
+def _backward_context(spec: CallSpec):
+    """The context of ``spec``'s backward path and chunking (None: the
+    defaults)."""
+    if not spec.chunked and spec.bwd_path == 'auto':
+        return None
+    return lambda: _path_and_chunks(spec)
 
 
 def correctness_matrix(ctx: Context) -> CaseIter:
@@ -130,8 +165,7 @@ def correctness_matrix(ctx: Context) -> CaseIter:
         if ctx.smoke and name not in SMOKE_MATRIX:
             continue
         yield name, (lambda spec=spec: check_call(
-            spec, ctx.device,
-            chunk_context=_chunks if spec.chunked else None))
+            spec, ctx.device, chunk_context=_backward_context(spec)))
     yield 'int32_edge/beyond', lambda: int32_edge(ctx.device, beyond=True)
     if ctx.device.type == 'cuda':
         yield 'int32_edge/below', lambda: int32_edge(ctx.device,

@@ -1,6 +1,7 @@
 """Sections 1 (environment) and 2 (warm compile, cold first call)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -81,8 +82,11 @@ def planned_calls(smoke: bool) -> list[CallSpec]:
     """The Triton calls of the later sections (distinct), whose kernels
     the warm compile compiles ahead."""
     from . import correctness, graphs, model_step, speed
-    specs = (correctness.quick_specs(smoke) + speed.speed_specs(smoke)
-             + model_step.layer_specs(smoke)
+    timed = speed.speed_specs(smoke)
+    # the speed and memory sections also time the backward's GEMM path
+    specs = (correctness.quick_specs(smoke) + timed + [
+        dataclasses.replace(s, bwd_path='gemm') for s in timed
+        if s.mode != 'hard'] + model_step.layer_specs(smoke)
              + correctness.matrix_specs(smoke) + graphs.graph_specs(smoke))
     out = []
     for s in specs:

@@ -23,9 +23,10 @@ def markdown_summary(data: dict) -> str:
                     f"{n[('skipped', )]} | {_f(s.get('wall_s'), '.1f')} |")
     speed = data['sections'].get('speed', {}).get('cases', [])
     if any('fwd_bwd' in c for c in speed):
-        rows += ['', '| shape | fwd triton | fwd+bwd triton | fwd+bwd ref '
-                 '| fwd+bwd auto | hard triton | hard auto | values |',
-                 '|---|---|---|---|---|---|---|---|']
+        rows += ['', '| shape | fwd triton | fwd+bwd triton | fwd+bwd '
+                 'triton, GEMM backward | fwd+bwd ref | fwd+bwd auto | hard '
+                 'triton | hard auto | values |',
+                 '|---|---|---|---|---|---|---|---|---|']
         for c in speed:
             if 'fwd_bwd' not in c:
                 continue
@@ -34,6 +35,7 @@ def markdown_summary(data: dict) -> str:
             rows.append(
                 f"| {c['name']} | {_f(r['fwd']['triton'])}x | "
                 f"{_f(r['fwd_bwd']['triton'])}x | "
+                f"{_f(r['fwd_bwd'].get('triton_gemm'))}x | "
                 f"{_f(r['fwd_bwd']['reference'])}x | "
                 f"{_f(r['fwd_bwd']['auto'])}x | "
                 f"{_f(r['hard_inference']['triton'])}x | "
@@ -41,13 +43,15 @@ def markdown_summary(data: dict) -> str:
                 f"{'ok' if c.get('values_ok') else 'WRONG'} |")
     mem = data['sections'].get('memory', {}).get('cases', [])
     if any('fwd_bwd' in c for c in mem):
-        rows += ['', '| shape | fwd+bwd peak triton / cuDNN | reference | '
-                 'auto | hard triton |', '|---|---|---|---|---|']
+        rows += ['', '| shape | fwd+bwd peak triton / cuDNN | triton, GEMM '
+                 'backward | reference | auto | hard triton |',
+                 '|---|---|---|---|---|---|']
         for c in mem:
             if 'fwd_bwd' in c:
                 r, h = (c[m]['ratio_to_cudnn'] for m in ('fwd_bwd',
                                                           'hard_inference'))
                 rows.append(f"| {c['name']} | {_f(r['triton'])}x | "
+                            f"{_f(r.get('triton_gemm'))}x | "
                             f"{_f(r['reference'])}x | {_f(r['auto'])}x | "
                             f"{_f(h['triton'])}x |")
     model = data['sections'].get('model', {}).get('cases', [])

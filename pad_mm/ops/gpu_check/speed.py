@@ -75,7 +75,9 @@ def layer_tensors(spec: CallSpec, device: torch.device) -> dict:
 
 def layer_fns(t: dict, spec: CallSpec) -> dict[str, dict[str, Callable]]:
     """mode -> implementation -> function of one call (``'cudnn'``: a conv
-    at the dominant dilation). fwd_bwd functions return the gradients."""
+    at the dominant dilation; fwd_bwd's ``'triton_gemm'``: Triton with
+    grad_input by the backward's GEMM path). fwd_bwd functions return the
+    gradients."""
     d0 = spec.dil[0]
     x, w, probs, index, go = t['x'], t['w'], t['probs'], t['index'], t['go']
 
@@ -94,12 +96,13 @@ def layer_fns(t: dict, spec: CallSpec) -> dict[str, dict[str, Callable]]:
                 return pad_conv2d(x, w, None, probs, spec.dil, impl=impl)
         return run
 
-    def pad_train(impl):
+    def pad_train(impl, path='auto'):
         def run():
             leaves = [v.detach().requires_grad_() for v in (x, w, probs)]
-            out = pad_conv2d(leaves[0], leaves[1], None, leaves[2],
-                             spec.dil, impl=impl)
-            return torch.autograd.grad(out, leaves, go)
+            with triton_pad.bwd_input_path(path):
+                out = pad_conv2d(leaves[0], leaves[1], None, leaves[2],
+                                 spec.dil, impl=impl)
+                return torch.autograd.grad(out, leaves, go)
         return run
 
     def pad_hard(impl):
@@ -112,7 +115,9 @@ def layer_fns(t: dict, spec: CallSpec) -> dict[str, dict[str, Callable]]:
     impls = ('triton', 'reference', 'auto')
     return dict(
         fwd=dict(cudnn=conv_fwd, **{i: pad_fwd(i) for i in impls}),
-        fwd_bwd=dict(cudnn=conv_train, **{i: pad_train(i) for i in impls}),
+        # triton_gemm: grad_input by the backward's GEMM path (no buffer)
+        fwd_bwd=dict(cudnn=conv_train, **{i: pad_train(i) for i in impls},
+                     triton_gemm=pad_train('triton', 'gemm')),
         hard_inference=dict(cudnn=conv_fwd,
                             **{i: pad_hard(i) for i in impls}))
 
@@ -134,10 +139,13 @@ def _values(t: dict, spec: CallSpec, fns: dict) -> dict:
             got = _as_list(fns[m][impl]())
             res[f'{impl}/{m}'] = max(rel_err(a.double(), e.double())
                                      for a, e in zip(got, truth[m]))
+    got = _as_list(fns['fwd_bwd']['triton_gemm']())
+    res['triton_gemm/fwd_bwd'] = max(rel_err(a.double(), e.double())
+                                     for a, e in zip(got, truth['fwd_bwd']))
     for m in ('fwd', 'fwd_bwd', 'hard_inference'):
         tol[m] = max(4 * res[f'reference/{m}'], _FLOOR[dt])
     ok = all(res[f'{i}/{m}'] <= tol[m] for i in ('triton', 'auto')
-             for m in tol)
+             for m in tol) and res['triton_gemm/fwd_bwd'] <= tol['fwd_bwd']
     return dict(errors=res, tolerance=tol, values_ok=ok)
 
 

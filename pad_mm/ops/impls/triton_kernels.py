@@ -473,4 +473,5 @@ if HAS_TRITON:
             else:
                 acc = tl.dot(a.to(tl.float32), b, acc, input_precision=PREC)
         tl.store(gw_ptr + co[:, None] * (CG * K * K) + rc[None, :] * (K * K)
-                 + tap, acc, mask=o_mask[:, None] & c_mask[None, :])
+                 + tap, acc.to(gw_ptr.dtype.element_ty),
+                 mask=o_mask[:, None] & c_mask[None, :])

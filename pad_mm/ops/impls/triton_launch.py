@@ -114,7 +114,8 @@ def launch_variants(k: int = 3, num_dilations: int = 3,
     for the backward columns which of grad_input/grad_probs is needed
     (``bwd_cols-<dtype>-s<stride>-cols|-probs``; ``bwd_cols-<dtype>`` and
     ``-s2`` without a suffix: both), and the buffer-free grad_input GEMM
-    (``bwd_input_gemm-<dtype>-s<stride>``).
+    (``bwd_input_gemm-<dtype>-s<stride>``); ``bwd_weight`` with grad_weight
+    in fp32 and, for a half weight, in its dtype (``-w<dtype>``).
     ``bwd_probs`` (a sum of fp32 partials) is the same code for every
     dtype and stride, listed under each name. Integer arguments are typed
     ``i32`` (:func:`supports` keeps every tensor below 2**31 elements).
@@ -156,11 +157,16 @@ def launch_variants(k: int = 3, num_dilations: int = 3,
                 sig(bwd_input_gemm_kernel, ptrs, const), const))
             const = weight_meta(cast, prec, stride, k, num_dilations,
                                 blocks['weight'])
-            ptrs = dict(go_ptr=xt, x_ptr=xt, p_ptr='*fp32', dil_ptr='*i32',
-                        gw_ptr='*fp32')
-            variants.append(KernelVariant(
-                f'bwd_weight-{tag}-s{stride}', bwd_weight_kernel,
-                sig(bwd_weight_kernel, ptrs, const), const))
+            # grad_weight in the weight's dtype: fp32, or the compute
+            # dtype for a half weight (suffix -w<dtype>)
+            for gwt in ('*fp32', ) if dtype == torch.float32 else (
+                    '*fp32', xt):
+                ptrs = dict(go_ptr=xt, x_ptr=xt, p_ptr='*fp32',
+                            dil_ptr='*i32', gw_ptr=gwt)
+                w_tag = '' if gwt == '*fp32' else f'-w{_TT[dtype]}'
+                variants.append(KernelVariant(
+                    f'bwd_weight-{tag}-s{stride}{w_tag}', bwd_weight_kernel,
+                    sig(bwd_weight_kernel, ptrs, const), const))
             for cols, probs, suffix in ((True, True, ''),
                                         (True, False, '-cols'),
                                         (False, True, '-probs')):

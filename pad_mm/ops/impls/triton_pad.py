@@ -283,10 +283,12 @@ def _forward(x: Tensor, wf: Tensor, bias: Tensor, sel: Tensor,
 
 def _backward(need_x: bool, need_w: bool, need_p: bool, grad_out: Tensor,
               x: Tensor, wf: Tensor, probs: Tensor, dil: Tensor,
-              stride: int, groups: int, fmt: torch.memory_format):
-    """grad_input (x dtype, memory format ``fmt``), grad_weight (fp32,
-    [C_out, C_in/G, k, k]), grad_probs (fp32); x and grad_out in
-    channels_last, ``wf`` from :func:`pack_weight`."""
+              stride: int, groups: int, fmt: torch.memory_format,
+              w_dtype: torch.dtype = torch.float32):
+    """grad_input (x dtype, memory format ``fmt``), grad_weight
+    ([C_out, C_in/G, k, k] in ``w_dtype``, accumulated in fp32),
+    grad_probs (fp32); x and grad_out in channels_last, ``wf`` from
+    :func:`pack_weight`."""
     n, c, h, w = x.shape
     g, kk, cg, cog = wf.shape
     k = int(round(kk**0.5))
@@ -355,11 +357,11 @@ def _backward(need_x: bool, need_w: bool, need_p: bool, grad_out: Tensor,
                gx, n * h * w, h, w, h_out, w_out, cog, cg,
                *grad_out.stride(), *probs.stride(), *gx.stride(),
                **input_gemm_meta(cast, prec, stride, k, d_count, bi))
+    del wc  # not held while grad_weight is formed
     if need_w:
         npix = n * h_out * w_out
         bw = blk['weight']
-        gw = torch.empty((c_out, cg, k, k), dtype=torch.float32,
-                         device=x.device)
+        gw = torch.empty((c_out, cg, k, k), dtype=w_dtype, device=x.device)
         grid = (triton.cdiv(cog, bw['BM']), triton.cdiv(cg, bw['BN']),
                 kk * groups)
         launch(bwd_weight_kernel, grid, grad_out, x, probs, dil, gw, npix, h,
@@ -409,7 +411,8 @@ class _PADTriton(torch.autograd.Function):
             if need_x or need_w or need_p:
                 gx, gw, gp = _backward(need_x, need_w, need_p,
                                        channels_last(grad_out), x, wf,
-                                       probs, dil, stride, groups, fmt)
+                                       probs, dil, stride, groups, fmt,
+                                       w_dtype)
             if need_b and b_dtype is not None:
                 gb = grad_out.sum((0, 2, 3), dtype=torch.float32).to(b_dtype)
         # in the parameter's dtype and memory format (a channels_last
