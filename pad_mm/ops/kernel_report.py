@@ -41,7 +41,7 @@ from .shapes import conv_out_size
 __all__ = [
     'SHAPES', 'H100', 'HARD_SHARE', 'shape_launches', 'specialise',
     'compile_launch', 'ptx_memory_ops', 'ptxas_stats', 'roofline',
-    'build_report', 'markdown_table'
+    'layer_memory', 'build_report', 'markdown_table'
 ]
 
 #: name -> (N, C_in, C_out, H, W, stride, dilations): ResNet-101 layer4's
@@ -62,9 +62,12 @@ HARD_SHARE = 0.10
 
 def shape_launches(shape: tuple, dtype: torch.dtype = torch.bfloat16,
                    weight_dtype: torch.dtype = torch.float32,
-                   channels_last: bool = True) -> dict[str, list]:
-    """The launches of a soft forward + backward and of a hard forward at
-    ``shape`` (``'meta'`` tensors): ``{'soft': [...], 'hard': [...]}``."""
+                   channels_last: bool = True,
+                   cap: int = 90) -> dict[str, list]:
+    """The launches of a soft forward + backward (as ``auto`` runs it, and
+    with grad_input by the backward's GEMM path) and of a hard forward at
+    ``shape`` (``'meta'`` tensors) on compute capability ``cap``:
+    ``{'soft': [...], 'soft/gemm': [...], 'hard': [...]}``."""
     n, c_in, c_out, h, w, stride, dil = shape
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     ho, wo = conv_out_size(h, 3, stride), conv_out_size(w, 3, stride)
@@ -74,10 +77,13 @@ def shape_launches(shape: tuple, dtype: torch.dtype = torch.bfloat16,
     b = torch.empty(c_out, device='meta', dtype=weight_dtype)
     p = torch.empty(n, len(dil), ho, wo, device='meta')
     index = torch.empty(n, ho, wo, device='meta', dtype=torch.long)
-    soft = triton_pad.record_launches(x, wt, b, p, dil, stride, 1)
+    soft = triton_pad.record_launches(x, wt, b, p, dil, stride, 1, cap=cap)
+    with triton_pad.bwd_input_path('gemm'):
+        gemm = triton_pad.record_launches(x, wt, b, p, dil, stride, 1,
+                                          cap=cap)
     hard = triton_pad.record_launches(x, wt, b, index, dil, stride, 1,
-                                      hard=True, backward=False)
-    return dict(soft=soft, hard=hard)
+                                      hard=True, backward=False, cap=cap)
+    return {'soft': soft, 'soft/gemm': gemm, 'hard': hard}
 
 
 def specialise(launch: Any, cap: int = 90) -> Any:
@@ -199,6 +205,11 @@ def roofline(shape: tuple, elt: int = 2) -> dict:
         return dict(tensor_flops=tensor, cuda_core_flops=cuda,
                     hbm_bytes=nbytes, us=us)
 
+    # grad_input by the GEMM path: grad_out mixed over the dilations at
+    # the source pixels (8 taps x D, the centre once) for every
+    # input-channel tile of the GEMM
+    mix_in = 2.0 * pin * co * (8 * d + 1) * -(-c // BLOCKS['input_gemm'][
+        'BN'])
     kernels = {
         # the mixing is redone for every output-channel tile
         'fwd (soft)': t(gemm, mix * -(-co // BLOCKS['fwd']['BN']),
@@ -214,6 +225,12 @@ def roofline(shape: tuple, elt: int = 2) -> dict:
         'bwd_weight': t(gemm, mix * -(-co // BLOCKS['weight']['BM']),
                         out_b + x_b + probs + co * c * kk * f32),
     }
+    gemm_path = {
+        # the same GEMM and epilogue, no buffer written
+        'bwd_cols': t(gemm, mix, out_b + w_b + x_b + part),
+        # reads grad_out, the weight, probs and their sum; writes grad_x
+        'bwd_input_gemm': t(gemm, mix_in, out_b + w_b + probs + psum + x_b),
+    }
     cudnn = dict(fwd=t(gemm, 0.0, x_b + w_b + out_b),
                  bwd=t(2 * gemm, 0.0, 2 * out_b + 2 * x_b + 2 * w_b))
     # the CPU path's hard design on CUDA (hard_im2col, torch ops): cuDNN at
@@ -228,9 +245,14 @@ def roofline(shape: tuple, elt: int = 2) -> dict:
     soft = kernels['fwd (soft)']['us'] + sum(
         kernels[k]['us'] for k in ('bwd repack', 'bwd_cols', 'bwd_probs',
                                    'bwd_input', 'bwd_weight'))
+    soft_gemm = kernels['fwd (soft)']['us'] + sum(
+        kernels[k]['us'] for k in ('bwd repack', 'bwd_probs', 'bwd_weight')
+    ) + sum(v['us'] for v in gemm_path.values())
     cudnn_fb = cudnn['fwd']['us'] + cudnn['bwd']['us']
     return dict(kernels=kernels, cudnn=cudnn, pad_fwd_bwd_us=soft,
                 cudnn_fwd_bwd_us=cudnn_fb, fwd_bwd_ratio=soft / cudnn_fb,
+                gemm_path=gemm_path, gemm_path_fwd_bwd_us=soft_gemm,
+                gemm_path_fwd_bwd_ratio=soft_gemm / cudnn_fb,
                 hard_ratio=kernels['fwd (hard)']['us'] / cudnn['fwd']['us'],
                 hard_fixup=fixup, hard_fixup_ratio=(
                     cudnn['fwd']['us'] + fixup['us']) / cudnn['fwd']['us'],
@@ -239,10 +261,59 @@ def roofline(shape: tuple, elt: int = 2) -> dict:
                 'peak throughput, tensor-core and CUDA-core time added; '
                 'mixing redone per output-channel tile as the kernels do; '
                 'the backward buffer in the compute dtype, written once and '
-                'read once; grad_probs from the columns GEMM epilogue; '
+                'read once (the GEMM path: no buffer, grad_out mixed per '
+                'input-channel tile); grad_probs from the columns GEMM '
+                'epilogue; '
                 'the cuDNN + fix-up hard design at HARD_SHARE differing '
                 'pixels, its five extra launches (counts, compare, gather, '
                 'GEMM, scatter) not counted')
+
+
+def layer_memory(shape: tuple, elt: int = 2, w_elt: int = 2,
+                 p_elt: int = 2, bound: int | None = None) -> dict:
+    """Predicted peak memory of one layer's forward + backward above its
+    inputs (x, weight, probs, grad_out; as ``gpu_check``'s memory section
+    measures it), in bytes, for cuDNN's conv (its output, grad_input and
+    grad_weight; its workspace not counted, which favours cuDNN) and for
+    the Triton op on each backward path (``'buffer'``: chunks of whole
+    images of the [pixels, k*k, C] buffer within ``bound``, default
+    :data:`~pad_mm.ops.triton_pad.BWD_BUFFER_BYTES`, at least one image;
+    ``'gemm'``: no buffer). ``elt``/``w_elt``/``p_elt``: bytes per
+    element of the activations, the weight and the probabilities. The
+    Triton side follows the op's allocations: saved for the backward the
+    packed weight (compute dtype) and the fp32 probabilities; in the
+    backward the probabilities' sum, grad_input, the columns weight,
+    the buffer and grad_probs' fp32 partial sums of a chunk, grad_probs
+    (fp32, then cast to the probabilities' dtype) and grad_weight (in
+    the weight's dtype), each phase's live set summed."""
+    n, c, co, h, w, stride, dil = shape
+    d, kk = len(dil), 9
+    bound = triton_pad.BWD_BUFFER_BYTES if bound is None else bound
+    ho, wo = conv_out_size(h, 3, stride), conv_out_size(w, 3, stride)
+    p = n * ho * wo
+    x_b, out_b = n * c * h * w * elt, p * co * elt
+    wf = co * c * kk * elt  # packed weight, compute dtype
+    gw = co * c * kk * w_elt
+    probs32, psum = p * d * 4, p * 4
+    tiles = -(-c // BLOCKS['cols']['BN'])
+    buf_image = ho * wo * kk * c * elt
+    part_image = tiles * d * ho * wo * 4
+    cudnn = out_b + x_b + gw
+    res = dict(cudnn=cudnn)
+    for path in ('buffer', 'gemm'):
+        per_image = part_image + (buf_image if path == 'buffer' else 0)
+        chunk = max(1, min(n, bound // per_image))
+        saved = out_b + wf + probs32
+        grads = psum + x_b + p * d * 4  # sum of probs, grad_x, grad_probs
+        phases = dict(
+            columns=saved + grads + wf + chunk * per_image,
+            weight=saved + grads + gw,
+            casts=saved + x_b + p * d * 4 + gw + (
+                p * d * p_elt if p_elt != 4 else 0))
+        peak = max(phases.values())
+        res[path] = dict(peak_bytes=peak, phases=phases,
+                         images_per_chunk=chunk, ratio_to_cudnn=peak / cudnn)
+    return res
 
 
 def build_report(shapes: dict[str, tuple] | None = None,
@@ -255,18 +326,25 @@ def build_report(shapes: dict[str, tuple] | None = None,
     per_shape = {}
     for name, shape in shapes.items():
         kernels = []
-        for family, launches in shape_launches(shape).items():
+        for family, launches in shape_launches(shape, cap=cap).items():
             for launch in launches:
                 key = specialise(launch, cap).hash()
                 if key not in compiled:
                     compiled[key] = compile_launch(launch, cap)
                 entry = dict(compiled[key], family=family, variant=key[:12],
                              grid=list(launch.grid))
-                if entry not in kernels:
+                # a variant and grid listed once per shape (the GEMM
+                # path's forward and grad_weight are the default's)
+                if not any(k['variant'] == entry['variant'] and
+                           k['grid'] == entry['grid'] for k in kernels):
                     kernels.append(entry)
         per_shape[name] = dict(shape=dict(zip(
             ('N', 'C_in', 'C_out', 'H', 'W', 'stride', 'dilations'),
-            shape)), kernels=kernels, roofline=roofline(shape))
+            shape)), kernels=kernels, roofline=roofline(shape),
+            memory=layer_memory(shape, w_elt=4, p_elt=4),
+            auto_backward_path='gemm' if any(
+                k['kernel'] == 'bwd_input_gemm_kernel' and k['family'] ==
+                'soft' for k in kernels) else 'buffer')
     return dict(target=f'sm_{cap}', triton=triton.__version__,
                 torch=torch.__version__, dtype='bf16 activations, fp32 '
                 'weights (AMP), channels_last', peaks=H100,
@@ -274,7 +352,8 @@ def build_report(shapes: dict[str, tuple] | None = None,
 
 
 def markdown_table(report: dict) -> str:
-    """The report as two markdown tables: compiled kernels, rooflines."""
+    """The report as three markdown tables: compiled kernels, rooflines
+    (both backward paths), predicted peak memory."""
     rows = ['| shape | kernel | family | grid | warps | registers | spills '
             '(st/ld B) | shared B | global loads (bits: PTX instructions) '
             '| global stores |', '|---|---|---|---|---|---|---|---|---|---|']
@@ -300,6 +379,13 @@ def markdown_table(report: dict) -> str:
                         f"{v['hbm_bytes'] / 1e6:.1f} | {v['us']:.1f} |")
         rows.append(f"| {name} | **fwd+bwd ratio to cuDNN** | | | | "
                     f"**{r['fwd_bwd_ratio']:.2f}x** |")
+        for k, v in r['gemm_path'].items():
+            rows.append(f"| {name} | {k} (GEMM path) | "
+                        f"{v['tensor_flops'] / 1e9:.1f} | "
+                        f"{v['cuda_core_flops'] / 1e9:.1f} | "
+                        f"{v['hbm_bytes'] / 1e6:.1f} | {v['us']:.1f} |")
+        rows.append(f"| {name} | **fwd+bwd ratio to cuDNN, GEMM path** | | "
+                    f"| | **{r['gemm_path_fwd_bwd_ratio']:.2f}x** |")
         rows.append(f"| {name} | **hard inference ratio to cuDNN** | | | | "
                     f"**{r['hard_ratio']:.2f}x** |")
         f = r['hard_fixup']
@@ -308,4 +394,17 @@ def markdown_table(report: dict) -> str:
                     f"{f['tensor_flops'] / 1e9:.1f} | 0.0 | "
                     f"{f['hbm_bytes'] / 1e6:.1f} | {f['us']:.1f} "
                     f"(**{r['hard_fixup_ratio']:.2f}x** with the conv) |")
+    rows += ['', '| shape | backward path of auto | peak above inputs, '
+             'cuDNN MiB | buffer path MiB (images per chunk) | ratio | GEMM '
+             'path MiB | ratio |', '|---|---|---|---|---|---|---|']
+    for name, s in report['shapes'].items():
+        m = s['memory']
+        b, g = m['buffer'], m['gemm']
+        rows.append(f"| {name} | {s['auto_backward_path']} | "
+                    f"{m['cudnn'] / 2**20:.1f} | "
+                    f"{b['peak_bytes'] / 2**20:.1f} "
+                    f"({b['images_per_chunk']}) | "
+                    f"**{b['ratio_to_cudnn']:.2f}x** | "
+                    f"{g['peak_bytes'] / 2**20:.1f} | "
+                    f"**{g['ratio_to_cudnn']:.2f}x** |")
     return '\n'.join(rows)

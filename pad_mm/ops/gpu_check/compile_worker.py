@@ -21,10 +21,12 @@ from .cases import DTYPES, CallSpec, tf32
 __all__ = ['call_launches', 'main']
 
 
-def call_launches(spec: CallSpec, backward: bool = True) -> list:
+def call_launches(spec: CallSpec, backward: bool = True,
+                  cap: int | None = None) -> list:
     """The launches of ``spec``'s call (and its backward, on its
     ``bwd_path`` and chunking), recorded on ``'meta'`` tensors in the
-    compute dtype (as the op casts them)."""
+    compute dtype (as the op casts them), with the tiles of compute
+    capability ``cap``."""
     cdt = spec.compute_dtype
     fmt = torch.channels_last if spec.layout == 'channels_last' else \
         torch.contiguous_format
@@ -43,7 +45,8 @@ def call_launches(spec: CallSpec, backward: bool = True) -> list:
             contextlib.nullcontext()):
         return triton_pad.record_launches(x, w, b, sel, spec.dil,
                                           spec.stride, spec.groups,
-                                          hard=hard, backward=backward)
+                                          hard=hard, backward=backward,
+                                          cap=cap)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -56,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     seen = set()
     for raw in specs:
         raw['size'], raw['dil'] = tuple(raw['size']), tuple(raw['dil'])
-        for launch in call_launches(CallSpec(**raw)):
+        for launch in call_launches(CallSpec(**raw), cap=cap):
             src = specialise(launch, cap)
             key = src.hash()
             if key in seen:

@@ -43,7 +43,7 @@ except Exception:  # pragma: no cover - depends on the environment
     triton = tl = None
     HAS_TRITON = False
 
-__all__ = ['HAS_TRITON', 'blocks', 'interpreting', 'BLOCKS']
+__all__ = ['HAS_TRITON', 'blocks', 'interpreting', 'BLOCKS', 'SM80_BLOCKS']
 
 #: tile sizes per kernel (4 warps): fwd/cols/weight are GEMM tiles
 #: (BM x BN, BK deep), input a [pixels, channels] tile, probs a 1-D block
@@ -66,10 +66,24 @@ def interpreting() -> bool:
     return os.environ.get('TRITON_INTERPRET', '0') == '1'
 
 
-def blocks() -> dict:
-    """Tile sizes of the launches per kernel (small ones in the
-    interpreter, which runs every program in Python)."""
-    src = INTERPRET_BLOCKS if interpreting() else BLOCKS
+#: per-architecture tiles: on sm_8x (compute capability < 9.0, 64K
+#: registers per SM as on sm_90 but another ptxas schedule) the soft
+#: forward's and the grad_input GEMM's 64x128 tiles spill (ptxas -v: 20/40
+#: and 268/628 bytes at ResNet-101 layer4); 64x64 ones do not
+SM80_BLOCKS = dict(fwd=dict(BM=64, BN=64, BK=32),
+                   input_gemm=dict(BM=64, BN=64, BK=32))
+
+
+def blocks(cap: int | None = None) -> dict:
+    """Tile sizes of the launches per kernel for compute capability
+    ``cap`` (``major * 10 + minor``; None: :data:`BLOCKS`, sm_90's; below
+    90 with :data:`SM80_BLOCKS`), small ones in the interpreter (which
+    runs every program in Python)."""
+    if interpreting():
+        src = INTERPRET_BLOCKS
+    else:
+        src = dict(BLOCKS, **(SM80_BLOCKS if cap is not None and cap < 90
+                              else {}))
     return {k: dict(v) for k, v in src.items()}
 
 

@@ -3,20 +3,22 @@ launch can compile, and a launch hook that can record instead of run."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import torch
 
-from .triton_kernels import (BLOCKS, HAS_TRITON, bwd_cols_kernel,
+from .triton_kernels import (BLOCKS, HAS_TRITON, SM80_BLOCKS,
+                             bwd_cols_kernel,
                              bwd_input_gemm_kernel, bwd_input_kernel,
                              bwd_probs_kernel, bwd_weight_kernel, fwd_kernel)
 
 __all__ = [
     'KernelVariant', 'launch_variants', 'fwd_meta', 'cols_meta',
     'gather_meta', 'input_gemm_meta', 'probs_meta', 'weight_meta',
-    'Launch', 'launch',
+    'Launch', 'launch', 'target_capability',
     'recording'
 ]
 
@@ -44,16 +46,34 @@ def launch(kernel: Any, grid: tuple, *args: Any, **meta: Any) -> None:
 
 
 @contextlib.contextmanager
-def recording() -> Iterator[list[Launch]]:
+def recording(cap: int | None = None) -> Iterator[list[Launch]]:
     """Within the block (this thread), launches are recorded into the
-    yielded list instead of run."""
+    yielded list instead of run, with the tiles of compute capability
+    ``cap`` (:func:`target_capability`)."""
     rec: list[Launch] = []
-    prev = getattr(_RECORDING, 'launches', None)
-    _RECORDING.launches = rec
+    prev = (getattr(_RECORDING, 'launches', None),
+            getattr(_RECORDING, 'cap', None))
+    _RECORDING.launches, _RECORDING.cap = rec, cap
     try:
         yield rec
     finally:
-        _RECORDING.launches = prev
+        _RECORDING.launches, _RECORDING.cap = prev
+
+
+def target_capability(x: torch.Tensor) -> int | None:
+    """The compute capability (``major * 10 + minor``) the launches for
+    ``x`` are for: its GPU's, or inside :func:`recording` the recorded
+    one (None: sm_90's tiles)."""
+    if x.is_cuda:
+        return _capability(x.device.index if x.device.index is not None
+                           else torch.cuda.current_device())
+    return getattr(_RECORDING, 'cap', None)
+
+
+@functools.lru_cache(maxsize=None)
+def _capability(index: int) -> int:
+    major, minor = torch.cuda.get_device_capability(index)
+    return major * 10 + minor
 
 
 _TT = {torch.float32: 'fp32', torch.float16: 'fp16', torch.bfloat16: 'bf16'}
@@ -106,7 +126,8 @@ class KernelVariant(NamedTuple):
 
 
 def launch_variants(k: int = 3, num_dilations: int = 3,
-                    blocks: dict | None = None) -> list[KernelVariant]:
+                    blocks: dict | None = None,
+                    cap: int | None = None) -> list[KernelVariant]:
     """Every kernel variant the launches of this module can compile for a
     ``k`` x ``k`` kernel and ``num_dilations`` dilations on a GPU: each
     compute dtype (fp32 with TF32 on/off, fp16, bf16), soft/hard (the
@@ -119,11 +140,15 @@ def launch_variants(k: int = 3, num_dilations: int = 3,
     ``bwd_probs`` (a sum of fp32 partials) is the same code for every
     dtype and stride, listed under each name. Integer arguments are typed
     ``i32`` (:func:`supports` keeps every tensor below 2**31 elements).
-    Used by the compile test in CI."""
+    Tiles: ``blocks``, else those of compute capability ``cap`` (None:
+    sm_90's). Used by the compile test in CI."""
     if not HAS_TRITON:
         raise RuntimeError('launch_variants needs the triton package')
-    src = BLOCKS if blocks is None else blocks
-    blocks = {name: dict(b) for name, b in src.items()}
+    if blocks is None:  # the launches' tiles for ``cap`` (not the
+        # interpreter's: these variants are for a GPU)
+        blocks = dict(BLOCKS, **(SM80_BLOCKS if cap is not None and
+                                 cap < 90 else {}))
+    blocks = {name: dict(b) for name, b in blocks.items()}
     modes = [(torch.float32, False, 'ieee'), (torch.float32, False, 'tf32'),
              (torch.float16, True, 'ieee'), (torch.bfloat16, True, 'ieee')]
 

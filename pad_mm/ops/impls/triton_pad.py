@@ -66,7 +66,7 @@ from .triton_layout import (channels_last, cols_weight, dil_tensor, dot_mode,
 from .triton_launch import (KernelVariant, Launch, cols_meta, fwd_meta,
                             gather_meta, input_gemm_meta, launch,
                             launch_variants, probs_meta, recording,
-                            weight_meta)
+                            target_capability, weight_meta)
 
 __all__ = [
     'HAS_TRITON', 'pad_conv2d_triton', 'pad_conv2d_hard_triton', 'supports',
@@ -232,12 +232,14 @@ def _on_device(x: Tensor):
 def record_launches(input: Tensor, weight: Tensor, bias: Tensor | None,
                     sel: Tensor, dilations: Sequence[int], stride: int = 1,
                     groups: int = 1, hard: bool = False,
-                    backward: bool = True) -> list[Launch]:
+                    backward: bool = True,
+                    cap: int | None = None) -> list[Launch]:
     """The kernel launches of one call (and of its backward if
     ``backward``), recorded instead of run: the arguments a real call
-    passes, for the static kernel report. Use ``'meta'`` tensors (no
-    memory, no device); ``input`` in the compute dtype."""
-    with recording() as rec:
+    passes on a GPU of compute capability ``cap`` (None: sm_90), for the
+    static kernel report. Use ``'meta'`` tensors (no memory, no device);
+    ``input`` in the compute dtype."""
+    with recording(cap) as rec:
         leaves = [t.detach().requires_grad_(backward and
                                             t.is_floating_point())
                   if t is not None else None
@@ -272,7 +274,7 @@ def _forward(x: Tensor, wf: Tensor, bias: Tensor, sel: Tensor,
         psum = sel.sum(1).contiguous()
         sp = sel.stride()
     cast, prec = dot_mode(x.dtype)
-    blk = blocks()['fwd']
+    blk = blocks(target_capability(x))['fwd']
     grid = (triton.cdiv(npix, blk['BM']), triton.cdiv(cog, blk['BN']),
             groups)
     launch(fwd_kernel, grid, x, wf, bias, sel, psum, dil, out, npix, h,
@@ -296,7 +298,7 @@ def _backward(need_x: bool, need_w: bool, need_p: bool, grad_out: Tensor,
     d_count = probs.shape[1]
     h_out, w_out = probs.shape[-2:]
     cast, prec = dot_mode(x.dtype)
-    blk = blocks()
+    blk = blocks(target_capability(x))
     gx = gw = gp = None
     wc = cols_weight(wf) if need_x or need_p else None
     bc = blk['cols']
