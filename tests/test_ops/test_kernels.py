@@ -531,7 +531,8 @@ _INTERPRET_SCRIPT = textwrap.dedent('''
     err = ((out.double() - ref).abs().max() / ref.abs().max()).item()
     assert err < 3e-2, ('autocast', err)
     # fp32 weight, bias and probs with bf16 activations (AMP's parameters),
-    # backward chunked one image at a time: gradients in each one's dtype
+    # backward's buffer path chunked one image at a time: gradients in
+    # each one's dtype
     from pad_mm.ops import triton_pad
     triton_pad.BWD_BUFFER_BYTES = 1
     # and a channels_last weight (model.to(memory_format=channels_last)):
@@ -541,9 +542,10 @@ _INTERPRET_SCRIPT = textwrap.dedent('''
         memory_format=torch.channels_last).requires_grad_()
     b = torch.randn(16).requires_grad_()
     p = torch.softmax(torch.randn(2, 3, 5, 6), 1).requires_grad_()
-    out = pad_conv2d(x, w, b, p, dil, impl='triton')
-    assert out.dtype == torch.bfloat16
-    grads = torch.autograd.grad(out.float().sum(), (x, w, b, p))
+    with triton_pad.bwd_input_path('buffer'):
+        out = pad_conv2d(x, w, b, p, dil, impl='triton')
+        assert out.dtype == torch.bfloat16
+        grads = torch.autograd.grad(out.float().sum(), (x, w, b, p))
     assert [g.dtype for g in grads] == [torch.bfloat16] + [torch.float32] * 3
     assert grads[1].stride() == w.stride(), (grads[1].stride(), w.stride())
     ref_leaves = [t.detach().double().requires_grad_() for t in (x, w, b, p)]
@@ -598,7 +600,8 @@ _BACKWARD_PATHS_SCRIPT = textwrap.dedent('''
             x = x.to(memory_format=torch.channels_last)
         leaves = [t.clone().requires_grad_(r)
                   for t, r in zip((x, w, b, p), needs)]
-        with triton_pad.bwd_buffer_limit(1 if chunked else 128 << 20):
+        with triton_pad.bwd_buffer_limit(1 if chunked else 128 << 20), \
+                triton_pad.bwd_input_path('buffer'):
             out = pad_conv2d(*leaves, dil, s, g, impl='triton')
             fmt = torch.channels_last if cl else torch.contiguous_format
             assert out.is_contiguous(memory_format=fmt)
@@ -635,5 +638,115 @@ def test_triton_backward_paths_in_interpreter(repo_root):
     out = subprocess.run([sys.executable, '-c', _BACKWARD_PATHS_SCRIPT],
                          capture_output=True, text=True, env=env,
                          cwd=repo_root, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == 'ok 4'
+
+
+_GEMM_PATH_SCRIPT = textwrap.dedent('''
+    import os
+    import torch
+    from pad_mm.ops import pad_conv2d, pad_conv2d_reference, triton_pad
+
+    def kernels(*args, **kw):
+        return [la.kernel.fn.__name__
+                for la in triton_pad.record_launches(*args, **kw)]
+
+    def check(got, exp, what, tol=1e-4):
+        for i, (a, e) in enumerate(zip(got, exp)):
+            err = ((a.double() - e).abs().max() / e.abs().max()).item()
+            assert err < tol, (what, i, err)
+
+    # grad_input by the GEMM path (no buffer): stride 2, groups, k = 5 with
+    # D = 4, NCHW and channels_last, which gradients are needed
+    cases = [  # c_in, c_out, groups, stride, k, dil, channels_last, needs
+        (20, 6, 1, 1, 3, (1, 2, 3), False, (True, True, True, True)),
+        (20, 6, 1, 2, 3, (1, 2, 3), True, (True, False, False, False)),
+        (32, 8, 2, 1, 3, (1, 2, 3), False, (True, True, True, True)),
+        (16, 16, 1, 1, 5, (1, 2, 3, 4), True, (True, True, False, True)),
+    ]
+    for i, (ci, co, g, s, k, dil, cl, needs) in enumerate(cases):
+        gen = torch.Generator().manual_seed(i)
+        x = torch.randn(2, ci, 7, 6, generator=gen)
+        w = torch.randn(co, ci // g, k, k, generator=gen) / k
+        b = torch.randn(co, generator=gen)
+        ho, wo = (7 - 1) // s + 1, (6 - 1) // s + 1
+        p = torch.softmax(torch.randn(2, len(dil), ho, wo, generator=gen),
+                          1)
+        if cl:
+            x = x.to(memory_format=torch.channels_last)
+        leaves = [t.clone().requires_grad_(r)
+                  for t, r in zip((x, w, b, p), needs)]
+        with triton_pad.bwd_input_path('gemm'):
+            names = kernels(x, w, b, p, dil, s, g)
+            out = pad_conv2d(*leaves, dil, s, g, impl='triton')
+            go = torch.randn(out.shape, generator=gen)
+            got = torch.autograd.grad(
+                out, [t for t in leaves if t.requires_grad], go)
+        assert names.count('bwd_input_gemm_kernel') == 1, names
+        assert 'bwd_input_kernel' not in names, names
+        ref_leaves = [t.detach().double().requires_grad_(r)
+                      for t, r in zip((x, w, b, p), needs)]
+        ref = pad_conv2d_reference(*ref_leaves, dil, s, g)
+        exp = torch.autograd.grad(
+            ref, [t for t in ref_leaves if t.requires_grad], go.double())
+        fmt = torch.channels_last if cl else torch.contiguous_format
+        assert got[0].is_contiguous(memory_format=fmt)
+        check([out, *got], [ref, *exp], i)
+
+    # 'auto' takes the buffer path where one image's buffer fits the bound,
+    # the GEMM path where it does not; PAD_MM_BWD_BUFFER_MB sets the bound
+    x = torch.randn(2, 16, 5, 6)
+    w = torch.randn(16, 16, 3, 3) / 12
+    p = torch.softmax(torch.randn(2, 3, 5, 6), 1).requires_grad_()
+    dil = (1, 2, 3)
+    assert 'bwd_input_kernel' in kernels(x, w, None, p, dil)
+    os.environ['PAD_MM_BWD_BUFFER_MB'] = '0'
+    assert triton_pad.bwd_buffer_bytes() == 0
+    assert 'bwd_input_gemm_kernel' in kernels(x, w, None, p, dil)
+    with triton_pad.bwd_input_path('buffer'):  # forced: one image a chunk
+        assert kernels(x, w, None, p, dil).count('bwd_input_kernel') == 2
+    for bad in ('-1', 'lots', 'inf'):
+        os.environ['PAD_MM_BWD_BUFFER_MB'] = bad
+        try:
+            triton_pad.bwd_buffer_bytes()
+        except ValueError as err:
+            assert 'PAD_MM_BWD_BUFFER_MB' in str(err) and bad in str(err)
+        else:
+            raise AssertionError(bad)
+    del os.environ['PAD_MM_BWD_BUFFER_MB']
+    try:
+        triton_pad.bwd_input_path('fast').__enter__()
+    except ValueError as err:
+        assert "'fast'" in str(err) and 'gemm' in str(err)
+    else:
+        raise AssertionError('path')
+    # a bf16 weight gets its bf16 gradient straight from the kernel: the
+    # fp32 one within one bf16 step (the interpreter's cast truncates, a
+    # GPU's rounds to nearest)
+    xb = torch.randn(1, 16, 5, 6).bfloat16()
+    wb = (torch.randn(16, 16, 3, 3) / 12).bfloat16().requires_grad_()
+    w32 = wb.detach().float().requires_grad_()
+    pb = torch.softmax(torch.randn(1, 3, 5, 6), 1)
+    gb = torch.autograd.grad(pad_conv2d(xb, wb, None, pb, dil,
+                                        impl='triton').float().sum(), wb)[0]
+    g32 = torch.autograd.grad(pad_conv2d(xb, w32, None, pb, dil,
+                                         impl='triton').float().sum(),
+                              w32)[0]
+    assert gb.dtype == torch.bfloat16
+    assert ((gb.float() - g32).abs() <= g32.abs() * 2**-7 + 1e-6).all()
+    print('ok', len(cases))
+''')
+
+
+@pytest.mark.skipif(not HAS_TRITON, reason='triton is not installed')
+def test_triton_gemm_backward_path_in_interpreter(repo_root):
+    """grad_input by one implicit GEMM over grad_out (no [pixels, k*k, C]
+    buffer): values and every gradient against the float64 reference,
+    and when 'auto' takes it."""
+    env = dict(os.environ, TRITON_INTERPRET='1', PYTHONPATH=repo_root)
+    env.pop('PAD_MM_BWD_BUFFER_MB', None)
+    out = subprocess.run([sys.executable, '-c', _GEMM_PATH_SCRIPT],
+                         capture_output=True, text=True, env=env,
+                         cwd=repo_root, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1] == 'ok 4'

@@ -7,8 +7,9 @@ each variant listed by ``launch_variants()`` (every compute dtype: fp32
 with TF32 on and off, fp16, bf16; soft and hard, the straight-through
 probabilities taking the soft kernels; stride 1 and 2) is compiled:
 
-* through Triton's front end and its GPU-specific passes (TTIR -> TTGIR)
-  for both targets, every variant not compiled to a cubin (and the
+* with each target's tiles (:func:`pad_mm.ops.triton_pad.launch_variants`
+  ``cap``), through Triton's front end and its GPU-specific passes
+  (TTIR -> TTGIR) for both targets, every variant not compiled to a cubin (and the
   k = 5, D = 4 variants in bf16 for sm_90);
 * and to a cubin with ``triton.compile(ASTSource(...),
   target=GPUTarget('cuda', cap, 32))`` (Triton's own LLVM and its bundled
@@ -29,6 +30,9 @@ from pad_mm.ops import triton_pad  # noqa: E402
 
 CAPS = (80, 90)
 VARIANTS = {v.name: v for v in triton_pad.launch_variants()}
+# each target with its own tiles (sm_8x: smaller ones for two kernels)
+BY_CAP = {cap: {v.name: v for v in triton_pad.launch_variants(cap=cap)}
+          for cap in CAPS}
 # D = 4 and a 5x5 kernel (other launches' constexprs) for the front end
 EXTRA = {f'k5-d4/{v.name}': v
          for v in triton_pad.launch_variants(k=5, num_dilations=4)}
@@ -75,10 +79,20 @@ def test_variants_cover_every_launch_mode():
             for mode in ('soft', 'hard'):
                 assert f'fwd-{tag}-s{s}-{mode}' in names
             assert f'bwd_weight-{tag}-s{s}' in names
+            assert f'bwd_input_gemm-{tag}-s{s}' in names
         assert f'bwd_cols-{tag}' in names
     for dt in ('fp32', 'fp16', 'bf16'):
         for s in (1, 2):
             assert {f'bwd_input-{dt}-s{s}', f'bwd_probs-{dt}-s{s}'} <= names
+            if dt != 'fp32':  # grad_weight in a half weight's dtype
+                v = VARIANTS[f'bwd_weight-{dt}-s{s}-w{dt}']
+                assert v.signature['gw_ptr'] == f'*{dt}'
+                assert VARIANTS[f'bwd_weight-{dt}-s{s}'].signature[
+                    'gw_ptr'] == '*fp32'
+    # the sm_8x tiles
+    assert BY_CAP[80]['fwd-bf16-s1-soft'].constexprs['BN'] == 64
+    assert BY_CAP[90]['fwd-bf16-s1-soft'].constexprs['BN'] == 128
+    assert BY_CAP[80]['bwd_input_gemm-bf16-s1'].constexprs['BN'] == 64
     v = VARIANTS['fwd-bf16-s2-hard']
     assert v.constexprs['HARD'] is True and v.constexprs['CAST'] is True
     assert v.signature['x_ptr'] == '*bf16'
@@ -107,14 +121,14 @@ _LOWER = [(name, cap) for cap in CAPS for name in sorted(VARIANTS)
 
 @pytest.mark.parametrize('name,cap', _LOWER)
 def test_every_variant_lowers_for_the_gpu(name, cap):
-    ttgir = _to_ttgir({**VARIANTS, **EXTRA}[name], cap)
+    ttgir = _to_ttgir({**BY_CAP[cap], **EXTRA}[name], cap)
     assert 'tt.func' in ttgir, name
 
 
 @pytest.mark.parametrize('cap', CAPS)
 @pytest.mark.parametrize('name', _CUBIN)
 def test_compiles_to_cubin(name, cap):
-    kernel = triton.compile(_source(VARIANTS[name]),
+    kernel = triton.compile(_source(BY_CAP[cap][name]),
                             target=GPUTarget('cuda', cap, 32))
     assert kernel.asm['cubin'][:4] == b'\x7fELF'  # a real sm_xx binary
     assert f'.target sm_{cap}' in kernel.asm['ptx']
