@@ -126,12 +126,14 @@ def test_markdown_summary_counts_cases():
         index=4, status='failed', wall_s=3.0, cases=[
             dict(name='s', status='passed', values_ok=True, **{
                 m: dict(ratio_to_cudnn=dict(triton=1.5, reference=3.0,
-                                            auto=1.0))
+                                            auto=1.0, **(
+                                                dict(triton_gemm=1.7)
+                                                if m == 'fwd_bwd' else {})))
                 for m in ('fwd', 'fwd_bwd', 'hard_inference')}),
             dict(name='t', status='error')])))
     table = markdown_summary(data)
     assert '| 4 | speed | failed | 1 | 1 | 0 | 3.0 |' in table
-    assert '| s | 1.50x | 1.50x | 3.00x | 1.00x | 1.50x | 1.00x | ok |' \
+    assert '| s | 1.50x | 1.50x | 1.70x | 3.00x | 1.00x | 1.50x | 1.00x | ok |' \
         in table
 
 

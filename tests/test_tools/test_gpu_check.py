@@ -23,7 +23,8 @@ CASES = {
     'environment': ['versions', 'device', 'flags', 'imports'],
     'compile': ['warm_compile', 'auto_first_call/soft_fwd_bwd',
                 'auto_first_call/hard', 'triton_first_call/soft_fwd_bwd'],
-    'quick_correctness': ['soft/float32', 'soft/bfloat16', 'hard/float16'],
+    'quick_correctness': ['soft/float32', 'soft/bfloat16', 'hard/float16',
+                          'soft/bfloat16/gemm_backward'],
     'speed': ['tiny/bf16/channels_last'],
     'model': ['deeplabv3plus_r101/vanilla', 'deeplabv3plus_r101/pad',
               'deeplabv3plus_r101/pad_vs_vanilla'],
@@ -116,7 +117,8 @@ def test_smoke_sections_check_values_and_report_figures(smoke):
         assert c['values_ok']
         for m in ('fwd', 'fwd_bwd', 'hard_inference'):
             ms = c[m]['ms']
-            assert set(ms) == {'cudnn', 'triton', 'reference', 'auto'}
+            assert set(ms) == {'cudnn', 'triton', 'reference', 'auto'} | (
+                {'triton_gemm'} if m == 'fwd_bwd' else set())
             assert c[m]['ratio_to_cudnn']['triton'] == pytest.approx(
                 ms['triton'] / ms['cudnn'])
         for m in ('fwd_bwd', 'hard_inference'):  # relaunched, timed alone
@@ -132,8 +134,17 @@ def test_smoke_sections_check_values_and_report_figures(smoke):
         'step_ratio'] == pytest.approx(
         model['deeplabv3plus_r101/pad']['step_ms'] /
         model['deeplabv3plus_r101/vanilla']['step_ms'])
+    # the backward's GEMM path: timed, its values checked
+    assert c['errors']['triton_gemm/fwd_bwd'] <= c['tolerance']['fwd_bwd']
+    assert set(quick['soft/bfloat16/gemm_backward']['spec']) >= {'bwd_path'}
+    assert quick['soft/bfloat16/gemm_backward']['spec']['bwd_path'] == 'gemm'
+    assert 'bwd_input_gemm_kernel' in quick['soft/bfloat16/gemm_backward'][
+        'kernels']
     mem = s['memory']['tiny/bf16/channels_last']
     assert mem['fwd_bwd']['peak_mib']['triton'] is None  # no CUDA stats
+    assert set(mem['target']) == {
+        'fwd_bwd peak <= 1.3x cuDNN (triton)',
+        'fwd_bwd peak <= 1.3x cuDNN (triton_gemm)'}
     for name, c in s['graphs'].items():
         if name.startswith('torch_compile') and c['status'] == 'passed':
             assert c['backend'] == 'aot_eager'
@@ -222,3 +233,69 @@ def test_starts_from_the_repo_root_with_torch_and_triton_only(repo_root):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == 'ok'
     assert '--smoke' in proc.stdout  # the usage was printed
+
+
+def _section_pids(out) -> list[int]:
+    """Processes running a section of the check writing ``out``."""
+    pids = []
+    for d in os.listdir('/proc'):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f'/proc/{d}/cmdline', 'rb') as f:
+                cmd = f.read().decode(errors='replace')
+        except OSError:
+            continue
+        if 'pad_mm.ops.gpu_check.child' in cmd and str(out) in cmd:
+            pids.append(int(d))
+    return pids
+
+
+@pytest.mark.skipif(not os.path.isdir('/proc'), reason='needs /proc')
+def test_sigterm_leaves_no_section_running(repo_root, tmp_path):
+    """``timeout`` or a closed terminal sends SIGTERM/SIGHUP: the running
+    section (its own session, which the signal does not reach) is killed
+    with the check, and the JSON says so (it used to run on, orphaned)."""
+    import signal
+    import time
+    out = tmp_path / 'term.json'
+    env = dict(os.environ)
+    env.pop('PYTHONPATH', None)
+    proc = subprocess.Popen(
+        [sys.executable, 'tools/analysis_tools/gpu_check.py', '--smoke',
+         '--out', str(out), '--sections', 'environment,memory', '--inject',
+         'environment=hang'], cwd=repo_root, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:  # the hang begins after a case
+            try:
+                cases = json.loads(out.read_text())['sections'][
+                    'environment']['cases']
+            except (OSError, ValueError, KeyError):
+                cases = []
+            if cases and _section_pids(out):
+                break
+            time.sleep(0.5)
+        assert _section_pids(out), 'the section never started'
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+        assert proc.returncode == 128 + signal.SIGTERM
+        for _ in range(20):
+            if not _section_pids(out):
+                break
+            time.sleep(0.5)
+        assert _section_pids(out) == []
+        data = json.loads(out.read_text())
+        assert data['finished'] is False
+        assert data['terminated_by_signal'] == signal.SIGTERM
+        env_section = data['sections']['environment']
+        assert env_section['status'] == 'failed'
+        assert 'terminated by signal' in env_section['error']
+        assert [c['name'] for c in env_section['cases']] == ['versions']
+        assert data['sections']['memory']['status'] == 'pending'
+    finally:
+        for pid in _section_pids(out):
+            os.kill(pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()

@@ -5,6 +5,7 @@ a hang or a kill loses nothing recorded before it and does not stop the
 next section."""
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import platform
@@ -12,15 +13,16 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import pad_mm
 
 from .plan import SECTIONS, TOTAL_BUDGET_S
 from .record import read_json, section_status, write_json
 
-__all__ = ['run_check', 'package_root', 'child_env']
+__all__ = ['run_check', 'package_root', 'child_env', 'Terminated']
 
 #: characters of a section's output kept in the JSON
 LOG_TAIL = 4000
@@ -68,7 +70,10 @@ def run_check(out: str, sections: Sequence[str] | None = None,
     with less than a second of ``time_limit`` left is ``skipped``.
     ``time_limit`` None: :data:`.plan.TOTAL_BUDGET_S` (smoke: the sum of
     the smoke budgets). ``inject`` (tests): section name ->
-    :data:`.plan.INJECT_MODES`."""
+    :data:`.plan.INJECT_MODES`. SIGTERM or SIGHUP during the run kill
+    the running section's process group, record the section as
+    ``failed`` (``terminated_by_signal`` in the JSON) and exit with
+    ``128 + signum``."""
     budgets, inject = dict(budgets or {}), dict(inject or {})
     chosen = [s for s in SECTIONS if sections is None or s.name in sections]
     if time_limit is None:
@@ -88,6 +93,51 @@ def run_check(out: str, sections: Sequence[str] | None = None,
                                  else s.budget_s),
             status='pending', cases=[])
     write_json(out, data)
+    with _signals_raise():
+        data = _run_sections(out, data, chosen, t0, time_limit, smoke,
+                             repeats, inject, echo)
+    data.update(finished=True, total_s=round(time.time() - t0, 1))
+    write_json(out, data)
+    return data
+
+
+class Terminated(BaseException):
+    """The check got SIGTERM or SIGHUP (e.g. from ``timeout`` or a
+    closed terminal): the running section's process group is killed, the
+    JSON records it, and the process exits with ``128 + signum``."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def _signals_raise() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise :class:`Terminated` inside the block
+    (main thread only; elsewhere a no-op), so that no section process
+    outlives the check (they run in their own sessions, which a signal
+    to the check's process group does not reach)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    sigs = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, 'SIGHUP')
+                               else [])
+    old = {s: signal.signal(s, _raise_terminated) for s in sigs}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _run_sections(out: str, data: dict, chosen: list, t0: float,
+                  time_limit: float, smoke: bool, repeats: int,
+                  inject: dict[str, str],
+                  echo: Callable[[str], None] | None) -> dict:
     for s in chosen:
         entry = data['sections'][s.name]
         left = time_limit - (time.time() - t0)
@@ -101,8 +151,18 @@ def run_check(out: str, sections: Sequence[str] | None = None,
         write_json(out, data)
         if echo:
             echo(f'[{entry["index"]}/8] {s.name} (budget {budget:.0f} s)')
-        code, timed_out, log, wall = _run_section(
-            out, s.name, budget, smoke, repeats, inject.get(s.name))
+        try:
+            code, timed_out, log, wall = _run_section(
+                out, s.name, budget, smoke, repeats, inject.get(s.name))
+        except Terminated as err:  # the section's group is already killed
+            data = read_json(out)
+            data['sections'][s.name].update(
+                status='failed', error=f'the check was terminated by '
+                f'signal {err.signum}; the section was killed')
+            data.update(finished=False, terminated_by_signal=err.signum,
+                        total_s=round(time.time() - t0, 1))
+            write_json(out, data)
+            raise SystemExit(128 + err.signum) from None
         data = read_json(out)  # the cases the section wrote
         entry = data['sections'][s.name]
         entry.update(exit_code=code, wall_s=round(wall, 1),
@@ -116,8 +176,6 @@ def run_check(out: str, sections: Sequence[str] | None = None,
         if echo:
             echo(f'      {entry["status"]} ({len(entry["cases"])} cases, '
                  f'{wall:.1f} s)')
-    data.update(finished=True, total_s=round(time.time() - t0, 1))
-    write_json(out, data)
     return data
 
 

@@ -21,9 +21,16 @@ backward. The taps and the dilations' loop are unrolled at compile time
   also forms the per-channel-tile partial sums of ``grad_probs`` from the
   fp32 accumulator and gathered ``x`` (no second pass over the buffer),
   which ``bwd_probs_kernel`` adds up in a fixed order; a gather kernel
-  forms ``grad_input`` (weighted col2im over the dilations).
+  forms ``grad_input`` (weighted col2im over the dilations). Where the
+  buffer does not fit, ``grad_input`` is instead one implicit GEMM over
+  ``grad_out`` mixed over the dilations at the output pixels that read
+  each input pixel (``bwd_input_gemm_kernel``; no buffer, and
+  ``bwd_cols_kernel`` then forms only ``grad_probs``' partial sums).
   ``grad_weight`` is a GEMM of ``grad_out`` with the re-formed mixed
-  input over the whole batch.
+  input over the whole batch, stored in the weight's dtype.
+
+Tiles (:data:`BLOCKS`, sm_8x: :data:`SM80_BLOCKS`) are fixed per
+architecture (no spills in ``ptxas -v``), not autotuned.
 
 The launches and the autograd Function are in :mod:`.triton_pad`;
 :mod:`.triton_launch` lists every variant a launch can compile (the
