@@ -16,6 +16,10 @@ import torch
 triton = pytest.importorskip('triton')
 
 from pad_mm.ops import kernel_report as kr  # noqa: E402
+from pad_mm.ops import triton_pad  # noqa: E402
+from pad_mm.ops.gpu_check.speed import SWEPT_KERNELS  # noqa: E402
+from pad_mm.ops.impls.triton_kernels import (TILE_CANDIDATES,  # noqa: E402
+                                             tile_override)
 from pad_mm.ops.shapes import conv_out_size  # noqa: E402
 
 SHAPE = kr.SHAPES['r101_layer4_os8_b2']
@@ -221,6 +225,24 @@ def test_every_kernel_compiles_for_sm80_without_spills():
     for k in shape['kernels']:
         assert k['spill_stores'] == k['spill_loads'] == 0, k
         assert 16 not in k['global_access_bits']['ld'], k
+
+
+@pytest.mark.parametrize('kernel,index', [
+    (k, i) for k, c in TILE_CANDIDATES.items() for i in range(1, len(c))])
+def test_tile_candidates_compile_for_sm90_without_spills(kernel, index):
+    """The tile sweep's other candidates, compiled as launched at
+    ResNet-101 layer4 (the defaults are in the report above)."""
+    tiles = TILE_CANDIDATES[kernel][index]
+    with tile_override(kernel, tiles), triton_pad.bwd_input_path(
+            'gemm' if kernel == 'input_gemm' else 'auto'):
+        launches = kr.shape_launches(SHAPE)['soft']
+    (first, *_) = [la for la in launches
+                   if la.kernel.fn.__name__ == SWEPT_KERNELS[kernel]]
+    assert {k: first.meta[k] for k in tiles} == tiles
+    k = kr.compile_launch(first, 90)
+    assert k['spill_stores'] == k['spill_loads'] == 0, k
+    assert k['shared_bytes'] <= 227 * 1024, k
+    assert 16 not in k['global_access_bits']['ld'], k
 
 
 def test_predicted_fwd_bwd_within_target(report):

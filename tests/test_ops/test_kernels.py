@@ -750,3 +750,36 @@ def test_triton_gemm_backward_path_in_interpreter(repo_root):
                          cwd=repo_root, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1] == 'ok 4'
+
+
+@pytest.mark.skipif(not HAS_TRITON, reason='triton is not installed')
+def test_tile_override_sets_the_launch_tiles_and_checks_them():
+    """The tile sweep's override: the recorded launches take the tiles
+    (constexprs and grid), only inside the block; bad tiles are refused
+    with the field and what is allowed."""
+    from pad_mm.ops import triton_pad
+    from pad_mm.ops.impls.triton_kernels import (BLOCKS, TILE_CANDIDATES,
+                                                 tile_override)
+    x = torch.empty(2, 64, 16, 32, device='meta', dtype=torch.bfloat16)
+    w = torch.empty(256, 64, 3, 3, device='meta')
+    p = torch.empty(2, 3, 16, 32, device='meta')
+
+    def fwd():
+        (la, ) = [la for la in triton_pad.record_launches(
+            x, w, None, p, (1, 2, 4), backward=False)]
+        return la
+
+    assert fwd().meta['BN'] == BLOCKS['fwd']['BN'] == 128
+    assert fwd().grid == (2 * 16 * 32 // 64, 256 // 128, 1)
+    for tiles in TILE_CANDIDATES['fwd']:
+        with tile_override('fwd', tiles):
+            la = fwd()
+        assert {k: la.meta[k] for k in tiles} == tiles
+        assert la.grid == (1024 // tiles['BM'], 256 // tiles['BN'], 1)
+    assert fwd().meta['BN'] == 128  # restored
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        tile_override('nope', {}).__enter__()
+    with pytest.raises(ValueError, match='power of two >= 16'):
+        tile_override('fwd', dict(BM=48, BN=64, BK=32)).__enter__()
+    with pytest.raises(ValueError, match="'BK', 'BM', 'BN'"):
+        tile_override('fwd', dict(BM=64, BN=64)).__enter__()

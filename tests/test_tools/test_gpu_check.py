@@ -25,7 +25,8 @@ CASES = {
                 'auto_first_call/hard', 'triton_first_call/soft_fwd_bwd'],
     'quick_correctness': ['soft/float32', 'soft/bfloat16', 'hard/float16',
                           'soft/bfloat16/gemm_backward'],
-    'speed': ['tiny/bf16/channels_last'],
+    'speed': ['tiny/bf16/channels_last',
+              'tile_sweep/tiny/bf16/channels_last'],
     'model': ['deeplabv3plus_r101/vanilla', 'deeplabv3plus_r101/pad',
               'deeplabv3plus_r101/pad_vs_vanilla'],
     'memory': ['tiny/bf16/channels_last'],
@@ -84,7 +85,7 @@ def test_smoke_runs_all_eight_sections(smoke):
 
 
 def test_smoke_sections_check_values_and_report_figures(smoke):
-    _, data, _ = smoke
+    _, data, table = smoke
     s = {n: {c['name']: c for c in v['cases']}
          for n, v in data['sections'].items()}
     env = s['environment']
@@ -134,6 +135,18 @@ def test_smoke_sections_check_values_and_report_figures(smoke):
         'step_ratio'] == pytest.approx(
         model['deeplabv3plus_r101/pad']['step_ms'] /
         model['deeplabv3plus_r101/vanilla']['step_ms'])
+    # the tile sweep: every candidate of every kernel launched, timed and
+    # its values checked; the best is one of them
+    from pad_mm.ops.impls.triton_kernels import TILE_CANDIDATES
+    sweep = s['speed']['tile_sweep/tiny/bf16/channels_last']
+    assert set(sweep['kernels']) == set(TILE_CANDIDATES)
+    for k, v in sweep['kernels'].items():
+        assert [r['tiles'] for r in v['candidates']] == list(
+            TILE_CANDIDATES[k])
+        for r in v['candidates']:
+            assert r['launches'] >= 1 and r['us'] > 0 and r['values_ok'], r
+        assert v['best'] in [r['tiles'] for r in v['candidates']]
+    assert 'Tile sweep, tiny/bf16/channels_last:' in table
     # the backward's GEMM path: timed, its values checked
     assert c['errors']['triton_gemm/fwd_bwd'] <= c['tolerance']['fwd_bwd']
     assert set(quick['soft/bfloat16/gemm_backward']['spec']) >= {'bwd_path'}

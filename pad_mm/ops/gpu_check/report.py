@@ -9,6 +9,11 @@ def _f(v, fmt: str = '.2f') -> str:
     return '-' if v is None else format(v, fmt)
 
 
+def _tiles(t: dict | None) -> str:
+    return '-' if t is None else 'x'.join(str(t[k]) for k in ('BM', 'BN',
+                                                              'BK'))
+
+
 def markdown_summary(data: dict) -> str:
     """Sections (status, cases passed / failed / skipped, seconds), then
     the ratios to cuDNN and to the vanilla model."""
@@ -41,6 +46,22 @@ def markdown_summary(data: dict) -> str:
                 f"{_f(r['hard_inference']['triton'])}x | "
                 f"{_f(r['hard_inference']['auto'])}x | "
                 f"{'ok' if c.get('values_ok') else 'WRONG'} |")
+    for c in speed:
+        if 'kernels' not in c or not c['name'].startswith('tile_sweep'):
+            continue
+        rows += ['', f"Tile sweep, {c['name'].split('/', 1)[1]}:", '',
+                 '| kernel | default tiles | us | best tiles | us | '
+                 'default / best | values |', '|---|---|---|---|---|---|---|']
+        for k, v in c['kernels'].items():
+            cands = v['candidates']
+            best = next((r for r in cands if r['tiles'] == v['best']), None)
+            rows.append(
+                f"| {k} | {_tiles(v['default'])} | {_f(cands[0]['us'], '.1f')}"
+                f" | {_tiles(v['best'])} | "
+                f"{_f(best['us'] if best else None, '.1f')} | "
+                f"{_f(v['gain'])}x | "
+                f"{'ok' if all(r['values_ok'] for r in cands) else 'WRONG'}"
+                ' |')
     mem = data['sections'].get('memory', {}).get('cases', [])
     if any('fwd_bwd' in c for c in mem):
         rows += ['', '| shape | fwd+bwd peak triton / cuDNN | triton, GEMM '

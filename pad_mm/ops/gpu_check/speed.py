@@ -2,7 +2,8 @@
 for the forward (soft inference), forward + backward and hard inference
 (10% of the pixels off the dominant dilation), CUDA events, values
 checked at every shape, per-kernel CUDA-event times with TFLOP/s and
-GB/s."""
+GB/s; then the tile sweep (each kernel's candidate tiles, timed and
+checked)."""
 from __future__ import annotations
 
 import dataclasses
@@ -13,11 +14,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import pad_conv2d, pad_conv2d_hard, select_impl, triton_pad
+from ..impls.triton_kernels import TILE_CANDIDATES, tile_override
 from .cases import DTYPES, CallSpec, rel_err, tf32, time_ms
 from .child import CaseIter, Context
 
 __all__ = ['SPEED_SHAPES', 'speed_specs', 'layer_tensors', 'layer_fns',
-           'speed', 'speed_case', 'kernel_times', 'TARGETS']
+           'speed', 'speed_case', 'kernel_times', 'TARGETS', 'tile_sweep',
+           'SWEPT_KERNELS', 'SWEEP_SHAPE']
 
 _L4_OS8 = dict(n=2, c_in=512, c_out=512, size=(64, 128), dil=(4, 8, 16),
                bias=False)
@@ -235,7 +238,70 @@ def speed_case(spec: CallSpec, ctx: Context) -> dict:
     return res
 
 
+#: the kernel each :data:`TILE_CANDIDATES` entry tiles
+SWEPT_KERNELS = {'fwd': 'fwd_kernel', 'cols': 'bwd_cols_kernel',
+                 'input_gemm': 'bwd_input_gemm_kernel',
+                 'weight': 'bwd_weight_kernel'}
+#: the shape of the tile sweep (the first of :data:`SPEED_SHAPES`)
+SWEEP_SHAPE = 'r101_l4_os8_b2/bf16/channels_last'
+
+
+def tile_sweep(spec: CallSpec, ctx: Context) -> dict:
+    """Each kernel's :data:`TILE_CANDIDATES` at ``spec`` (soft forward +
+    backward; the grad_input GEMM on its path): the kernel's launches
+    recorded with the tiles and relaunched alone (CUDA events, median of
+    ``repeats``, summed over its launches), and the call's values and
+    gradients under those tiles against the fp32 reference (the speed
+    section's tolerance). ``best``: the fastest candidate whose values
+    pass, ``gain``: the default's time over the best one's."""
+    t = layer_tensors(spec, ctx.device)
+    dt = DTYPES[spec.dtype]
+    f32 = dict(t, **{k: t[k].float() for k in ('x', 'w', 'probs', 'go')})
+    with tf32(None):
+        truth = _as_list(layer_fns(f32, dataclasses.replace(
+            spec, dtype='float32'))['fwd_bwd']['reference']())
+    fns = layer_fns(t, spec)
+    base = _as_list(fns['fwd_bwd']['reference']())
+    tol = max(4 * max(rel_err(a.double(), e.double())
+                      for a, e in zip(base, truth)), _FLOOR[dt])
+    res: dict = dict(spec=spec.describe(), tolerance=tol, kernels={})
+    for kernel, cands in TILE_CANDIDATES.items():
+        path = 'gemm' if kernel == 'input_gemm' else 'auto'
+        rows = []
+        for tiles in cands:
+            with tile_override(kernel, tiles), \
+                    triton_pad.bwd_input_path(path):
+                launches = [la for la in triton_pad.record_launches(
+                    t['x'], t['w'], None, t['probs'], spec.dil, spec.stride,
+                    spec.groups) if la.kernel.fn.__name__ ==
+                    SWEPT_KERNELS[kernel]]
+                us = sum(time_ms(
+                    lambda la=la: la.kernel[la.grid](*la.args, **la.meta),
+                    ctx.device, ctx.repeats, ctx.warmup)
+                    for la in launches) * 1e3
+                got = _as_list(fns['fwd_bwd'][
+                    'triton_gemm' if path == 'gemm' else 'triton']())
+            err = max(rel_err(a.double(), e.double())
+                      for a, e in zip(got, truth))
+            rows.append(dict(tiles=tiles, us=round(us, 1), launches=len(
+                launches), error=err, values_ok=err <= tol))
+        ok = [r for r in rows if r['values_ok'] and r['launches']]
+        best = min(ok, key=lambda r: r['us']) if ok else None
+        res['kernels'][kernel] = dict(
+            candidates=rows, default=dict(cands[0]),
+            best=None if best is None else best['tiles'],
+            gain=None if best is None or not best['us'] else round(
+                rows[0]['us'] / best['us'], 3))
+    res['status'] = 'passed' if all(
+        r['values_ok'] and r['launches'] for k in res['kernels'].values()
+        for r in k['candidates']) else 'failed'
+    return res
+
+
 def speed(ctx: Context) -> CaseIter:
     shapes = SMOKE_SHAPES if ctx.smoke else SPEED_SHAPES
     for name, spec in shapes.items():
         yield name, lambda spec=spec: speed_case(spec, ctx)
+    # last: its candidates compile at their first launch
+    name = next(iter(SMOKE_SHAPES)) if ctx.smoke else SWEEP_SHAPE
+    yield f'tile_sweep/{name}', lambda: tile_sweep(shapes[name], ctx)

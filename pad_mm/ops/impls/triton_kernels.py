@@ -30,7 +30,8 @@ backward. The taps and the dilations' loop are unrolled at compile time
   input over the whole batch, stored in the weight's dtype.
 
 Tiles (:data:`BLOCKS`, sm_8x: :data:`SM80_BLOCKS`) are fixed per
-architecture (no spills in ``ptxas -v``), not autotuned.
+architecture (no spills in ``ptxas -v``); a GPU run's tile sweep times
+the small set :data:`TILE_CANDIDATES` to choose them.
 
 The launches and the autograd Function are in :mod:`.triton_pad`;
 :mod:`.triton_launch` lists every variant a launch can compile (the
@@ -38,7 +39,10 @@ compile test in CI and the static kernel report use it).
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+from collections.abc import Iterator
 
 import torch
 
@@ -50,7 +54,8 @@ except Exception:  # pragma: no cover - depends on the environment
     triton = tl = None
     HAS_TRITON = False
 
-__all__ = ['HAS_TRITON', 'blocks', 'interpreting', 'BLOCKS', 'SM80_BLOCKS']
+__all__ = ['HAS_TRITON', 'blocks', 'interpreting', 'BLOCKS', 'SM80_BLOCKS',
+           'TILE_CANDIDATES', 'tile_override']
 
 #: tile sizes per kernel (4 warps): fwd/cols/weight are GEMM tiles
 #: (BM x BN, BK deep), input a [pixels, channels] tile, probs a 1-D block
@@ -81,16 +86,65 @@ SM80_BLOCKS = dict(fwd=dict(BM=64, BN=64, BK=32),
                    input_gemm=dict(BM=64, BN=64, BK=32))
 
 
+#: the small set of GEMM tiles per kernel that a GPU run's tile sweep
+#: times (``gpu_check``'s speed section, :func:`tile_override`); the
+#: first of each is the sm_90 default of :data:`BLOCKS`; none spills on
+#: sm_90 at ResNet-101 layer4 (``ptxas -v``; the columns kernel's 128x64
+#: and 64x128 did, 152 and 88 bytes). The launches use
+#: fixed tiles (the same on every rank, and the ones the self-check ran);
+#: the sweep's winners go into :data:`BLOCKS` once a GPU run has shown
+#: them
+TILE_CANDIDATES = dict(
+    fwd=(dict(BM=64, BN=128, BK=32), dict(BM=128, BN=64, BK=32),
+         dict(BM=64, BN=64, BK=32)),
+    cols=(dict(BM=64, BN=64, BK=32), dict(BM=64, BN=64, BK=64),
+          dict(BM=128, BN=32, BK=32)),
+    input_gemm=(dict(BM=64, BN=128, BK=32), dict(BM=128, BN=64, BK=32),
+                dict(BM=64, BN=64, BK=32)),
+    weight=(dict(BM=128, BN=64, BK=32), dict(BM=64, BN=128, BK=32),
+            dict(BM=64, BN=64, BK=32)),
+)
+_OVERRIDE = threading.local()
+
+
+@contextlib.contextmanager
+def tile_override(kernel: str, tiles: dict) -> Iterator[None]:
+    """Within the block (this thread), launches of ``kernel`` (a key of
+    :data:`BLOCKS`) use ``tiles`` (the same keys as its :data:`BLOCKS`
+    entry, powers of two >= 16), also in the interpreter: for the tile
+    sweep and its tests."""
+    if kernel not in BLOCKS:
+        raise ValueError(f'kernel must be one of {sorted(BLOCKS)}, got '
+                         f'{kernel!r}')
+    if set(tiles) != set(BLOCKS[kernel]) or any(
+            isinstance(v, bool) or not isinstance(v, int) or v < 16 or
+            v & (v - 1) for v in tiles.values()):
+        raise ValueError(f'tiles of {kernel!r} must give '
+                         f'{sorted(BLOCKS[kernel])}, each a power of two '
+                         f'>= 16, got {tiles!r}')
+    stack = getattr(_OVERRIDE, 'stack', None)
+    if stack is None:
+        stack = _OVERRIDE.stack = []
+    stack.append((kernel, dict(tiles)))
+    try:
+        yield
+    finally:
+        stack.pop()
+
+
 def blocks(cap: int | None = None) -> dict:
     """Tile sizes of the launches per kernel for compute capability
     ``cap`` (``major * 10 + minor``; None: :data:`BLOCKS`, sm_90's; below
     90 with :data:`SM80_BLOCKS`), small ones in the interpreter (which
-    runs every program in Python)."""
+    runs every program in Python); then any :func:`tile_override` of
+    this thread."""
     if interpreting():
-        src = INTERPRET_BLOCKS
+        src = dict(INTERPRET_BLOCKS)
     else:
         src = dict(BLOCKS, **(SM80_BLOCKS if cap is not None and cap < 90
                               else {}))
+    for kernel, tiles in getattr(_OVERRIDE, 'stack', None) or ():
+        src[kernel] = tiles
     return {k: dict(v) for k, v in src.items()}
 
 
