@@ -264,3 +264,29 @@ def test_tool_writes_json_and_prints_the_table(repo_root, tmp_path, capsys):
     with pytest.raises(SystemExit):
         mod.parse_args(['--shapes', 'nope'])
     assert '--shapes must name shapes' in capsys.readouterr().err
+
+
+def test_docs_show_the_committed_report_of_this_model(repo_root):
+    """docs/advanced/performance.md shows the committed report's tables,
+    and its rooflines and memory figures are what the model gives now
+    (a change to the kernels' model must regenerate the report)."""
+    import os.path as osp
+    import re
+    doc = open(osp.join(repo_root, 'docs', 'advanced',
+                        'performance.md')).read()
+    (rel, ) = set(re.findall(
+        r'--out (docs/performance/[\w.-]+/kernel_report\.json)', doc))
+    data = json.load(open(osp.join(repo_root, rel)))
+    assert kr.markdown_table(data) in doc
+    assert set(data['shapes']) == set(kr.SHAPES)
+    for name, s in data['shapes'].items():
+        roof = kr.roofline(kr.SHAPES[name])
+        assert s['roofline']['fwd_bwd_ratio'] == pytest.approx(
+            roof['fwd_bwd_ratio'])
+        assert s['roofline']['gemm_path_fwd_bwd_ratio'] == pytest.approx(
+            roof['gemm_path_fwd_bwd_ratio'])
+        assert s['roofline']['hard_ratio'] == pytest.approx(
+            roof['hard_ratio'])
+        mem = kr.layer_memory(kr.SHAPES[name], w_elt=4, p_elt=4)
+        for path in ('buffer', 'gemm'):
+            assert s['memory'][path]['peak_bytes'] == mem[path]['peak_bytes']

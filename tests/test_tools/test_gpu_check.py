@@ -114,7 +114,9 @@ def test_smoke_sections_check_values_and_report_figures(smoke):
     edge = matrix['int32_edge/beyond']
     assert edge['numel'] == 2**31 and edge['supports'] is False
     assert 'triton' in edge['forced_error']
-    for c in s['speed'].values():
+    for name, c in s['speed'].items():
+        if name.startswith('tile_sweep/'):  # checked below
+            continue
         assert c['values_ok']
         for m in ('fwd', 'fwd_bwd', 'hard_inference'):
             ms = c[m]['ms']
@@ -148,7 +150,8 @@ def test_smoke_sections_check_values_and_report_figures(smoke):
         assert v['best'] in [r['tiles'] for r in v['candidates']]
     assert 'Tile sweep, tiny/bf16/channels_last:' in table
     # the backward's GEMM path: timed, its values checked
-    assert c['errors']['triton_gemm/fwd_bwd'] <= c['tolerance']['fwd_bwd']
+    sp = s['speed']['tiny/bf16/channels_last']
+    assert sp['errors']['triton_gemm/fwd_bwd'] <= sp['tolerance']['fwd_bwd']
     assert set(quick['soft/bfloat16/gemm_backward']['spec']) >= {'bwd_path'}
     assert quick['soft/bfloat16/gemm_backward']['spec']['bwd_path'] == 'gemm'
     assert 'bwd_input_gemm_kernel' in quick['soft/bfloat16/gemm_backward'][
