@@ -281,7 +281,8 @@ def layer_memory(shape: tuple, elt: int = 2, w_elt: int = 2,
     ``'gemm'``: no buffer). ``elt``/``w_elt``/``p_elt``: bytes per
     element of the activations, the weight and the probabilities. The
     Triton side follows the op's allocations: saved for the backward the
-    packed weight (compute dtype) and the fp32 probabilities; in the
+    packed weight (compute dtype) and the probabilities in fp32 (a copy
+    unless they are fp32); in the
     backward the probabilities' sum, grad_input, the columns weight,
     the buffer and grad_probs' fp32 partial sums of a chunk, grad_probs
     (fp32, then cast to the probabilities' dtype) and grad_weight (in
@@ -303,7 +304,8 @@ def layer_memory(shape: tuple, elt: int = 2, w_elt: int = 2,
     for path in ('buffer', 'gemm'):
         per_image = part_image + (buf_image if path == 'buffer' else 0)
         chunk = max(1, min(n, bound // per_image))
-        saved = out_b + wf + probs32
+        # the fp32 copy of the probabilities, unless they are fp32
+        saved = out_b + wf + (probs32 if p_elt != 4 else 0)
         grads = psum + x_b + p * d * 4  # sum of probs, grad_x, grad_probs
         phases = dict(
             columns=saved + grads + wf + chunk * per_image,

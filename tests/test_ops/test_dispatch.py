@@ -379,3 +379,29 @@ def test_first_call_inside_inference_mode_is_checked_properly(monkeypatch):
     (check, ) = dispatch.dispatch_report()['checks']
     assert check['passed'], check
     assert select_impl(x, w, p, DIL, 1, 1) == 'fake'
+
+
+def test_triton_self_check_runs_the_call_on_both_backward_paths():
+    """The Triton entry's self-check runs the call's case as made, then
+    with the backward's buffer path one image per chunk, then with its
+    GEMM path (the second fixed case takes the first)."""
+    from pad_mm.ops import triton_pad
+    from pad_mm.ops.selfcheck import check_spec
+    seen = []
+
+    def spy(*args):
+        seen.append((triton_pad.bwd_input_path_current(),
+                     triton_pad.bwd_buffer_bytes()))
+        return pad_conv2d_reference(*args)
+
+    x = torch.randn(2, 32, 8, 8)
+    w = torch.randn(32, 32, 3, 3)
+    p = torch.softmax(torch.randn(2, 3, 8, 8), 1)
+    errors = dispatch.self_check(
+        spy, 'cpu', torch.float32, spec=check_spec(x, w, p, DIL, 1, 1),
+        context=dispatcher.entry('triton').check_context)
+    assert {k.split('/')[0] for k in errors} == {
+        's1', 's2', 'call', 'call.ctx1', 'call.ctx2'}
+    default = triton_pad.bwd_buffer_bytes()
+    assert seen == [('auto', default), ('buffer', 1), ('auto', default),
+                    ('buffer', 1), ('gemm', 1)]

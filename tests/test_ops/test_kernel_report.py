@@ -7,7 +7,7 @@ The weight tiles are loaded from the repacked weight with 128-bit loads
 ratio to the cuDNN roofline is about 1.47x (target 1.5x); both were strict
 xfails before the kernels were reshaped (scalar weight loads, 3.1x). The
 backward's GEMM path (no buffer) is predicted at 1.69x and within 1.3x
-cuDNN's peak memory, the buffer path at 2.8x of it."""
+cuDNN's peak memory, the buffer path at 2.78x of it."""
 import json
 
 import pytest

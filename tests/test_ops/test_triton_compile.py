@@ -7,10 +7,10 @@ each variant listed by ``launch_variants()`` (every compute dtype: fp32
 with TF32 on and off, fp16, bf16; soft and hard, the straight-through
 probabilities taking the soft kernels; stride 1 and 2) is compiled:
 
-* with each target's tiles (:func:`pad_mm.ops.triton_pad.launch_variants`
-  ``cap``), through Triton's front end and its GPU-specific passes
-  (TTIR -> TTGIR) for both targets, every variant not compiled to a cubin (and the
-  k = 5, D = 4 variants in bf16 for sm_90);
+* with each target's tiles (``launch_variants(cap=...)``), through
+  Triton's front end and its GPU-specific passes (TTIR -> TTGIR) for both
+  targets, every variant not compiled to a cubin (and the k = 5, D = 4
+  variants in bf16 for sm_90);
 * and to a cubin with ``triton.compile(ASTSource(...),
   target=GPUTarget('cuda', cap, 32))`` (Triton's own LLVM and its bundled
   ``ptxas``) for both targets and each kernel in the AMP (bf16) and the

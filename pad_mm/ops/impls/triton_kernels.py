@@ -54,8 +54,8 @@ except Exception:  # pragma: no cover - depends on the environment
     triton = tl = None
     HAS_TRITON = False
 
-__all__ = ['HAS_TRITON', 'blocks', 'interpreting', 'BLOCKS', 'SM80_BLOCKS',
-           'TILE_CANDIDATES', 'tile_override']
+__all__ = ['HAS_TRITON', 'blocks', 'gpu_blocks', 'interpreting', 'BLOCKS',
+           'SM80_BLOCKS', 'TILE_CANDIDATES', 'tile_override']
 
 #: tile sizes per kernel (4 warps): fwd/cols/weight are GEMM tiles
 #: (BM x BN, BK deep), input a [pixels, channels] tile, probs a 1-D block
@@ -132,17 +132,21 @@ def tile_override(kernel: str, tiles: dict) -> Iterator[None]:
         stack.pop()
 
 
+def gpu_blocks(cap: int | None = None) -> dict:
+    """The GPU tiles per kernel for compute capability ``cap`` (None:
+    sm_90's :data:`BLOCKS`; below 90 with :data:`SM80_BLOCKS`)."""
+    src = dict(BLOCKS, **(SM80_BLOCKS if cap is not None and cap < 90
+                          else {}))
+    return {k: dict(v) for k, v in src.items()}
+
+
 def blocks(cap: int | None = None) -> dict:
     """Tile sizes of the launches per kernel for compute capability
     ``cap`` (``major * 10 + minor``; None: :data:`BLOCKS`, sm_90's; below
     90 with :data:`SM80_BLOCKS`), small ones in the interpreter (which
     runs every program in Python); then any :func:`tile_override` of
     this thread."""
-    if interpreting():
-        src = dict(INTERPRET_BLOCKS)
-    else:
-        src = dict(BLOCKS, **(SM80_BLOCKS if cap is not None and cap < 90
-                              else {}))
+    src = dict(INTERPRET_BLOCKS) if interpreting() else gpu_blocks(cap)
     for kernel, tiles in getattr(_OVERRIDE, 'stack', None) or ():
         src[kernel] = tiles
     return {k: dict(v) for k, v in src.items()}

@@ -10,16 +10,15 @@ from typing import Any, NamedTuple
 
 import torch
 
-from .triton_kernels import (BLOCKS, HAS_TRITON, SM80_BLOCKS,
-                             bwd_cols_kernel,
+from .triton_kernels import (HAS_TRITON, bwd_cols_kernel,
                              bwd_input_gemm_kernel, bwd_input_kernel,
-                             bwd_probs_kernel, bwd_weight_kernel, fwd_kernel)
+                             bwd_probs_kernel, bwd_weight_kernel, fwd_kernel,
+                             gpu_blocks)
 
 __all__ = [
     'KernelVariant', 'launch_variants', 'fwd_meta', 'cols_meta',
     'gather_meta', 'input_gemm_meta', 'probs_meta', 'weight_meta',
-    'Launch', 'launch', 'target_capability',
-    'recording'
+    'Launch', 'launch', 'target_capability', 'recording'
 ]
 
 
@@ -144,11 +143,10 @@ def launch_variants(k: int = 3, num_dilations: int = 3,
     sm_90's). Used by the compile test in CI."""
     if not HAS_TRITON:
         raise RuntimeError('launch_variants needs the triton package')
-    if blocks is None:  # the launches' tiles for ``cap`` (not the
-        # interpreter's: these variants are for a GPU)
-        blocks = dict(BLOCKS, **(SM80_BLOCKS if cap is not None and
-                                 cap < 90 else {}))
-    blocks = {name: dict(b) for name, b in blocks.items()}
+    # the launches' tiles for ``cap`` (not the interpreter's: these
+    # variants are for a GPU)
+    blocks = {name: dict(b) for name, b in (
+        gpu_blocks(cap) if blocks is None else blocks).items()}
     modes = [(torch.float32, False, 'ieee'), (torch.float32, False, 'tf32'),
              (torch.float16, True, 'ieee'), (torch.bfloat16, True, 'ieee')]
 

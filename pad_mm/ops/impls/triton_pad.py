@@ -73,8 +73,8 @@ __all__ = [
     'supports_hard', 'prefer', 'compute_dtype', 'launch_variants',
     'KernelVariant', 'BWD_BUFFER_BYTES', 'BWD_BUFFER_ENV',
     'BWD_INPUT_PATHS', 'bwd_buffer_bytes', 'bwd_buffer_limit',
-    'bwd_input_path', 'bwd_input_path_current', 'tf32_enabled', 'dil_tensor', 'Launch',
-    'record_launches', 'pack_weight'
+    'bwd_input_path', 'bwd_input_path_current', 'tf32_enabled',
+    'dil_tensor', 'Launch', 'record_launches', 'pack_weight'
 ]
 
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32)
