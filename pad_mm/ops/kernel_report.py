@@ -40,6 +40,7 @@ from .shapes import conv_out_size
 
 __all__ = [
     'SHAPES', 'H100', 'HARD_SHARE', 'shape_launches', 'specialise',
+    'LAUNCH_OPTIONS', 'launch_options', 'variant_key',
     'compile_launch', 'ptx_memory_ops', 'ptxas_stats', 'roofline',
     'layer_memory', 'build_report', 'markdown_table'
 ]
@@ -86,15 +87,35 @@ def shape_launches(shape: tuple, dtype: torch.dtype = torch.bfloat16,
     return {'soft': soft, 'soft/gemm': gemm, 'hard': hard}
 
 
+#: launch options a launch's ``meta`` may carry (not constexprs)
+LAUNCH_OPTIONS = ('num_warps', 'num_stages')
+
+
+def launch_options(launch: Any) -> dict:
+    """The compile options of a launch (``num_warps`` of a tile sweep
+    candidate), for ``triton.compile(..., options=...)``."""
+    return {k: v for k, v in launch.meta.items() if k in LAUNCH_OPTIONS}
+
+
+def variant_key(launch: Any, cap: int = 90) -> str:
+    """What a launch compiles to, as a key: the hash of its
+    :func:`specialise` source (64 hex digits) and its options
+    (``-num_warps8``); ``key[:12] + key[64:]`` names it short."""
+    return specialise(launch, cap).hash() + ''.join(
+        f'-{k}{v}' for k, v in sorted(launch_options(launch).items()))
+
+
 def specialise(launch: Any, cap: int = 90) -> Any:
-    """The ``ASTSource`` a launch compiles (Triton's specialisation)."""
+    """The ``ASTSource`` a launch compiles (Triton's specialisation;
+    its :func:`launch_options` apart)."""
     from triton._C.libtriton import native_specialize_impl
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource, make_backend
     backend = type(make_backend(GPUTarget('cuda', cap, 32)))
     fn = launch.kernel
     names = fn.arg_names
-    signature, constexprs, attrs = {}, dict(launch.meta), {}
+    meta = {k: v for k, v in launch.meta.items() if k not in LAUNCH_OPTIONS}
+    signature, constexprs, attrs = {}, dict(meta), {}
     for i, arg in enumerate(launch.args):
         ty, spec = native_specialize_impl(backend, arg, False, True, True)
         if ty == 'constexpr':
@@ -104,7 +125,7 @@ def specialise(launch: Any, cap: int = 90) -> Any:
         signature[names[i]] = ty
         if spec == 'D':
             attrs[(i, )] = [['tt.divisibility', 16]]
-    for name in launch.meta:
+    for name in meta:
         signature[name] = 'constexpr'
     return ASTSource(fn=fn, signature=signature, constexprs=constexprs,
                      attrs=attrs)
@@ -169,7 +190,8 @@ def compile_launch(launch: Any, cap: int = 90) -> dict:
     import triton
     from triton.backends.compiler import GPUTarget
     kernel = triton.compile(specialise(launch, cap),
-                            target=GPUTarget('cuda', cap, 32))
+                            target=GPUTarget('cuda', cap, 32),
+                            options=launch_options(launch))
     ptx = kernel.asm['ptx']
     return dict(kernel=launch.kernel.fn.__name__, grid=list(launch.grid),
                 num_warps=kernel.metadata.num_warps,
@@ -330,10 +352,10 @@ def build_report(shapes: dict[str, tuple] | None = None,
         kernels = []
         for family, launches in shape_launches(shape, cap=cap).items():
             for launch in launches:
-                key = specialise(launch, cap).hash()
+                key = variant_key(launch, cap)
                 if key not in compiled:
                     compiled[key] = compile_launch(launch, cap)
-                entry = dict(compiled[key], family=family, variant=key[:12],
+                entry = dict(compiled[key], family=family, variant=key[:12] + key[64:],
                              grid=list(launch.grid))
                 # a variant and grid listed once per shape (the GEMM
                 # path's forward and grad_weight are the default's)

@@ -230,8 +230,8 @@ def test_every_kernel_compiles_for_sm80_without_spills():
 @pytest.mark.parametrize('kernel,index', [
     (k, i) for k, c in TILE_CANDIDATES.items() for i in range(1, len(c))])
 def test_tile_candidates_compile_for_sm90_without_spills(kernel, index):
-    """The tile sweep's other candidates, compiled as launched at
-    ResNet-101 layer4 (the defaults are in the report above)."""
+    """The tile sweep's other candidates (tiles and warps), compiled as
+    launched at ResNet-101 layer4 (the defaults are in the report above)."""
     tiles = TILE_CANDIDATES[kernel][index]
     with tile_override(kernel, tiles), triton_pad.bwd_input_path(
             'gemm' if kernel == 'input_gemm' else 'auto'):
@@ -240,6 +240,7 @@ def test_tile_candidates_compile_for_sm90_without_spills(kernel, index):
                    if la.kernel.fn.__name__ == SWEPT_KERNELS[kernel]]
     assert {k: first.meta[k] for k in tiles} == tiles
     k = kr.compile_launch(first, 90)
+    assert k['num_warps'] == tiles.get('num_warps', 4)
     assert k['spill_stores'] == k['spill_loads'] == 0, k
     assert k['shared_bytes'] <= 227 * 1024, k
     assert 16 not in k['global_access_bits']['ld'], k

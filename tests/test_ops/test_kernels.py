@@ -783,3 +783,8 @@ def test_tile_override_sets_the_launch_tiles_and_checks_them():
         tile_override('fwd', dict(BM=48, BN=64, BK=32)).__enter__()
     with pytest.raises(ValueError, match="'BK', 'BM', 'BN'"):
         tile_override('fwd', dict(BM=64, BN=64)).__enter__()
+    with pytest.raises(ValueError, match='num_warps must be 2, 4 or 8'):
+        tile_override('fwd', dict(BM=64, BN=64, BK=32,
+                                  num_warps=3)).__enter__()
+    # warps are a launch option the sweep passes with the tiles
+    assert any('num_warps' in t for t in TILE_CANDIDATES['fwd'])

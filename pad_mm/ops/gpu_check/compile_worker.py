@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     import triton
     from triton.backends.compiler import GPUTarget
 
-    from ..kernel_report import specialise
+    from ..kernel_report import launch_options, specialise, variant_key
     argv = sys.argv[1:] if argv is None else argv
     cap, specs = int(argv[0]), json.loads(argv[1])
     seen = set()
@@ -61,14 +61,15 @@ def main(argv: list[str] | None = None) -> None:
         raw['size'], raw['dil'] = tuple(raw['size']), tuple(raw['dil'])
         for launch in call_launches(CallSpec(**raw), cap=cap):
             src = specialise(launch, cap)
-            key = src.hash()
+            key = variant_key(launch, cap)
             if key in seen:
                 continue
             seen.add(key)
             t = time.time()
-            triton.compile(src, target=GPUTarget('cuda', cap, 32))
+            triton.compile(src, target=GPUTarget('cuda', cap, 32),
+                           options=launch_options(launch))
             print(json.dumps(dict(kernel=launch.kernel.fn.__name__,
-                                  variant=key[:12],
+                                  variant=key[:12] + key[64:],
                                   seconds=round(time.time() - t, 3))),
                   flush=True)
 

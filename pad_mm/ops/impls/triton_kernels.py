@@ -86,7 +86,8 @@ SM80_BLOCKS = dict(fwd=dict(BM=64, BN=64, BK=32),
                    input_gemm=dict(BM=64, BN=64, BK=32))
 
 
-#: the small set of GEMM tiles per kernel that a GPU run's tile sweep
+#: the small set of GEMM tiles (and warps) per kernel that a GPU run's
+#: tile sweep
 #: times (``gpu_check``'s speed section, :func:`tile_override`); the
 #: first of each is the sm_90 default of :data:`BLOCKS`; none spills on
 #: sm_90 at ResNet-101 layer4 (``ptxas -v``; the columns kernel's 128x64
@@ -96,13 +97,17 @@ SM80_BLOCKS = dict(fwd=dict(BM=64, BN=64, BK=32),
 #: them
 TILE_CANDIDATES = dict(
     fwd=(dict(BM=64, BN=128, BK=32), dict(BM=128, BN=64, BK=32),
-         dict(BM=64, BN=64, BK=32)),
+         dict(BM=64, BN=64, BK=32),
+         dict(BM=128, BN=128, BK=32, num_warps=8)),
     cols=(dict(BM=64, BN=64, BK=32), dict(BM=64, BN=64, BK=64),
-          dict(BM=128, BN=32, BK=32)),
+          dict(BM=128, BN=32, BK=32),
+          dict(BM=128, BN=64, BK=32, num_warps=8)),
     input_gemm=(dict(BM=64, BN=128, BK=32), dict(BM=128, BN=64, BK=32),
-                dict(BM=64, BN=64, BK=32)),
+                dict(BM=64, BN=64, BK=32),
+                dict(BM=128, BN=128, BK=32, num_warps=8)),
     weight=(dict(BM=128, BN=64, BK=32), dict(BM=64, BN=128, BK=32),
-            dict(BM=64, BN=64, BK=32)),
+            dict(BM=64, BN=64, BK=32),
+            dict(BM=128, BN=128, BK=32, num_warps=8)),
 )
 _OVERRIDE = threading.local()
 
@@ -111,17 +116,22 @@ _OVERRIDE = threading.local()
 def tile_override(kernel: str, tiles: dict) -> Iterator[None]:
     """Within the block (this thread), launches of ``kernel`` (a key of
     :data:`BLOCKS`) use ``tiles`` (the same keys as its :data:`BLOCKS`
-    entry, powers of two >= 16), also in the interpreter: for the tile
+    entry, powers of two >= 16, and optionally ``num_warps``: 2, 4 or 8,
+    a launch option; default 4), also in the interpreter: for the tile
     sweep and its tests."""
     if kernel not in BLOCKS:
         raise ValueError(f'kernel must be one of {sorted(BLOCKS)}, got '
                          f'{kernel!r}')
-    if set(tiles) != set(BLOCKS[kernel]) or any(
+    sizes = {k: v for k, v in tiles.items() if k != 'num_warps'}
+    if set(sizes) != set(BLOCKS[kernel]) or any(
             isinstance(v, bool) or not isinstance(v, int) or v < 16 or
-            v & (v - 1) for v in tiles.values()):
+            v & (v - 1) for v in sizes.values()):
         raise ValueError(f'tiles of {kernel!r} must give '
                          f'{sorted(BLOCKS[kernel])}, each a power of two '
                          f'>= 16, got {tiles!r}')
+    if tiles.get('num_warps', 4) not in (2, 4, 8):
+        raise ValueError(f"tiles' num_warps must be 2, 4 or 8 (default 4),"
+                         f" got {tiles['num_warps']!r}")
     stack = getattr(_OVERRIDE, 'stack', None)
     if stack is None:
         stack = _OVERRIDE.stack = []
@@ -205,6 +215,21 @@ if HAS_TRITON:
             offs = offs + (ih * sxh + iw * sxw, )
             oks = oks + (m_mask & _inside(ih, iw, H, W), )
         return offs, oks
+
+    @triton.jit
+    def _source_pixel(ih, iw, dh, dw, m_mask, HO, WO,
+                      STRIDE: tl.constexpr):
+        # the output pixel (oh, ow) whose tap at offset (dh, dw) reads
+        # input pixel (ih, iw): oh * STRIDE + dh = ih; ok where it exists
+        # (else (0, 0), masked)
+        th = ih - dh
+        tw = iw - dw
+        ok = m_mask & (th >= 0) & (tw >= 0) & (th % STRIDE == 0) & (
+            tw % STRIDE == 0)
+        oh = th // STRIDE
+        ow = tw // STRIDE
+        ok = ok & (oh < HO) & (ow < WO)
+        return tl.where(ok, oh, 0), tl.where(ok, ow, 0), ok
 
     @triton.jit
     def _mixed(x_ptr, xoff, offs, oks, ps, c_mask, D: tl.constexpr):
@@ -403,15 +428,9 @@ if HAS_TRITON:
                 acc += gv.to(tl.float32) * pv[:, None]
             else:
                 for di in tl.static_range(D):
-                    th = ih - KH * ds[di]
-                    tw = iw - KW * ds[di]
-                    ok = m_mask & (th >= 0) & (tw >= 0) & (
-                        th % STRIDE == 0) & (tw % STRIDE == 0)
-                    oh = th // STRIDE
-                    ow = tw // STRIDE
-                    ok = ok & (oh < HO) & (ow < WO)
-                    oh = tl.where(ok, oh, 0)
-                    ow = tl.where(ok, ow, 0)
+                    oh, ow, ok = _source_pixel(ih, iw, KH * ds[di],
+                                               KW * ds[di], m_mask, HO, WO,
+                                               STRIDE)
                     m = (n * (HO * WO) + oh * WO + ow).to(tl.int64)
                     pv = tl.load(p_ptr + n * spn + di * spd + oh * sph +
                                  ow * spw, mask=ok, other=0.)
@@ -460,15 +479,8 @@ if HAS_TRITON:
             oks = ()
             ps = ()
             for di in tl.static_range(D if tap != (K * K) // 2 else 1):
-                th = ih - KH * ds[di]
-                tw = iw - KW * ds[di]
-                ok = m_mask & (th >= 0) & (tw >= 0) & (
-                    th % STRIDE == 0) & (tw % STRIDE == 0)
-                oh = th // STRIDE
-                ow = tw // STRIDE
-                ok = ok & (oh < HO) & (ow < WO)
-                oh = tl.where(ok, oh, 0)
-                ow = tl.where(ok, ow, 0)
+                oh, ow, ok = _source_pixel(ih, iw, KH * ds[di], KW * ds[di],
+                                           m_mask, HO, WO, STRIDE)
                 offs = offs + (oh * sgh + ow * sgw, )
                 oks = oks + (ok, )
                 if tap == (K * K) // 2:
