@@ -34,7 +34,7 @@ import copy
 import logging
 import os
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,8 +45,8 @@ from .calls import (capturing, compute_dtype_key, distributed_world,
                     is_tracing, needs_grad, shape_class, time_run)
 from .guard import GuardedCall, raise_if_unrecoverable
 from .impls.reference import pad_conv2d_hard_reference, pad_conv2d_reference
-from .selfcheck import (CHECK_TOL, CheckSpec, SelfCheckError, check_spec,
-                        self_check)
+from .selfcheck import (CHECK_TOL, CheckContext, CheckSpec, SelfCheckError,
+                        check_spec, self_check)
 
 __all__ = [
     'Impl', 'Dispatcher', 'dispatcher', 'SelfCheckError', 'self_check',
@@ -64,10 +64,6 @@ MIN_GAIN = 0.10
 
 def _always(*args: Any) -> bool:
     return True
-
-
-#: a context factory, or a sequence of them (see :class:`Impl`)
-CheckContext = Callable[[], Any] | Sequence[Callable[[], Any]] | None
 
 
 @dataclass

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from .impls import triton_pad
-from .impls.triton_kernels import BLOCKS
+from .impls.triton_tiles import BLOCKS
 from .shapes import conv_out_size
 
 __all__ = [

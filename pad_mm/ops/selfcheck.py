@@ -38,7 +38,7 @@ from .shapes import conv_out_size
 
 __all__ = [
     'SelfCheckError', 'CheckSpec', 'check_spec', 'self_check',
-    'uninitialized_as_nan', 'CHECK_TOL', 'launch_ints'
+    'uninitialized_as_nan', 'CHECK_TOL', 'launch_ints', 'CheckContext'
 ]
 
 HALF = (torch.float16, torch.bfloat16)
@@ -353,8 +353,11 @@ def _grad_out(case: dict) -> Tensor:
                        dtype=torch.float64)
 
 
-def _contexts(context: Callable[[], Any] | Sequence[Callable[[], Any]]
-              | None) -> list[Callable[[], Any]]:
+#: a context factory, or a sequence of them (see :func:`self_check`)
+CheckContext = Callable[[], Any] | Sequence[Callable[[], Any]] | None
+
+
+def _contexts(context: CheckContext) -> list[Callable[[], Any]]:
     if context is None:
         return []
     if callable(context):
@@ -369,8 +372,7 @@ def self_check(fn: Callable[..., Tensor],
                supports: Callable[..., bool] | None = None,
                reference: Callable[..., Tensor] | None = None,
                spec: CheckSpec | None = None,
-               context: Callable[[], Any] | Sequence[Callable[[], Any]]
-               | None = None,
+               context: CheckContext = None,
                fixed: bool = True) -> dict[str, float]:
     """Check ``fn`` (the soft :class:`~.impls.base.PADImpl` contract, or
     with ``hard=True`` the hard one) against the float64 reference.

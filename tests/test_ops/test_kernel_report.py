@@ -18,7 +18,7 @@ triton = pytest.importorskip('triton')
 from pad_mm.ops import kernel_report as kr  # noqa: E402
 from pad_mm.ops import triton_pad  # noqa: E402
 from pad_mm.ops.gpu_check.speed import SWEPT_KERNELS  # noqa: E402
-from pad_mm.ops.impls.triton_kernels import (TILE_CANDIDATES,  # noqa: E402
+from pad_mm.ops.impls.triton_tiles import (TILE_CANDIDATES,  # noqa: E402
                                              tile_override)
 from pad_mm.ops.shapes import conv_out_size  # noqa: E402
 

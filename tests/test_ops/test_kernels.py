@@ -758,7 +758,7 @@ def test_tile_override_sets_the_launch_tiles_and_checks_them():
     (constexprs and grid), only inside the block; bad tiles are refused
     with the field and what is allowed."""
     from pad_mm.ops import triton_pad
-    from pad_mm.ops.impls.triton_kernels import (BLOCKS, TILE_CANDIDATES,
+    from pad_mm.ops.impls.triton_tiles import (BLOCKS, TILE_CANDIDATES,
                                                  tile_override)
     x = torch.empty(2, 64, 16, 32, device='meta', dtype=torch.bfloat16)
     w = torch.empty(256, 64, 3, 3, device='meta')

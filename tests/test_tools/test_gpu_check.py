@@ -139,7 +139,7 @@ def test_smoke_sections_check_values_and_report_figures(smoke):
         model['deeplabv3plus_r101/vanilla']['step_ms'])
     # the tile sweep: every candidate of every kernel launched, timed and
     # its values checked; the best is one of them
-    from pad_mm.ops.impls.triton_kernels import TILE_CANDIDATES
+    from pad_mm.ops.impls.triton_tiles import TILE_CANDIDATES
     sweep = s['speed']['tile_sweep/tiny/bf16/channels_last']
     assert set(sweep['kernels']) == set(TILE_CANDIDATES)
     for k, v in sweep['kernels'].items():

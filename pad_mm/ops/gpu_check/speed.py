@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import pad_conv2d, pad_conv2d_hard, select_impl, triton_pad
-from ..impls.triton_kernels import TILE_CANDIDATES, tile_override
+from ..impls.triton_tiles import TILE_CANDIDATES, tile_override
 from .cases import DTYPES, CallSpec, rel_err, tf32, time_ms
 from .child import CaseIter, Context
 

@@ -17,32 +17,21 @@ backward. The taps and the dilations' loop are unrolled at compile time
   dilation (sparse hard inference, no mixing).
 * backward, per chunk of images: ``grad_cols = grad_out @ W`` (a GEMM per
   tap into a [pixels, k*k, C_in] buffer in the compute dtype, channels
-  innermost so the gather below reads it contiguously); its epilogue
-  also forms the per-channel-tile partial sums of ``grad_probs`` from the
-  fp32 accumulator and gathered ``x`` (no second pass over the buffer),
-  which ``bwd_probs_kernel`` adds up in a fixed order; a gather kernel
-  forms ``grad_input`` (weighted col2im over the dilations). Where the
-  buffer does not fit, ``grad_input`` is instead one implicit GEMM over
-  ``grad_out`` mixed over the dilations at the output pixels that read
-  each input pixel (``bwd_input_gemm_kernel``; no buffer, and
-  ``bwd_cols_kernel`` then forms only ``grad_probs``' partial sums).
-  ``grad_weight`` is a GEMM of ``grad_out`` with the re-formed mixed
-  input over the whole batch, stored in the weight's dtype.
+  innermost); its epilogue also forms the per-channel-tile partial sums
+  of ``grad_probs`` (from the fp32 accumulator and gathered ``x``), which
+  ``bwd_probs_kernel`` adds up in a fixed order; a gather kernel forms
+  ``grad_input`` (weighted col2im over the dilations). Where the buffer
+  does not fit, ``grad_input`` is one implicit GEMM over ``grad_out``
+  mixed at the source pixels (``bwd_input_gemm_kernel``, no buffer).
+  ``grad_weight``: a GEMM of ``grad_out`` with the re-formed mixed input.
 
-Tiles (:data:`BLOCKS`, sm_8x: :data:`SM80_BLOCKS`) are fixed per
-architecture (no spills in ``ptxas -v``); a GPU run's tile sweep times
-the small set :data:`TILE_CANDIDATES` to choose them.
-
-The launches and the autograd Function are in :mod:`.triton_pad`;
-:mod:`.triton_launch` lists every variant a launch can compile (the
-compile test in CI and the static kernel report use it).
+Tiles: :mod:`.triton_tiles`; launches and the autograd Function:
+:mod:`.triton_pad`; every variant a launch can compile (the compile test
+and the kernel report use them): :mod:`.triton_launch`.
 """
 from __future__ import annotations
 
-import contextlib
 import os
-import threading
-from collections.abc import Iterator
 
 import torch
 
@@ -54,112 +43,11 @@ except Exception:  # pragma: no cover - depends on the environment
     triton = tl = None
     HAS_TRITON = False
 
-__all__ = ['HAS_TRITON', 'blocks', 'gpu_blocks', 'interpreting', 'BLOCKS',
-           'SM80_BLOCKS', 'TILE_CANDIDATES', 'tile_override']
-
-#: tile sizes per kernel (4 warps): fwd/cols/weight are GEMM tiles
-#: (BM x BN, BK deep), input a [pixels, channels] tile, probs a 1-D block
-BLOCKS = dict(fwd=dict(BM=64, BN=128, BK=32),
-              cols=dict(BM=64, BN=64, BK=32),
-              input=dict(BM=64, BN=64),
-              input_gemm=dict(BM=64, BN=128, BK=32),
-              probs=dict(BLOCK=512),
-              weight=dict(BM=128, BN=64, BK=32))
-INTERPRET_BLOCKS = dict(fwd=dict(BM=16, BN=16, BK=16),
-                        cols=dict(BM=16, BN=16, BK=16),
-                        input=dict(BM=16, BN=16),
-                        input_gemm=dict(BM=16, BN=16, BK=16),
-                        probs=dict(BLOCK=64),
-                        weight=dict(BM=16, BN=16, BK=16))
-
+__all__ = ['HAS_TRITON', 'interpreting']
 
 def interpreting() -> bool:
     """Whether Triton runs in its CPU interpreter (``TRITON_INTERPRET=1``)."""
     return os.environ.get('TRITON_INTERPRET', '0') == '1'
-
-
-#: per-architecture tiles: on sm_8x (compute capability < 9.0, 64K
-#: registers per SM as on sm_90 but another ptxas schedule) the soft
-#: forward's and the grad_input GEMM's 64x128 tiles spill (ptxas -v: 20/40
-#: and 268/628 bytes at ResNet-101 layer4); 64x64 ones do not
-SM80_BLOCKS = dict(fwd=dict(BM=64, BN=64, BK=32),
-                   input_gemm=dict(BM=64, BN=64, BK=32))
-
-
-#: the small set of GEMM tiles (and warps) per kernel that a GPU run's
-#: tile sweep
-#: times (``gpu_check``'s speed section, :func:`tile_override`); the
-#: first of each is the sm_90 default of :data:`BLOCKS`; none spills on
-#: sm_90 at ResNet-101 layer4 (``ptxas -v``; the columns kernel's 128x64
-#: and 64x128 did, 152 and 88 bytes). The launches use
-#: fixed tiles (the same on every rank, and the ones the self-check ran);
-#: the sweep's winners go into :data:`BLOCKS` once a GPU run has shown
-#: them
-TILE_CANDIDATES = dict(
-    fwd=(dict(BM=64, BN=128, BK=32), dict(BM=128, BN=64, BK=32),
-         dict(BM=64, BN=64, BK=32),
-         dict(BM=128, BN=128, BK=32, num_warps=8)),
-    cols=(dict(BM=64, BN=64, BK=32), dict(BM=64, BN=64, BK=64),
-          dict(BM=128, BN=32, BK=32),
-          dict(BM=128, BN=64, BK=32, num_warps=8)),
-    input_gemm=(dict(BM=64, BN=128, BK=32), dict(BM=128, BN=64, BK=32),
-                dict(BM=64, BN=64, BK=32),
-                dict(BM=128, BN=128, BK=32, num_warps=8)),
-    weight=(dict(BM=128, BN=64, BK=32), dict(BM=64, BN=128, BK=32),
-            dict(BM=64, BN=64, BK=32),
-            dict(BM=128, BN=128, BK=32, num_warps=8)),
-)
-_OVERRIDE = threading.local()
-
-
-@contextlib.contextmanager
-def tile_override(kernel: str, tiles: dict) -> Iterator[None]:
-    """Within the block (this thread), launches of ``kernel`` (a key of
-    :data:`BLOCKS`) use ``tiles`` (the same keys as its :data:`BLOCKS`
-    entry, powers of two >= 16, and optionally ``num_warps``: 2, 4 or 8,
-    a launch option; default 4), also in the interpreter: for the tile
-    sweep and its tests."""
-    if kernel not in BLOCKS:
-        raise ValueError(f'kernel must be one of {sorted(BLOCKS)}, got '
-                         f'{kernel!r}')
-    sizes = {k: v for k, v in tiles.items() if k != 'num_warps'}
-    if set(sizes) != set(BLOCKS[kernel]) or any(
-            isinstance(v, bool) or not isinstance(v, int) or v < 16 or
-            v & (v - 1) for v in sizes.values()):
-        raise ValueError(f'tiles of {kernel!r} must give '
-                         f'{sorted(BLOCKS[kernel])}, each a power of two '
-                         f'>= 16, got {tiles!r}')
-    if tiles.get('num_warps', 4) not in (2, 4, 8):
-        raise ValueError(f"tiles' num_warps must be 2, 4 or 8 (default 4),"
-                         f" got {tiles['num_warps']!r}")
-    stack = getattr(_OVERRIDE, 'stack', None)
-    if stack is None:
-        stack = _OVERRIDE.stack = []
-    stack.append((kernel, dict(tiles)))
-    try:
-        yield
-    finally:
-        stack.pop()
-
-
-def gpu_blocks(cap: int | None = None) -> dict:
-    """The GPU tiles per kernel for compute capability ``cap`` (None:
-    sm_90's :data:`BLOCKS`; below 90 with :data:`SM80_BLOCKS`)."""
-    src = dict(BLOCKS, **(SM80_BLOCKS if cap is not None and cap < 90
-                          else {}))
-    return {k: dict(v) for k, v in src.items()}
-
-
-def blocks(cap: int | None = None) -> dict:
-    """Tile sizes of the launches per kernel for compute capability
-    ``cap`` (``major * 10 + minor``; None: :data:`BLOCKS`, sm_90's; below
-    90 with :data:`SM80_BLOCKS`), small ones in the interpreter (which
-    runs every program in Python); then any :func:`tile_override` of
-    this thread."""
-    src = dict(INTERPRET_BLOCKS) if interpreting() else gpu_blocks(cap)
-    for kernel, tiles in getattr(_OVERRIDE, 'stack', None) or ():
-        src[kernel] = tiles
-    return {k: dict(v) for k, v in src.items()}
 
 
 if HAS_TRITON:
@@ -219,11 +107,9 @@ if HAS_TRITON:
     @triton.jit
     def _source_pixel(ih, iw, dh, dw, m_mask, HO, WO,
                       STRIDE: tl.constexpr):
-        # the output pixel (oh, ow) whose tap at offset (dh, dw) reads
-        # input pixel (ih, iw): oh * STRIDE + dh = ih; ok where it exists
-        # (else (0, 0), masked)
-        th = ih - dh
-        tw = iw - dw
+        # the output pixel whose tap at offset (dh, dw) reads input pixel
+        # (ih, iw): oh * STRIDE + dh = ih; ok where it exists (else 0)
+        th, tw = ih - dh, iw - dw
         ok = m_mask & (th >= 0) & (tw >= 0) & (th % STRIDE == 0) & (
             tw % STRIDE == 0)
         oh = th // STRIDE
@@ -451,14 +337,10 @@ if HAS_TRITON:
                                D: tl.constexpr, CAST: tl.constexpr,
                                PREC: tl.constexpr, BM: tl.constexpr,
                                BN: tl.constexpr, BK: tl.constexpr):
-        # grad_input without a buffer, one implicit GEMM per group:
         # grad_x[m, g*CG + c] = sum_{tap, o} A[m, tap, o] * Wt[g, o, tap, c]
-        # (Wt: the weight packed [G, COG, K*K, CG], input channels
-        # innermost), A mixing grad_out over the dilations at the output
-        # pixels q that read input pixel m through the tap:
-        # A[m, tap, o] = sum_d probs[n, d, q_d] * grad_out[n, o, q_d],
-        # q_d * STRIDE + off_tap * d = m (the centre tap: q the same for
-        # every dilation, weighted by sum_d probs)
+        # (Wt: [G, COG, K*K, CG]), A[m, tap, o] = sum_d probs[n, d, q_d] *
+        # grad_out[n, o, q_d] at the output pixels q_d * STRIDE + off_tap
+        # * d = m (centre tap: one q, weighted by sum_d probs); no buffer
         pid_m = tl.program_id(0)
         pid_c = tl.program_id(1)
         g = tl.program_id(2)
@@ -473,8 +355,7 @@ if HAS_TRITON:
         for tap in tl.static_range(K * K):
             KH = tap // K - K // 2
             KW = tap % K - K // 2
-            # per dilation: the source pixel's offset into grad_out,
-            # whether it exists, and its probability (once per pixel tile)
+            # per dilation: source pixel offset, existence, probability
             offs = ()
             oks = ()
             ps = ()

@@ -12,8 +12,8 @@ import torch
 
 from .triton_kernels import (HAS_TRITON, bwd_cols_kernel,
                              bwd_input_gemm_kernel, bwd_input_kernel,
-                             bwd_probs_kernel, bwd_weight_kernel, fwd_kernel,
-                             gpu_blocks)
+                             bwd_probs_kernel, bwd_weight_kernel, fwd_kernel)
+from .triton_tiles import gpu_blocks
 
 __all__ = [
     'KernelVariant', 'launch_variants', 'fwd_meta', 'cols_meta',
