@@ -47,8 +47,8 @@ differing pixels, instead of D full convs).
 """
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Sequence
+import functools
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -301,24 +301,11 @@ def _never(*args) -> bool:
     return False
 
 
-@contextlib.contextmanager
-def _buffered_backward_chunks() -> Iterator[None]:
-    # the Triton backward's buffer path one image per chunk, as at
-    # production sizes
-    with _triton.bwd_input_path('buffer'), _triton.bwd_buffer_limit(1):
-        yield
-
-
-@contextlib.contextmanager
-def _gemm_backward() -> Iterator[None]:
-    # grad_input by the GEMM path (no buffer; where one image's buffer
-    # does not fit), grad_probs' partial sums one image per chunk
-    with _triton.bwd_input_path('gemm'), _triton.bwd_buffer_limit(1):
-        yield
-
-
-# a call is checked as made and on both backward paths
-_BACKWARD_PATHS = (_buffered_backward_chunks, _gemm_backward)
+# a call is checked as made and on both backward paths, the buffers one
+# image per chunk as at production sizes (the GEMM path: where one image's
+# buffer does not fit)
+_BACKWARD_PATHS = (functools.partial(_triton.bwd_scope, 'buffer', True),
+                   functools.partial(_triton.bwd_scope, 'gemm', True))
 
 
 dispatcher.register('im2col', _im2col.pad_conv2d_im2col, _always,

@@ -8,7 +8,6 @@ variant compiled, as soon as it is (a worker killed at its deadline
 keeps what it printed)."""
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 import time
@@ -40,9 +39,7 @@ def call_launches(spec: CallSpec, backward: bool = True,
     sel = torch.empty(spec.n, *spec.out_size, device='meta',
                       dtype=torch.long) if hard else \
         torch.empty(spec.n, len(spec.dil), *spec.out_size, device='meta')
-    with tf32(spec.tf32), triton_pad.bwd_input_path(spec.bwd_path), (
-            triton_pad.bwd_buffer_limit(1) if spec.chunked else
-            contextlib.nullcontext()):
+    with tf32(spec.tf32), triton_pad.bwd_scope(spec.bwd_path, spec.chunked):
         return triton_pad.record_launches(x, w, b, sel, spec.dil,
                                           spec.stride, spec.groups,
                                           hard=hard, backward=backward,

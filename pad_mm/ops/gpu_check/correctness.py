@@ -3,9 +3,7 @@ Triton against the float64 reference on the same rounded inputs, with
 uninitialised memory NaN (an output element never written fails)."""
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from collections.abc import Iterator
 
 import torch
 
@@ -142,20 +140,12 @@ def matrix_specs(smoke: bool) -> list[CallSpec]:
             if not smoke or n in SMOKE_MATRIX]
 
 
-@contextlib.contextmanager
-def _path_and_chunks(spec: CallSpec) -> Iterator[None]:
-    with triton_pad.bwd_input_path(spec.bwd_path), (
-            triton_pad.bwd_buffer_limit(1) if spec.chunked else
-            contextlib.nullcontext()):
-        yield
-
-
 def _backward_context(spec: CallSpec):
     """The context of ``spec``'s backward path and chunking (None: the
     defaults)."""
     if not spec.chunked and spec.bwd_path == 'auto':
         return None
-    return lambda: _path_and_chunks(spec)
+    return lambda: triton_pad.bwd_scope(spec.bwd_path, spec.chunked)
 
 
 def correctness_matrix(ctx: Context) -> CaseIter:

@@ -159,19 +159,22 @@ def _as_list(v) -> list[Tensor]:
 
 def kernel_times(spec: CallSpec, t: dict, hard: bool,
                  device: torch.device, repeats: int,
-                 warmup: int = 1) -> dict[str, dict]:
+                 warmup: int = 1,
+                 only: str | None = None) -> dict[str, dict]:
     """CUDA-event time of each Triton kernel of one call (soft: forward
     and backward; hard: inference): the call's launches are recorded
     (:func:`~pad_mm.ops.impls.triton_pad.record_launches`, with this
     call's tensors) and each is relaunched alone, median of ``repeats``;
     summed per kernel name (a chunked backward launches some kernels
-    once per chunk)."""
+    once per chunk). ``only``: time only the kernel of that name."""
     sel = t['index'] if hard else t['probs']
     launches = triton_pad.record_launches(
         t['x'], t['w'], None, sel, spec.dil, spec.stride, spec.groups,
         hard=hard, backward=not hard)
     out: dict[str, dict] = {}
     for launch in launches:
+        if only is not None and launch.kernel.fn.__name__ != only:
+            continue
         def run(launch=launch):
             launch.kernel[launch.grid](*launch.args, **launch.meta)
         us = time_ms(run, device, repeats, warmup) * 1e3
@@ -271,20 +274,16 @@ def tile_sweep(spec: CallSpec, ctx: Context) -> dict:
         for tiles in cands:
             with tile_override(kernel, tiles), \
                     triton_pad.bwd_input_path(path):
-                launches = [la for la in triton_pad.record_launches(
-                    t['x'], t['w'], None, t['probs'], spec.dil, spec.stride,
-                    spec.groups) if la.kernel.fn.__name__ ==
-                    SWEPT_KERNELS[kernel]]
-                us = sum(time_ms(
-                    lambda la=la: la.kernel[la.grid](*la.args, **la.meta),
-                    ctx.device, ctx.repeats, ctx.warmup)
-                    for la in launches) * 1e3
+                timed = kernel_times(spec, t, False, ctx.device, ctx.repeats,
+                                     ctx.warmup, only=SWEPT_KERNELS[kernel])
                 got = _as_list(fns['fwd_bwd'][
                     'triton_gemm' if path == 'gemm' else 'triton']())
             err = max(rel_err(a.double(), e.double())
                       for a, e in zip(got, truth))
-            rows.append(dict(tiles=tiles, us=round(us, 1), launches=len(
-                launches), error=err, values_ok=err <= tol))
+            row = timed.get(SWEPT_KERNELS[kernel], dict(us=0.0, launches=0))
+            rows.append(dict(tiles=tiles, us=row['us'],
+                             launches=row['launches'], error=err,
+                             values_ok=err <= tol))
         ok = [r for r in rows if r['values_ok'] and r['launches']]
         best = min(ok, key=lambda r: r['us']) if ok else None
         res['kernels'][kernel] = dict(

@@ -72,7 +72,7 @@ __all__ = [
     'supports_hard', 'prefer', 'compute_dtype', 'launch_variants',
     'KernelVariant', 'BWD_BUFFER_BYTES', 'BWD_BUFFER_ENV',
     'BWD_INPUT_PATHS', 'bwd_buffer_bytes', 'bwd_buffer_limit',
-    'bwd_input_path', 'bwd_input_path_current', 'tf32_enabled',
+    'bwd_input_path', 'bwd_input_path_current', 'bwd_scope', 'tf32_enabled',
     'dil_tensor', 'Launch', 'record_launches', 'pack_weight'
 ]
 
@@ -147,6 +147,17 @@ def bwd_input_path(path: str) -> Iterator[None]:
         yield
     finally:
         stack.pop()
+
+
+@contextlib.contextmanager
+def bwd_scope(path: str = 'auto', one_image: bool = False
+              ) -> Iterator[None]:
+    """Within the block (this thread): :func:`bwd_input_path` ``(path)``
+    and, with ``one_image``, :func:`bwd_buffer_limit` ``(1)`` (the
+    backward's buffers one image per chunk, as at production sizes)."""
+    with bwd_input_path(path), (bwd_buffer_limit(1) if one_image else
+                                contextlib.nullcontext()):
+        yield
 
 
 def _on_device(x: Tensor):
